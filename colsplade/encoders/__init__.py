@@ -1,0 +1,1 @@
+"""Torch-free inference encoders: tokenizer + ONNX Runtime (SPLADE impacts, ColBERT token vectors)."""

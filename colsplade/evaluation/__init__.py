@@ -1,0 +1,1 @@
+"""BEIR-format loaders and retrieval metrics through a maintained library."""

@@ -1,0 +1,120 @@
+"""The one exception tree of colsplade.
+
+Every error colsplade raises on purpose derives from :class:`ColspladeError`, so callers can catch
+the whole family at once, or one branch:
+
+``ColspladeError``
+    ``EngineError``
+        ``EngineUnreachableError`` -- no answer: connection refused, DNS, TLS handshake, timeout.
+        ``EngineRefusedError`` -- the engine answered with an error status; ``status`` and ``body`` hold it.
+        ``EngineStartError`` -- a local node could not be fetched or started; ``log_file`` names its log.
+    ``InvalidInputError`` (also a :class:`ValueError`) -- bad arguments, documents, queries or files.
+        ``ModelDirectoryError`` -- a model directory that is missing a file or holds the wrong kind.
+    ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
+    ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
+
+Messages say what to do next. They never contain secrets: URLs are passed through
+:func:`colsplade.config.redact_url` before they reach a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ColspladeError",
+    "EngineError",
+    "EngineRefusedError",
+    "EngineStartError",
+    "EngineUnreachableError",
+    "InvalidInputError",
+    "MissingExtraError",
+    "ModelDirectoryError",
+    "ModelVersionMismatchError",
+]
+
+
+class ColspladeError(Exception):
+    """Base class of every error colsplade raises on purpose."""
+
+
+class EngineError(ColspladeError):
+    """Something went wrong between colsplade and an Elasticsearch / OpenSearch node."""
+
+
+class EngineUnreachableError(EngineError):
+    """The engine did not answer (connection refused, name not resolved, TLS failure, timeout).
+
+    >>> str(EngineUnreachableError("http://127.0.0.1:9", "connection refused"))
+    'cannot reach the engine at http://127.0.0.1:9: connection refused. Check the URL, that the node runs (colsplade engine status), and network/TLS settings.'
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"cannot reach the engine at {url}: {reason}. Check the URL, that the node runs "
+            "(colsplade engine status), and network/TLS settings."
+        )
+
+
+class EngineRefusedError(EngineError):
+    """The engine answered, with an error status.
+
+    ``status`` is the HTTP status, ``error_type`` the engine's error type (``"index_not_found_exception"``, ...)
+    and ``body`` the decoded error body, kept for callers that need the details.
+    """
+
+    def __init__(self, status: int, error_type: str, reason: str, body: Any = None, hint: str = "") -> None:
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+        self.body = body
+        message = f"the engine refused the request (HTTP {status}, {error_type}): {reason}"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+class EngineStartError(EngineError):
+    """A local engine node could not be fetched, installed or started."""
+
+    def __init__(self, message: str, log_file: str | None = None) -> None:
+        self.log_file = log_file
+        if log_file:
+            message += f" (log: {log_file})"
+        super().__init__(message)
+
+
+class InvalidInputError(ColspladeError, ValueError):
+    """Bad input: arguments, documents, queries, files. Also a ValueError."""
+
+
+class ModelDirectoryError(InvalidInputError):
+    """A model directory is missing a file, is unreadable, or holds another kind of model."""
+
+
+class ModelVersionMismatchError(ColspladeError):
+    """The index was encoded with another model (name or version) than the one in use."""
+
+    def __init__(self, index: str, index_model: str, current_model: str) -> None:
+        self.index = index
+        self.index_model = index_model
+        self.current_model = current_model
+        super().__init__(
+            f"index {index!r} was encoded with model {index_model}, but {current_model} is in use; "
+            "query with the index's model, or re-encode the index (colsplade ingest --reencode)."
+        )
+
+
+class MissingExtraError(ColspladeError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it.
+
+    >>> str(MissingExtraError("torch", "train"))
+    "torch is not installed; install it with: pip install 'colsplade[train]'"
+    """
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{package} is not installed; install it with: pip install 'colsplade[{extra}]'")

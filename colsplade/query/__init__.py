@@ -1,0 +1,1 @@
+"""Query client: SPLADE retrieval on the inverted index, then ColBERT MaxSim rerank."""
