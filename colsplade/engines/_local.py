@@ -1,0 +1,629 @@
+"""Local single-node Elasticsearch / OpenSearch for development and tests.
+
+The distributions come from Maven Central through ``mvn`` (the ``integ-test-zip`` artifacts), are unpacked
+into a cache and started on 127.0.0.1 with single-node discovery and a small heap. The integ-test zips are
+minimal: OpenSearch's lacks the ``lang-painless`` and ``mapper-extras`` modules, which are published on
+Maven Central as jars, so they are assembled into ``modules/`` here, and the k-NN plugin is installed with
+``bin/opensearch-plugin``. Elasticsearch's 8.x zip has no painless and no ``rank_features``, and neither is
+published for 8.x, so a local Elasticsearch node stores SPLADE impacts in ``sparse_vector`` (same Lucene
+feature encoding) and reranks in the client; full distributions (Docker images, Elastic Cloud) have both.
+
+Both engines refuse to run as root, so when colsplade runs as root the JVM runs as the system user
+``colsplade`` (created on first use) from a cache outside root's home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from colsplade.exceptions import EngineStartError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_VERSIONS",
+    "ENGINES",
+    "LocalNode",
+    "engines_home",
+    "install_distribution",
+    "node_status",
+    "start_node",
+    "stop_node",
+]
+
+ENGINES = ("elasticsearch", "opensearch")
+
+#: Newest versions verified to start here on the machine's Java 17 (see README "Engines").
+DEFAULT_VERSIONS = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
+
+_MAVEN = {
+    "elasticsearch": "org.elasticsearch.distribution.integ-test-zip:elasticsearch",
+    "opensearch": "org.opensearch.distribution.integ-test-zip:opensearch",
+}
+_KNN_PLUGIN = "org.opensearch.plugin:opensearch-knn"
+_RUN_USER = "colsplade"
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def engines_home() -> Path:
+    """Where distributions, node data, logs and state files live.
+
+    ``COLSPLADE_ENGINES_DIR`` wins; otherwise ``~/.cache/colsplade/engines``, except for root, whose home is
+    not readable by the unprivileged user the JVM must run as: ``/var/cache/colsplade/engines``.
+    """
+    if env := os.environ.get("COLSPLADE_ENGINES_DIR"):
+        return Path(env).expanduser()
+    if _is_root():
+        return Path("/var/cache/colsplade/engines")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "colsplade" / "engines"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _check_engine(engine: str, version: str | None) -> str:
+    if engine not in ENGINES:
+        raise InvalidInputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    version = version or DEFAULT_VERSIONS[engine]
+    if not _VERSION_RE.match(version):
+        raise InvalidInputError(f"invalid {engine} version {version!r}; expected MAJOR.MINOR.PATCH, e.g. 8.19.21")
+    return version
+
+
+def _required_java(engine: str, version: str) -> int:
+    major = int(version.split(".")[0])
+    if engine == "elasticsearch":
+        return 21 if major >= 9 else 17
+    return 21 if major >= 3 else 11
+
+
+# ---------------------------------------------------------------------------------------------- Java
+
+
+def _java_major(java_home: Path) -> int | None:
+    release = java_home / "release"
+    if release.is_file():
+        match = re.search(r'JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"))
+        if match:
+            major = int(match.group(1))
+            return int(match.group(2)) if major == 1 and match.group(2) else major
+    java = java_home / "bin" / "java"
+    if not java.exists():
+        return None
+    try:
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def _java_candidates() -> list[Path]:
+    homes: list[Path] = []
+    for env in ("COLSPLADE_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(env):
+            homes.append(Path(os.environ[env]))
+    jvm_dir = Path("/usr/lib/jvm")
+    if jvm_dir.is_dir():
+        homes.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir() and not p.is_symlink()))
+    if java := shutil.which("java"):
+        homes.append(Path(os.path.realpath(java)).parent.parent)
+    seen: set[Path] = set()
+    unique = []
+    for home in homes:
+        resolved = home.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(resolved)
+    return unique
+
+
+def find_java(min_major: int) -> Path:
+    """The JDK home with the lowest major version >= ``min_major`` (the most tested one for old engines)."""
+    found: list[tuple[int, Path]] = []
+    for home in _java_candidates():
+        major = _java_major(home)
+        if major is not None:
+            found.append((major, home))
+    suitable = sorted((m, h) for m, h in found if m >= min_major)
+    if suitable:
+        return suitable[0][1]
+    seen = ", ".join(f"{h} (Java {m})" for m, h in found) or "none"
+    raise EngineStartError(
+        f"Java {min_major}+ is needed and was not found (seen: {seen}); install a JDK "
+        f"(e.g. apt-get install openjdk-{max(min_major, 17)}-jdk-headless) or set COLSPLADE_JAVA_HOME"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- fetch
+
+
+def _mvn_copy(artifact: str, dest: Path) -> Path:
+    """Fetch one artifact (``group:artifact:version[:type]``) with Maven into ``dest``; returns the file."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise EngineStartError(
+            "Maven (mvn) is needed to fetch the engine distributions from Maven Central; "
+            "install it (apt-get install maven) or start your own node and pass --url"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    logger.info("fetching %s with mvn", artifact)
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={dest}"],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        raise EngineStartError(f"Maven could not fetch {artifact}: {tail}")
+    group, name, version, *rest = artifact.split(":")
+    ext = rest[0] if rest else "jar"
+    path = dest / f"{name}-{version}.{ext}"
+    if not path.is_file():
+        raise EngineStartError(f"Maven reported success for {artifact} but {path} is missing")
+    return path
+
+
+def _mvn_copy_with_deps(coordinates: Sequence[str], dest: Path, exclude_groups: Sequence[str]) -> list[Path]:
+    """Fetch artifacts and their runtime dependencies (minus ``exclude_groups``) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    exclusions = "".join(
+        f"<exclusion><groupId>{g}</groupId><artifactId>*</artifactId></exclusion>" for g in exclude_groups
+    )
+    deps = ""
+    for coordinate in coordinates:
+        group, name, version = coordinate.split(":")
+        deps += (
+            f"<dependency><groupId>{group}</groupId><artifactId>{name}</artifactId><version>{version}</version>"
+            f"<exclusions>{exclusions}</exclusions></dependency>"
+        )
+    pom = (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>colsplade.local</groupId><artifactId>engine-modules</artifactId><version>0</version>"
+        f"<dependencies>{deps}</dependencies></project>"
+    )
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise EngineStartError("Maven (mvn) is needed to fetch engine modules; install it (apt-get install maven)")
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "pom.xml").write_text(pom)
+        proc = subprocess.run(
+            [mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}"],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        raise EngineStartError(f"Maven could not fetch {', '.join(coordinates)}: {tail}")
+    return sorted(dest.glob("*.jar"))
+
+
+def _unzip(archive: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(archive) as zf:
+        roots = {name.split("/", 1)[0] for name in zf.namelist()}
+        zf.extractall(dest)
+        # zipfile drops the permission bits; restore them so bin/ scripts stay executable.
+        for info in zf.infolist():
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(dest / info.filename, mode)
+    if len(roots) != 1:
+        raise EngineStartError(f"unexpected layout of {archive}: top-level entries {sorted(roots)}")
+    return dest / roots.pop()
+
+
+def _add_opensearch_module(home: Path, version: str, name: str, jars: list[Path], policy: str | None) -> None:
+    """Assemble ``modules/<name>`` from published jars, with a descriptor naming the plugin class."""
+    module_dir = home / "modules" / name
+    module_dir.mkdir(parents=True, exist_ok=True)
+    classname = None
+    for jar in jars:
+        shutil.copy2(jar, module_dir / jar.name)
+        with zipfile.ZipFile(jar) as zf:
+            for entry in zf.namelist():
+                # The plugin class was renamed across versions (PainlessPlugin -> PainlessModulePlugin).
+                if re.fullmatch(r"org/opensearch/(painless|index/mapper)/\w+(Module)?Plugin\.class", entry):
+                    candidate = entry[: -len(".class")].replace("/", ".")
+                    if "Painless" in candidate or "MapperExtras" in candidate:
+                        classname = candidate
+    if classname is None:
+        raise EngineStartError(f"no plugin class found in the jars of OpenSearch module {name}")
+    (module_dir / "plugin-descriptor.properties").write_text(
+        f"description=OpenSearch module {name} (assembled by colsplade from Maven Central)\n"
+        f"version={version}\nname={name}\nclassname={classname}\njava.version=11\n"
+        f"opensearch.version={version}\nextended.plugins=\nhas.native.controller=false\n"
+    )
+    if policy:
+        (module_dir / "plugin-security.policy").write_text(policy)
+
+
+_PAINLESS_POLICY = (
+    "grant {\n"
+    '  permission java.lang.RuntimePermission "createClassLoader";\n'
+    '  permission java.lang.RuntimePermission "getClassLoader";\n'
+    "};\n"
+)
+
+
+def install_distribution(engine: str, version: str | None = None) -> Path:
+    """Fetch and unpack a distribution (once; later calls reuse it). Returns its home directory.
+
+    For OpenSearch, also assembles the ``lang-painless`` and ``mapper-extras`` modules and installs the
+    k-NN plugin of the same version when Maven Central serves it (a warning otherwise).
+    """
+    version = _check_engine(engine, version)
+    root = engines_home()
+    home = root / "dist" / f"{engine}-{version}"
+    marker = home / ".colsplade-installed"
+    if marker.is_file():
+        return home
+    java_home = find_java(_required_java(engine, version))
+    root.mkdir(parents=True, exist_ok=True)
+    downloads = root / "downloads"
+    archive = _mvn_copy(f"{_MAVEN[engine]}:{version}:zip", downloads)
+    staging = Path(tempfile.mkdtemp(prefix=f"{engine}-{version}-", dir=root))
+    try:
+        unpacked = _unzip(archive, staging)
+        notes: dict[str, object] = {"engine": engine, "version": version, "modules_added": [], "plugins": []}
+        if engine == "opensearch":
+            for module, coordinate, exclude, policy in (
+                ("lang-painless", f"org.opensearch.plugin:lang-painless:{version}", True, _PAINLESS_POLICY),
+                ("mapper-extras", f"org.opensearch.plugin:mapper-extras-client:{version}", False, None),
+            ):
+                if exclude:
+                    jars = _mvn_copy_with_deps(
+                        [coordinate], staging / f"_jars_{module}", ["org.opensearch", "org.apache.lucene"]
+                    )
+                else:
+                    jars = [_mvn_copy(coordinate, staging / f"_jars_{module}")]
+                _add_opensearch_module(unpacked, version, module, jars, policy)
+                notes["modules_added"].append(module)  # type: ignore[union-attr]
+            try:
+                knn_zip = _mvn_copy(f"{_KNN_PLUGIN}:{version}.0:zip", downloads)
+            except EngineStartError as exc:
+                logger.warning("k-NN plugin %s.0 not available, OpenSearch runs without it: %s", version, exc)
+            else:
+                env = dict(os.environ, OPENSEARCH_JAVA_HOME=str(java_home))
+                proc = subprocess.run(
+                    [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", knn_zip.as_uri()],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                if proc.returncode != 0:
+                    raise EngineStartError(f"installing the k-NN plugin failed: {proc.stdout}{proc.stderr}")
+                notes["plugins"].append(f"opensearch-knn {version}.0")  # type: ignore[union-attr]
+        home.parent.mkdir(parents=True, exist_ok=True)
+        if home.exists():
+            shutil.rmtree(home)
+        unpacked.rename(home)
+        (home / ".colsplade-installed").write_text(json.dumps(notes, indent=2))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _hand_over(home)
+    return home
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def _ensure_run_user() -> tuple[int, int] | None:
+    """(uid, gid) to run the JVM as, or None when colsplade is not root."""
+    if not _is_root():
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(_RUN_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        proc = subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _RUN_USER],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise EngineStartError(
+                f"Elasticsearch/OpenSearch refuse to run as root and creating the user {_RUN_USER!r} failed: "
+                f"{proc.stderr.strip()}; run colsplade as a normal user"
+            ) from None
+        entry = pwd.getpwnam(_RUN_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _hand_over(path: Path) -> None:
+    ids = _ensure_run_user()
+    if ids is None:
+        return
+    uid, gid = ids
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, uid, gid)
+        for name in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+    # Every parent must be traversable by the run user.
+    for parent in [path, *path.parents]:
+        if parent == Path("/"):
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _http_json(url: str, timeout: float = 2.0) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL we built)
+            return json.loads(response.read().decode())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+@dataclass
+class LocalNode:
+    """A local node colsplade started: where it listens and where its files are."""
+
+    engine: str
+    version: str
+    name: str
+    port: int
+    pid: int
+    home: str
+    data_dir: str
+    log_file: str
+    started_at: float
+    startup_seconds: float = 0.0
+    java_home: str = ""
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def is_running(self) -> bool:
+        return _pid_alive(self.pid) and _http_json(f"{self.url}/_cluster/health") is not None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the node (SIGTERM to its process group, SIGKILL after ``timeout``) and forget its state."""
+        _terminate_group(self.pid, timeout)
+        _state_file(self.engine, self.name).unlink(missing_ok=True)
+        if self.extras.get("ephemeral"):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _terminate_group(pid: int, timeout: float) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            break
+        time.sleep(0.2)
+    else:
+        logger.warning("node pid %s did not stop within %.0f s; killing it", pid, timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _state_file(engine: str, name: str) -> Path:
+    return engines_home() / "run" / f"{engine}-{name}.json"
+
+
+def node_status(engine: str, name: str = "default") -> LocalNode | None:
+    """The recorded local node of ``engine`` if it is still running, else None (stale state is removed)."""
+    _check_engine(engine, None)
+    path = _state_file(engine, name)
+    if not path.is_file():
+        return None
+    try:
+        node = LocalNode(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not _pid_alive(node.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return node
+
+
+def start_node(
+    engine: str,
+    version: str | None = None,
+    *,
+    name: str = "default",
+    port: int | None = None,
+    heap: str = "1g",
+    timeout: float = 240.0,
+    ephemeral: bool = False,
+) -> LocalNode:
+    """Start (or reuse) a local single node and wait until it is healthy.
+
+    Args:
+        engine: ``"elasticsearch"`` or ``"opensearch"``.
+        version: distribution version; defaults to :data:`DEFAULT_VERSIONS`.
+        name: several nodes of one engine can run side by side under different names.
+        port: HTTP port on 127.0.0.1; a free one when omitted. A taken port is an error.
+        heap: JVM heap (``-Xms``/``-Xmx``), at most 1g by default to share small machines.
+        timeout: seconds to wait for the cluster to turn yellow.
+        ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
+
+    Raises:
+        EngineStartError: Java missing or too old, artifact not served, port taken, node died or timed out
+            (the message names the log file).
+    """
+    version = _check_engine(engine, version)
+    running = node_status(engine, name)
+    if running is not None:
+        if running.version != version:
+            raise EngineStartError(
+                f"a local {engine} {running.version} node named {name!r} already runs on {running.url}; "
+                f"stop it first (colsplade engine down --engine {engine})"
+            )
+        return running
+    if port is not None and _port_taken(port):
+        raise EngineStartError(f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it")
+    home = install_distribution(engine, version)
+    java_home = find_java(_required_java(engine, version))
+    root = engines_home()
+    if ephemeral:
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        node_dir = Path(tempfile.mkdtemp(prefix=f"{engine}-{name}-", dir=root / "tmp"))
+    else:
+        node_dir = root / "nodes" / f"{engine}-{version}-{name}"
+    data_dir, log_dir = node_dir / "data", node_dir / "logs"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _hand_over(node_dir)
+    http_port = port or _free_port()
+    transport_port = _free_port()
+    settings = {
+        "cluster.name": f"colsplade-{name}",
+        "node.name": f"colsplade-{engine}-{name}",
+        "discovery.type": "single-node",
+        "network.host": "127.0.0.1",
+        "http.port": str(http_port),
+        "transport.port": str(transport_port),
+        "path.data": str(data_dir),
+        "path.logs": str(log_dir),
+        # Small dev disks must not flip indices to read-only.
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+    }
+    if engine == "elasticsearch":
+        settings["xpack.security.enabled"] = "false"
+    prefix = "ES" if engine == "elasticsearch" else "OPENSEARCH"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
+    env[f"{prefix}_JAVA_HOME"] = str(java_home)
+    env[f"{prefix}_JAVA_OPTS"] = f"-Xms{heap} -Xmx{heap}"
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    command = [str(home / "bin" / engine)] + [f"-E{k}={v}" for k, v in settings.items()]
+    console_log = log_dir / "console.log"
+    ids = _ensure_run_user()
+    started = time.monotonic()
+    with open(console_log, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stopped as a whole, survives the CLI when detached
+            **({"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}),
+        )
+    node = LocalNode(
+        engine=engine,
+        version=version,
+        name=name,
+        port=http_port,
+        pid=proc.pid,
+        home=str(home),
+        data_dir=str(node_dir),
+        log_file=str(console_log),
+        started_at=time.time(),
+        java_home=str(java_home),
+        extras={"ephemeral": ephemeral},
+    )
+    state = _state_file(engine, name)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(asdict(node), indent=2))
+    deadline = started + timeout
+    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
+    try:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise EngineStartError(
+                    f"{engine} {version} exited with code {code} while starting: {_log_hint(console_log)}",
+                    str(console_log),
+                )
+            health = _http_json(health_url)
+            if health and health.get("status") in ("yellow", "green"):
+                break
+            if time.monotonic() > deadline:
+                raise EngineStartError(
+                    f"{engine} {version} did not become healthy within {timeout:.0f} s: {_log_hint(console_log)}",
+                    str(console_log),
+                )
+            time.sleep(0.5)
+    except BaseException:
+        # Ctrl-C or failure while waiting: no JVM may outlive us.
+        node.stop(timeout=20)
+        raise
+    node.startup_seconds = round(time.monotonic() - started, 1)
+    state.write_text(json.dumps(asdict(node), indent=2))
+    logger.info("%s %s up on %s in %.1f s", engine, version, node.url, node.startup_seconds)
+    return node
+
+
+def _log_hint(log_file: Path) -> str:
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log written"
+    interesting = [line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()]
+    return (interesting or lines or ["empty log"])[-1][:500]
+
+
+def stop_node(engine: str, name: str = "default", timeout: float = 60.0) -> bool:
+    """Stop the recorded local node; returns False when none was running."""
+    node = node_status(engine, name)
+    if node is None:
+        return False
+    node.stop(timeout=timeout)
+    return True
