@@ -1,0 +1,349 @@
+"""ONNX Runtime encoders for SPLADE, ColBERT and joint model directories (no torch)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from colsplade.encoders._config import ONNX_VARIANTS, ModelConfig, read_model_config
+from colsplade.encoders._postprocess import colbert_rows, splade_rows
+from colsplade.encoders._tokenize import TextTokenizer, clean_texts
+from colsplade.exceptions import InvalidInputError, ModelDirectoryError
+
+__all__ = [
+    "ColbertEncoder",
+    "Encoder",
+    "JointEncoder",
+    "JointEncoding",
+    "SpladeEncoder",
+    "TextExplanation",
+    "load_encoder",
+    "select_providers",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Output names of the exported graphs, per kind (the export writes them; the encoders check them).
+GRAPH_OUTPUTS = {
+    "splade": ("splade",),
+    "colbert": ("colbert", "colbert_mask"),
+    "joint": ("splade", "colbert", "colbert_mask"),
+}
+QUERY_WEIGHTS_FILE = "query_weights.npy"
+
+
+class JointEncoding(NamedTuple):
+    """What a joint model yields per batch: SPLADE impact dicts and ColBERT token arrays, in input order."""
+
+    splade: list[dict[str, float]]
+    colbert: list[np.ndarray]
+
+
+@dataclass
+class TextExplanation:
+    """One text as the model sees it (see :meth:`Encoder.explain`).
+
+    ``tokens``: the input tokens (specials included); ``impacts``: ``(term, weight, is_expansion)``
+    highest first, where an expansion term does not occur in the text; ``colbert_tokens``: the token
+    behind each ColBERT vector, in order.
+    """
+
+    text: str
+    tokens: list[str]
+    impacts: list[tuple[str, float, bool]] = field(default_factory=list)
+    colbert_tokens: list[str] = field(default_factory=list)
+
+
+def select_providers(device: str = "auto") -> list[str]:
+    """ONNX Runtime execution providers for ``device``.
+
+    ``auto``: CUDA when onnxruntime-gpu is installed and sees a GPU, else CPU; ``cpu``; ``cuda``.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise InvalidInputError(
+                "device='cuda' needs onnxruntime-gpu and a GPU: pip install 'colsplade[gpu]'"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device != "auto":
+        raise InvalidInputError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class Encoder:
+    """Common machinery: model directory, tokenizer, ONNX Runtime session, length-sorted batching.
+
+    ``variant``: ``fp32``, ``int8``, ``fp16`` or ``auto`` (fp16 on CUDA when exported, else fp32).
+    ``device``: ``auto`` / ``cpu`` / ``cuda``. ``intra_op_threads`` / ``inter_op_threads``: ONNX
+    Runtime thread pools (None: ONNX Runtime's default, one per core). ``batch_size``: texts per
+    ONNX run; texts are sorted by length first so each batch pads little. ``query_top_k`` /
+    ``doc_top_k`` / ``threshold`` override the pruning of ``colsplade.json``.
+    """
+
+    kind: str = ""
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        variant: str = "auto",
+        device: str = "auto",
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+        batch_size: int = 32,
+        query_top_k: int | None = None,
+        doc_top_k: int | None = None,
+        threshold: float | None = None,
+        config: ModelConfig | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir)
+        self.config = config if config is not None else read_model_config(self.model_dir)
+        if self.kind and self.config.kind != self.kind:
+            raise ModelDirectoryError(
+                f"{str(self.model_dir)!r} holds a {self.config.kind} model, not a {self.kind} model; "
+                f"use colsplade.encoders.load_encoder() to get the matching encoder"
+            )
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+        self.batch_size = batch_size
+        self.tokenizer = TextTokenizer(self.model_dir, self.config)
+        self.providers = select_providers(device)
+        on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        if variant == "auto":
+            variant = "fp16" if on_cuda and (self.model_dir / ONNX_VARIANTS["fp16"]).is_file() else "fp32"
+        if variant not in ONNX_VARIANTS:
+            raise InvalidInputError(
+                f"variant must be one of {', '.join(ONNX_VARIANTS)} or auto, not {variant!r}"
+            )
+        self.variant = variant
+        onnx_path = self.model_dir / self.config.onnx.get(variant, ONNX_VARIANTS[variant])
+        if not onnx_path.is_file():
+            raise ModelDirectoryError(
+                f"{str(self.model_dir)!r} has no {ONNX_VARIANTS[variant]}; export it with: "
+                f"colsplade export {self.model_dir} --variants {variant}"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+        if inter_op_threads is not None:
+            options.inter_op_num_threads = inter_op_threads
+        try:
+            self.session = ort.InferenceSession(
+                str(onnx_path), sess_options=options, providers=self.providers
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelDirectoryError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+        outputs = [o.name for o in self.session.get_outputs()]
+        expected = GRAPH_OUTPUTS[self.config.kind]
+        if tuple(outputs[: len(expected)]) != expected:
+            raise ModelDirectoryError(
+                f"{onnx_path} has outputs {outputs}, but a {self.config.kind} graph has {list(expected)}; "
+                "re-export the model directory (colsplade export)"
+            )
+        self._output_names = list(expected)
+        vocab_size = self.tokenizer.vocab_size
+        self._vocab = [self.tokenizer.id_to_token(i) for i in range(vocab_size)]
+        self._excluded = np.zeros(vocab_size, dtype=bool)
+        self._excluded[self.tokenizer.special_ids] = True
+        self.truncated_count = 0
+        """How many texts have been truncated to the model's maximum length so far."""
+        self._query_weights: np.ndarray | None = None
+        if self.config.splade is not None and self.config.splade.query_encoder == "inference_free":
+            path = self.model_dir / QUERY_WEIGHTS_FILE
+            if not path.is_file():
+                raise ModelDirectoryError(f"an inference-free SPLADE model needs {path}, which is missing")
+            self._query_weights = np.load(path).astype(np.float32).reshape(-1)
+        splade = self.config.splade
+        self.query_top_k = (
+            query_top_k if query_top_k is not None else (splade.query_top_k if splade else None)
+        )
+        self.doc_top_k = doc_top_k if doc_top_k is not None else (splade.doc_top_k if splade else None)
+        self.threshold = threshold if threshold is not None else (splade.threshold if splade else 0.0)
+        logger.info(
+            "loaded %s encoder %s (%s, %s)",
+            self.config.kind,
+            self.config.model_id,
+            variant,
+            self.providers[0],
+        )
+
+    # -- core ---------------------------------------------------------------------------------------
+    def _forward(
+        self, texts: Sequence[str | bytes], *, is_query: bool, want: Sequence[str]
+    ) -> tuple[dict[str, list[Any]], list[list[int]]]:
+        """Run the graph over ``texts`` and return, per requested output, one item per text (input order)."""
+        cleaned = clean_texts(texts)
+        tok = self.tokenizer.tokenize(cleaned, is_query=is_query)
+        self.truncated_count += tok.truncated
+        n = len(cleaned)
+        results: dict[str, list[Any]] = {name: [None] * n for name in want}
+        dim = self.config.colbert.dim if self.config.colbert is not None else 0
+        for i in range(n):
+            if tok.empty[i]:
+                # Documented result for empty / whitespace-only texts: nothing to match.
+                if "splade" in results:
+                    results["splade"][i] = {}
+                if "colbert" in results:
+                    results["colbert"][i] = np.zeros((0, dim), dtype=np.float32)
+        todo = [i for i in range(n) if not tok.empty[i]]
+        todo.sort(key=lambda i: len(tok.ids[i]))  # length-sorted batches pad little
+        top_k = self.query_top_k if is_query else self.doc_top_k
+        for start in range(0, len(todo), self.batch_size):
+            idx = todo[start : start + self.batch_size]
+            input_ids, attention = self.tokenizer.pad(
+                [tok.ids[i] for i in idx], [tok.attended[i] for i in idx]
+            )
+            try:
+                out = self.session.run(
+                    self._output_names, {"input_ids": input_ids, "attention_mask": attention}
+                )
+            except Exception as exc:
+                raise InvalidInputError(f"ONNX Runtime failed on a batch of {len(idx)} texts: {exc}") from exc
+            named = dict(zip(self._output_names, out, strict=True))
+            if "splade" in results:
+                dicts = splade_rows(
+                    named["splade"].astype(np.float32),
+                    self._vocab,
+                    self._excluded,
+                    top_k=top_k,
+                    threshold=self.threshold,
+                )
+                for i, d in zip(idx, dicts, strict=True):
+                    results["splade"][i] = d
+            if "colbert" in results:
+                rows = colbert_rows(named["colbert"], named["colbert_mask"])
+                for i, r in zip(idx, rows, strict=True):
+                    results["colbert"][i] = r
+        return results, tok.ids
+
+    def _inference_free(self, texts: Sequence[str | bytes]) -> list[dict[str, float]]:
+        """Inference-free SPLADE queries: each distinct query token weighs its learned weight."""
+        assert self._query_weights is not None
+        cleaned = clean_texts(texts)
+        tok = self.tokenizer.tokenize(cleaned, is_query=True)
+        self.truncated_count += tok.truncated
+        out = []
+        for seq in tok.ids:
+            ids = np.array(sorted(set(seq)), dtype=np.int64)
+            weights = np.zeros(self._query_weights.shape[0], dtype=np.float32)
+            ids = ids[ids < weights.shape[0]]
+            weights[ids] = self._query_weights[ids]
+            out.append(
+                splade_rows(
+                    weights[None, :],
+                    self._vocab,
+                    self._excluded,
+                    top_k=self.query_top_k,
+                    threshold=self.threshold,
+                )[0]
+            )
+        return out
+
+    def explain(self, text: str | bytes, *, is_query: bool = True) -> TextExplanation:
+        """How the model reads one text: tokens, SPLADE impacts (expansions flagged), ColBERT tokens."""
+        cleaned = clean_texts([text])[0]
+        want = list(dict.fromkeys(n for n in GRAPH_OUTPUTS[self.config.kind] if n != "colbert_mask"))
+        if self.config.splade is not None and is_query and self._query_weights is not None:
+            want = [n for n in want if n != "splade"]
+        results, ids = self._forward([cleaned], is_query=is_query, want=want)
+        seq = ids[0]
+        explanation = TextExplanation(text=cleaned, tokens=[self.tokenizer.id_to_token(i) for i in seq])
+        impacts = results["splade"][0] if "splade" in results else None
+        if impacts is None and self.config.splade is not None:
+            impacts = self._inference_free([cleaned])[0]
+        if impacts:
+            present = set(explanation.tokens)
+            explanation.impacts = [(t, w, t not in present) for t, w in impacts.items()]
+        if "colbert" in results and len(results["colbert"][0]):
+            explanation.colbert_tokens = self._colbert_tokens(seq, is_query)
+        return explanation
+
+    def _colbert_tokens(self, seq: list[int], is_query: bool) -> list[str]:
+        # Mirrors the graph's mask: queries keep every non-pad token; documents drop the skiplist.
+        skip = set() if is_query else set(self.tokenizer.skiplist_ids)
+        return [self.tokenizer.id_to_token(i) for i in seq if i != self.tokenizer.pad_id and i not in skip]
+
+
+class SpladeEncoder(Encoder):
+    """SPLADE model directory -> ``{token: weight}`` dicts (> threshold, at most top-k, highest first).
+
+    Empty or whitespace-only texts give ``{}``.
+    """
+
+    kind = "splade"
+
+    def encode_queries(self, texts: Sequence[str | bytes]) -> list[dict[str, float]]:
+        """Encode queries (the inference-free query side when the model has one)."""
+        if self._query_weights is not None:
+            return self._inference_free(texts)
+        return self._forward(texts, is_query=True, want=["splade"])[0]["splade"]
+
+    def encode_documents(self, texts: Sequence[str | bytes]) -> list[dict[str, float]]:
+        """Encode documents."""
+        return self._forward(texts, is_query=False, want=["splade"])[0]["splade"]
+
+
+class ColbertEncoder(Encoder):
+    """ColBERT model directory -> one (n_tokens, dim) float32 array of unit vectors per text.
+
+    Queries give ``max_query_length`` vectors with augmentation on; documents one vector per kept token
+    (punctuation dropped). Empty or whitespace-only texts give a (0, dim) array.
+    """
+
+    kind = "colbert"
+
+    def encode_queries(self, texts: Sequence[str | bytes]) -> list[np.ndarray]:
+        """Encode queries: list of (n_tokens, dim) float32."""
+        return self._forward(texts, is_query=True, want=["colbert"])[0]["colbert"]
+
+    def encode_documents(self, texts: Sequence[str | bytes]) -> list[np.ndarray]:
+        """Encode documents: list of (n_tokens, dim) float32."""
+        return self._forward(texts, is_query=False, want=["colbert"])[0]["colbert"]
+
+
+class JointEncoder(Encoder):
+    """Joint model directory: one forward pass gives both the SPLADE dicts and the ColBERT arrays."""
+
+    kind = "joint"
+
+    def encode_queries(self, texts: Sequence[str | bytes]) -> JointEncoding:
+        """Encode queries into both representations."""
+        if self._query_weights is not None:
+            colbert = self._forward(texts, is_query=True, want=["colbert"])[0]["colbert"]
+            return JointEncoding(splade=self._inference_free(texts), colbert=colbert)
+        res = self._forward(texts, is_query=True, want=["splade", "colbert"])[0]
+        return JointEncoding(splade=res["splade"], colbert=res["colbert"])
+
+    def encode_documents(self, texts: Sequence[str | bytes]) -> JointEncoding:
+        """Encode documents into both representations."""
+        res = self._forward(texts, is_query=False, want=["splade", "colbert"])[0]
+        return JointEncoding(splade=res["splade"], colbert=res["colbert"])
+
+
+_ENCODERS: dict[str, type[Encoder]] = {
+    "splade": SpladeEncoder,
+    "colbert": ColbertEncoder,
+    "joint": JointEncoder,
+}
+
+
+def load_encoder(model_dir: str | os.PathLike[str], **options: Any) -> Encoder:
+    """Open a model directory with the encoder class of its kind (see :class:`Encoder` for ``options``)."""
+    config = read_model_config(model_dir)
+    return _ENCODERS[config.kind](model_dir, config=config, **options)

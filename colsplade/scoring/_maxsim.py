@@ -1,0 +1,115 @@
+"""MaxSim late-interaction scoring and sparse dot products (pure numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["maxsim", "maxsim_batch", "maxsim_matrix", "sparse_dot"]
+
+
+def _as_matrix(vectors: np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_tokens, dim), got shape {array.shape}")
+    return array
+
+
+def maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> float:
+    """ColBERT late interaction: ``sum_i max_j q_i . d_j``.
+
+    ``query_vectors`` is (m, dim), ``doc_vectors`` is (n, dim). A document without tokens (n == 0)
+    scores 0.0, as does a query without tokens.
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> d = np.array([[0.6, 0.8], [1.0, 0.0]])
+    >>> round(maxsim(q, d), 6)
+    1.8
+    >>> maxsim(q, np.zeros((0, 2)))
+    0.0
+    """
+    q = _as_matrix(query_vectors, "query_vectors")
+    d = _as_matrix(doc_vectors, "doc_vectors")
+    if q.shape[1] != d.shape[1]:
+        raise ValueError(f"dimension mismatch: query dim {q.shape[1]} != document dim {d.shape[1]}")
+    if q.shape[0] == 0 or d.shape[0] == 0:
+        return 0.0
+    return float((q @ d.T).max(axis=1).sum())
+
+
+def maxsim_batch(
+    query_vectors: np.ndarray, docs: Sequence[np.ndarray], *, chunk_tokens: int = 1 << 20
+) -> np.ndarray:
+    """MaxSim of one query against many documents of varying length.
+
+    ``query_vectors`` is (m, dim); ``docs`` holds (n_k, dim) arrays. Returns a float32 array of
+    shape (len(docs),). Documents are padded into one (chunk, n_max, dim) block per chunk so the
+    work is a few matrix products rather than one Python loop iteration per document;
+    ``chunk_tokens`` bounds the padded block's size (documents x longest document).
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> maxsim_batch(q, [np.array([[0.6, 0.8], [1.0, 0.0]]), np.array([[0.0, 1.0]]), np.zeros((0, 2))])
+    array([1.8, 1. , 0. ], dtype=float32)
+    """
+    q = _as_matrix(query_vectors, "query_vectors")
+    scores = np.zeros(len(docs), dtype=np.float32)
+    if q.shape[0] == 0 or len(docs) == 0:
+        return scores
+    mats = [_as_matrix(d, "document vectors") for d in docs]
+    for k, m in enumerate(mats):
+        if m.shape[0] and m.shape[1] != q.shape[1]:
+            raise ValueError(f"document {k} has dim {m.shape[1]}, the query has dim {q.shape[1]}")
+    # Sorting by length keeps padding small inside each chunk.
+    order = np.argsort([m.shape[0] for m in mats], kind="stable")
+    start = 0
+    while start < len(order):
+        n_max = max(mats[order[start]].shape[0], 1)
+        stop = start
+        while stop < len(order):
+            n_max = max(n_max, mats[order[stop]].shape[0])
+            if (stop - start + 1) * n_max > chunk_tokens and stop > start:
+                break
+            stop += 1
+        idx = order[start:stop]
+        n_max = max(max(mats[i].shape[0] for i in idx), 1)
+        block = np.zeros((len(idx), n_max, q.shape[1]), dtype=np.float32)
+        valid = np.zeros((len(idx), n_max), dtype=bool)
+        for row, i in enumerate(idx):
+            n = mats[i].shape[0]
+            block[row, :n] = mats[i]
+            valid[row, :n] = True
+        sims = np.einsum("md,bnd->bmn", q, block)  # (chunk, m, n_max)
+        sims = np.where(valid[:, None, :], sims, -np.inf)
+        best = sims.max(axis=2)  # (chunk, m)
+        best = np.where(np.isfinite(best), best, 0.0)  # empty documents score 0
+        scores[idx] = best.sum(axis=1)
+        start = stop
+    return scores
+
+
+def maxsim_matrix(queries: Sequence[np.ndarray], docs: Sequence[np.ndarray]) -> np.ndarray:
+    """MaxSim of every query against every document: a float32 array of shape (len(queries), len(docs)).
+
+    >>> q = [np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])]
+    >>> maxsim_matrix(q, [np.array([[0.6, 0.8]])])
+    array([[0.6],
+           [0.8]], dtype=float32)
+    """
+    out = np.zeros((len(queries), len(docs)), dtype=np.float32)
+    for i, q in enumerate(queries):
+        out[i] = maxsim_batch(q, docs)
+    return out
+
+
+def sparse_dot(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Dot product of two sparse vectors given as ``{term: weight}`` dicts (SPLADE scores).
+
+    >>> sparse_dot({"cat": 1.5, "dog": 0.5}, {"cat": 2.0, "fish": 1.0})
+    3.0
+    >>> sparse_dot({}, {"cat": 1.0})
+    0.0
+    """
+    if len(a) > len(b):
+        a, b = b, a
+    return float(sum(w * b[t] for t, w in a.items() if t in b))

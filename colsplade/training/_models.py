@@ -1,0 +1,167 @@
+"""The torch models: SPLADE, ColBERT and joint (one backbone, both heads)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colsplade.encoders._config import ModelConfig
+from colsplade.encoders._postprocess import colbert_rows, splade_rows
+from colsplade.encoders._tokenize import TextTokenizer, clean_texts
+
+__all__ = ["ColspladeModel", "colbert_keep_mask", "splade_pool"]
+
+logger = logging.getLogger(__name__)
+
+
+def splade_pool(logits: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "max") -> torch.Tensor:
+    """SPLADE term weights from MLM logits.
+
+    ``logits`` (batch, seq, vocab), ``attention_mask`` (batch, seq) -> (batch, vocab):
+    ``w_j = pool_t log(1 + relu(logits[t, j]))`` over attended tokens t, pool = max or sum.
+    """
+    activations = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
+    if pooling == "max":
+        # Activations are >= 0, so zeroed (unattended) positions never win the max.
+        return activations.max(dim=1).values
+    if pooling == "sum":
+        return activations.sum(dim=1)
+    raise ValueError(f"pooling must be 'max' or 'sum', not {pooling!r}")
+
+
+def colbert_keep_mask(
+    input_ids: torch.Tensor, pad_id: int, doc_marker_id: int, skiplist_ids: torch.Tensor
+) -> torch.Tensor:
+    """Which token vectors ColBERT keeps: (batch, seq) bool.
+
+    Every non-[PAD] token (query [MASK] augmentation included); in documents, recognised by the
+    document marker at position 1, punctuation of the skiplist is dropped as well. Keyed on the
+    marker so one graph serves queries and documents.
+    """
+    keep = input_ids != pad_id
+    if skiplist_ids.numel() and input_ids.shape[1] > 1:
+        is_doc = input_ids[:, 1:2] == doc_marker_id
+        skipped = (input_ids.unsqueeze(-1) == skiplist_ids.view(1, 1, -1)).any(dim=-1)
+        keep = keep & ~(is_doc & skipped)
+    return keep
+
+
+class ColspladeModel(nn.Module):
+    """SPLADE, ColBERT or joint model around one Hugging Face backbone.
+
+    * ``splade``: ``backbone`` is a ``*ForMaskedLM``; output ``splade`` (batch, vocab).
+    * ``colbert``: ``backbone`` is a bare encoder (``AutoModel``); ``linear`` projects hidden -> dim;
+      outputs ``colbert`` (batch, seq, dim) unit vectors (zero where dropped) and ``colbert_mask`` (batch, seq).
+    * ``joint``: a ``*ForMaskedLM`` backbone whose last hidden states also feed ``linear``: one pass, both outputs.
+
+    ``query_weights`` (vocab,) exists for the inference-free SPLADE query side.
+    ``text_tokenizer`` builds inputs exactly as the ONNX encoders do.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        backbone: nn.Module,
+        text_tokenizer: TextTokenizer,
+        *,
+        linear_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.kind = config.kind
+        self.backbone = backbone
+        self.text_tokenizer = text_tokenizer
+        hidden = _hidden_size(backbone)
+        self.linear: nn.Linear | None = None
+        if config.colbert is not None:
+            self.linear = nn.Linear(hidden, config.colbert.dim, bias=linear_bias)
+        self.query_weights: nn.Parameter | None = None
+        if config.splade is not None and config.splade.query_encoder == "inference_free":
+            self.query_weights = nn.Parameter(torch.ones(_vocab_size(backbone)))
+        self.register_buffer(
+            "skiplist_ids", torch.tensor(text_tokenizer.skiplist_ids, dtype=torch.long), persistent=False
+        )
+        self.pad_id = text_tokenizer.pad_id
+        self.doc_marker_id = text_tokenizer.doc_marker_id if text_tokenizer.doc_marker_id is not None else -1
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return {"splade": ("splade",), "colbert": ("colbert", "colbert_mask"), "joint": ("splade", "colbert", "colbert_mask")}[
+            self.kind
+        ]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``input_ids`` / ``attention_mask`` (batch, seq) int64 -> the outputs of :attr:`output_names`."""
+        out: dict[str, torch.Tensor] = {}
+        if self.kind == "colbert":
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        else:
+            mlm = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.kind == "joint"
+            )
+            assert self.config.splade is not None
+            out["splade"] = splade_pool(mlm.logits, attention_mask, self.config.splade.pooling)
+            hidden = mlm.hidden_states[-1] if self.kind == "joint" else None
+        if self.linear is not None and hidden is not None:
+            vectors = nn.functional.normalize(self.linear(hidden), p=2, dim=-1)
+            keep = colbert_keep_mask(input_ids, self.pad_id, self.doc_marker_id, self.skiplist_ids)
+            out["colbert"] = vectors * keep.unsqueeze(-1).to(vectors.dtype)
+            out["colbert_mask"] = keep.to(torch.int64)
+        return out
+
+    # -- convenience: the same contract as colsplade.encoders, in torch --------------------------------
+    def tokenize(self, texts: Sequence[str | bytes], *, is_query: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> padded ``(input_ids, attention_mask)`` tensors, exactly as the ONNX encoders build them."""
+        tok = self.text_tokenizer.tokenize(clean_texts(texts), is_query=is_query)
+        ids, mask = self.text_tokenizer.pad(tok.ids, tok.attended)
+        device = next(self.parameters()).device
+        return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+    @torch.no_grad()
+    def encode(
+        self, texts: Sequence[str | bytes], *, is_query: bool, batch_size: int = 32, top_k: int | None = None
+    ) -> dict[str, list[Any]]:
+        """Torch reference of the encoders: ``{"splade": [dict], "colbert": [array]}`` (keys by kind).
+
+        Length-sorted batches, input order restored; used for parity checks and benchmarks.
+        """
+        cleaned = clean_texts(texts)
+        tok = self.text_tokenizer.tokenize(cleaned, is_query=is_query)
+        vocab = [self.text_tokenizer.id_to_token(i) for i in range(self.text_tokenizer.vocab_size)]
+        excluded = np.zeros(len(vocab), dtype=bool)
+        excluded[self.text_tokenizer.special_ids] = True
+        threshold = self.config.splade.threshold if self.config.splade is not None else 0.0
+        order = sorted(range(len(cleaned)), key=lambda i: len(tok.ids[i]))
+        results: dict[str, list[Any]] = {name: [None] * len(cleaned) for name in self.output_names if name != "colbert_mask"}
+        device = next(self.parameters()).device
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = self.text_tokenizer.pad([tok.ids[i] for i in idx], [tok.attended[i] for i in idx])
+            out = self(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            if "splade" in out:
+                dicts = splade_rows(out["splade"].float().cpu().numpy(), vocab, excluded, top_k=top_k, threshold=threshold)
+                for i, d in zip(idx, dicts, strict=True):
+                    results["splade"][i] = d
+            if "colbert" in out:
+                rows = colbert_rows(out["colbert"].float().cpu().numpy(), out["colbert_mask"].cpu().numpy())
+                for i, r in zip(idx, rows, strict=True):
+                    results["colbert"][i] = r
+        return results
+
+
+def _hidden_size(backbone: nn.Module) -> int:
+    config = backbone.config  # type: ignore[attr-defined]
+    for name in ("hidden_size", "dim", "d_model"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError(f"cannot tell the hidden size of {type(backbone).__name__}")
+
+
+def _vocab_size(backbone: nn.Module) -> int:
+    return int(backbone.config.vocab_size)  # type: ignore[attr-defined]

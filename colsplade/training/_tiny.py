@@ -1,0 +1,125 @@
+"""Tiny random models for tests and examples (no network, seconds to build)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+__all__ = ["TINY_WORDS", "make_tiny_base_model", "make_tiny_tokenizer"]
+
+#: The tiny vocabulary's whole words; tests write their texts with these.
+TINY_WORDS = (
+    "the a an of and or to in on for with is are was were be by as at from that this it its not no "
+    "cell cells gene genes protein proteins dna rna virus viral infection immune response disease "
+    "cancer tumor tumour patient patients study studies result results effect effects risk increase "
+    "decrease high low level levels blood brain heart liver lung kidney mouse mice human humans model "
+    "models treatment therapy drug drugs dose trial clinical data analysis method methods signal "
+    "pathway expression growth factor factors receptor binding activity function structure role "
+    "search engine index query queries document documents sparse dense vector vectors token tokens "
+    "neural retrieval rank ranking score scores cat cats dog dogs fish bird red blue green fast slow "
+    "big small new old first second water air fire earth sun moon star light dark day night year time "
+    "what how why which who when where does do can may will should has have had more most less many"
+).split()
+
+
+def make_tiny_tokenizer(out_dir: str | Path) -> Path:
+    """Write a small BERT WordPiece tokenizer (vocab.txt + tokenizer.json + configs) into ``out_dir``.
+
+    Layout follows BERT: [PAD]=0, [unused0]/[unused1] (ColBERT markers), [UNK], [CLS], [SEP], [MASK],
+    then ASCII punctuation, the words of :data:`TINY_WORDS`, single letters and ``##`` suffixes.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += list(string.punctuation)
+    vocab += list(dict.fromkeys(TINY_WORDS))
+    vocab += list(string.ascii_lowercase) + list(string.digits)
+    vocab += ["##" + c for c in string.ascii_lowercase + string.digits] + ["##s", "##ing", "##ed"]
+    vocab = list(dict.fromkeys(vocab))
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    ids = {token: i for i, token in enumerate(vocab)}
+    # Built with the tokenizers library directly: the same pipeline as BERT's fast tokenizer.
+    backend = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def make_tiny_base_model(
+    out_dir: str | Path,
+    *,
+    arch: str = "bert",
+    mlm: bool = False,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    max_positions: int = 512,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random transformer (BERT or DistilBERT) with its tokenizer into ``out_dir``.
+
+    ``mlm=False`` saves the bare encoder (like all-MiniLM-L6-v2: no MLM head); ``mlm=True`` a
+    ``*ForMaskedLM`` (like a naver SPLADE checkpoint).
+    """
+    import torch
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertModel,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        DistilBertModel,
+    )
+
+    out = make_tiny_tokenizer(out_dir)
+    vocab_size = len((out / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    torch.manual_seed(seed)
+    if arch == "bert":
+        config = BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=max_positions,
+        )
+        model = BertForMaskedLM(config) if mlm else BertModel(config, add_pooling_layer=False)
+    elif arch == "distilbert":
+        config = DistilBertConfig(
+            vocab_size=vocab_size,
+            dim=hidden,
+            n_layers=layers,
+            n_heads=heads,
+            hidden_dim=hidden * 2,
+            max_position_embeddings=max_positions,
+        )
+        model = DistilBertForMaskedLM(config) if mlm else DistilBertModel(config)
+    else:
+        raise ValueError(f"arch must be 'bert' or 'distilbert', not {arch!r}")
+    if mlm:
+        # Random heads give near-zero logits everywhere; a bias spread makes SPLADE vectors non-trivial.
+        with torch.no_grad():
+            bias = model.get_output_embeddings().bias
+            if bias is not None:
+                bias.copy_(torch.randn_like(bias))
+    model.eval().save_pretrained(str(out))
+    return out
