@@ -1,0 +1,76 @@
+"""Elasticsearch and OpenSearch adapters behind one protocol, and local nodes for development.
+
+The only package that sends requests to a cluster. Backend code usually needs just::
+
+    from colsplade.engines import connect_default
+    client = connect_default()          # COLSPLADE_URL / config file, else the local node
+"""
+
+from __future__ import annotations
+
+import logging
+
+from colsplade.config import Settings, load_settings
+from colsplade.engines._client import Capabilities, EngineClient, connect
+from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
+from colsplade.engines._local import (
+    DEFAULT_VERSIONS,
+    ENGINES,
+    LocalNode,
+    engines_home,
+    install_distribution,
+    node_status,
+    start_node,
+    stop_node,
+)
+from colsplade.exceptions import EngineUnreachableError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_VERSIONS",
+    "ENGINES",
+    "Capabilities",
+    "EngineClient",
+    "LocalNode",
+    "connect",
+    "connect_default",
+    "create_index",
+    "delete_index",
+    "engines_home",
+    "index_info",
+    "install_distribution",
+    "node_status",
+    "resolve_settings",
+    "spec_for",
+    "start_node",
+    "stop_node",
+]
+
+
+def resolve_settings(settings: Settings | None = None, *, autostart: bool = False) -> Settings:
+    """Settings with a URL: the configured one, else the local node of ``settings.engine``.
+
+    With no URL configured, the local node (``colsplade engine up``) is the default target; ``autostart``
+    starts it when it is not running, otherwise :class:`EngineUnreachableError` says how to start it.
+    """
+    settings = settings or load_settings()
+    if settings.urls:
+        return settings
+    engine = settings.engine or "elasticsearch"
+    node = node_status(engine)
+    if node is None:
+        if not autostart:
+            raise EngineUnreachableError(
+                f"local {engine} node",
+                f"no URL is configured and no local {engine} node runs; start one with "
+                f"`colsplade engine up --engine {engine}` or pass --url / set COLSPLADE_URL",
+            )
+        logger.info("no engine configured: starting a local %s node", engine)
+        node = start_node(engine, settings.engine_version)
+    return settings.replace(urls=[node.url], engine=engine)
+
+
+def connect_default(settings: Settings | None = None, *, autostart: bool = False) -> EngineClient:
+    """Connect to the configured engine, or to the local node when none is configured."""
+    return connect(resolve_settings(settings, autostart=autostart))

@@ -1,0 +1,350 @@
+"""Elasticsearch and OpenSearch behind one small client protocol.
+
+Everything above ``engines/`` talks to :class:`EngineClient`; the engine differences (client library,
+error types, field types available) live here. Requests go through each official client's transport
+(connection pooling, retries, timeouts), and every failure is translated into the colsplade exception
+tree: :class:`EngineUnreachableError` when there was no answer, :class:`EngineRefusedError` when the engine
+answered with an error status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from colsplade.config import Settings, redact_url
+from colsplade.exceptions import EngineRefusedError, EngineUnreachableError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Capabilities", "EngineClient", "connect"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a node can do for colsplade, probed from its version, modules and plugins."""
+
+    engine: str
+    version: str
+    rank_features: bool
+    sparse_vector: bool
+    painless: bool
+    knn: bool
+    modules: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split("-")[0].split(".")[:3] if p.isdigit())
+
+    @property
+    def splade_type(self) -> str:
+        """The field type for SPLADE impacts on this node."""
+        if self.rank_features:
+            return "rank_features"
+        if self.sparse_vector:
+            return "sparse_vector"
+        raise InvalidInputError(
+            f"{self.engine} {self.version} has neither rank_features (mapper-extras module) nor sparse_vector; "
+            "install the mapper-extras module or use Elasticsearch 8.11+"
+        )
+
+    @property
+    def in_engine_rerank(self) -> bool:
+        """Whether MaxSim can run inside the engine (a painless script over nested vectors)."""
+        return self.painless
+
+
+def _error_details(body: Any) -> tuple[str, str]:
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            causes = error.get("root_cause") or []
+            first = causes[0] if causes and isinstance(causes[0], Mapping) else error
+            return str(first.get("type", error.get("type", "error"))), str(first.get("reason", error.get("reason")))
+        if isinstance(error, str):
+            return "error", error
+    return "error", str(body)[:500]
+
+
+_HINTS = {
+    "index_not_found_exception": "Create it first (colsplade index create) or check the index name",
+    "resource_already_exists_exception": "Use another name, or `colsplade index create --existing-ok` to add fields",
+    "security_exception": "Check the credentials (COLSPLADE_USERNAME / COLSPLADE_PASSWORD / COLSPLADE_API_KEY)",
+}
+
+
+class EngineClient:
+    """One connection to an Elasticsearch or OpenSearch cluster.
+
+    Create it with :func:`connect`. It is thread-safe (the official clients pool connections), reusable,
+    and closed with :meth:`close` or a ``with`` block.
+    """
+
+    engine: str = ""
+
+    def __init__(self, settings: Settings, raw_client: Any) -> None:
+        self.settings = settings
+        self.client = raw_client
+        self.url = ", ".join(settings.redacted_urls)
+        self._capabilities: Capabilities | None = None
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _perform(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> Any:
+        raise NotImplementedError
+
+    def _translate(self, exc: Exception) -> Exception:
+        raise NotImplementedError
+
+    def request(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Send one request; returns the decoded body, raises colsplade's engine errors."""
+        try:
+            return self._perform(method, path, body, params)
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def _refused(self, status: int, body: Any) -> EngineRefusedError:
+        error_type, reason = _error_details(body)
+        return EngineRefusedError(status, error_type, reason, body, _HINTS.get(error_type, ""))
+
+    def _unreachable(self, exc: Exception) -> EngineUnreachableError:
+        # The client messages may embed the URL with credentials; keep only the exception class and a
+        # redacted summary.
+        text = redact_url(str(exc)) if self.settings.password is None else type(exc).__name__
+        return EngineUnreachableError(self.url, text)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- cluster ---------------------------------------------------------------------------------
+
+    def health(self, wait_for_status: str | None = None, timeout: str = "30s") -> dict[str, Any]:
+        params = {"wait_for_status": wait_for_status, "timeout": timeout} if wait_for_status else None
+        return self.request("GET", "/_cluster/health", params=params)
+
+    def capabilities(self) -> Capabilities:
+        """Probe (once) the node's version, modules and plugins."""
+        if self._capabilities is None:
+            nodes = self.request(
+                "GET",
+                "/_nodes/_local/plugins",
+                params={"filter_path": "nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name"},
+            ).get("nodes", {})
+            node = next(iter(nodes.values()), {})
+            version = str(node.get("version", "0.0.0"))
+            modules = tuple(sorted(m["name"] for m in node.get("modules", [])))
+            plugins = tuple(sorted(p["name"] for p in node.get("plugins", [])))
+            major_minor = tuple(int(x) for x in version.split(".")[:2])
+            is_es = self.engine == "elasticsearch"
+            self._capabilities = Capabilities(
+                engine=self.engine,
+                version=version,
+                rank_features="mapper-extras" in modules,
+                sparse_vector=is_es and major_minor >= (8, 11),
+                painless="lang-painless" in modules,
+                knn=(is_es and major_minor >= (8, 11)) or "opensearch-knn" in plugins,
+                modules=modules,
+                plugins=plugins,
+            )
+        return self._capabilities
+
+    # -- indices ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _index_path(index: str) -> str:
+        if not index or index.startswith(("_", "-", "+")) or index != index.lower() or any(c in index for c in ' "*\\<|,>/?#'):
+            raise InvalidInputError(
+                f"invalid index name {index!r}: lower case, no spaces or any of \\/*?\"<>|,#, "
+                "and not starting with _, - or +"
+            )
+        return "/" + quote(index, safe="")
+
+    def index_exists(self, index: str) -> bool:
+        try:
+            return bool(self.request("HEAD", self._index_path(index)))
+        except EngineRefusedError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def create_index(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", self._index_path(index), body=dict(body))
+
+    def delete_index(self, index: str) -> dict[str, Any]:
+        return self.request("DELETE", self._index_path(index))
+
+    def get_mapping(self, index: str) -> dict[str, Any]:
+        """The mapping of ``index`` (``{"properties": ..., "_meta": ...}``); an alias resolves to its index."""
+        answer = self.request("GET", self._index_path(index) + "/_mapping")
+        return next(iter(answer.values()), {}).get("mappings", {})
+
+    def put_mapping(self, index: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", self._index_path(index) + "/_mapping", body=dict(mapping))
+
+    def get_settings(self, index: str) -> dict[str, Any]:
+        answer = self.request("GET", self._index_path(index) + "/_settings", params={"flat_settings": "true"})
+        return next(iter(answer.values()), {}).get("settings", {})
+
+    def refresh(self, index: str) -> None:
+        self.request("POST", self._index_path(index) + "/_refresh")
+
+    def flush(self, index: str) -> None:
+        self.request("POST", self._index_path(index) + "/_flush")
+
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        body = {"query": dict(query)} if query else None
+        return int(self.request("POST", self._index_path(index) + "/_count", body=body)["count"])
+
+    def stats(self, index: str) -> dict[str, Any]:
+        return self.request("GET", self._index_path(index) + "/_stats/docs,store")
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def index_document(
+        self, index: str, doc_id: str, document: Mapping[str, Any], refresh: bool = False
+    ) -> dict[str, Any]:
+        params = {"refresh": "true"} if refresh else None
+        return self.request(
+            "PUT", f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}", body=dict(document), params=params
+        )
+
+    def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}")
+        except EngineRefusedError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def search(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", self._index_path(index) + "/_search", body=dict(body), params=params)
+
+
+class ElasticsearchClient(EngineClient):
+    engine = "elasticsearch"
+
+    def _perform(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> Any:
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        response = self.client.perform_request(method, path, params=params, headers=headers, body=body)
+        if method == "HEAD":
+            return 200 <= response.meta.status < 300
+        return response.body
+
+    def _translate(self, exc: Exception) -> Exception:
+        import elastic_transport
+        import elasticsearch
+
+        if isinstance(exc, elasticsearch.ApiError):
+            return self._refused(exc.meta.status, exc.body)
+        if isinstance(exc, elastic_transport.TransportError | elasticsearch.exceptions.ConnectionError):
+            return self._unreachable(exc)
+        return exc
+
+
+class OpenSearchClient(EngineClient):
+    engine = "opensearch"
+
+    def _perform(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> Any:
+        return self.client.transport.perform_request(method, path, params=dict(params or {}), body=body)
+
+    def _translate(self, exc: Exception) -> Exception:
+        import opensearchpy
+
+        if isinstance(exc, opensearchpy.ConnectionError | opensearchpy.ConnectionTimeout):
+            return self._unreachable(exc)
+        if isinstance(exc, opensearchpy.TransportError) and isinstance(exc.status_code, int):
+            body = exc.info if isinstance(exc.info, Mapping) else {"error": str(exc.error)}
+            return self._refused(exc.status_code, body)
+        return exc
+
+
+def _client_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "request_timeout": settings.request_timeout,
+        "max_retries": settings.max_retries,
+        "retry_on_timeout": True,
+    }
+    if settings.ca_certs:
+        kwargs["ca_certs"] = settings.ca_certs
+    if not settings.verify_certs:
+        kwargs["verify_certs"] = False
+        kwargs["ssl_show_warn"] = False
+    return kwargs
+
+
+def _elasticsearch(settings: Settings) -> ElasticsearchClient:
+    try:
+        import elasticsearch
+    except ImportError as exc:  # pragma: no cover - core dependency
+        raise ImportError("the elasticsearch client is missing: pip install colsplade") from exc
+    kwargs = _client_kwargs(settings)
+    if settings.api_key is not None:
+        kwargs["api_key"] = settings.api_key.reveal()
+    elif settings.username is not None:
+        password = settings.password.reveal() if settings.password else ""
+        kwargs["basic_auth"] = (settings.username, password)
+    return ElasticsearchClient(settings, elasticsearch.Elasticsearch(list(settings.urls), **kwargs))
+
+
+def _opensearch(settings: Settings) -> OpenSearchClient:
+    import opensearchpy
+
+    kwargs = _client_kwargs(settings)
+    kwargs["timeout"] = kwargs.pop("request_timeout")
+    if settings.api_key is not None:
+        kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key.reveal()}"}
+    elif settings.username is not None:
+        kwargs["http_auth"] = (settings.username, settings.password.reveal() if settings.password else "")
+    if any(u.startswith("https") for u in settings.urls):
+        kwargs["use_ssl"] = True
+    return OpenSearchClient(settings, opensearchpy.OpenSearch(list(settings.urls), **kwargs))
+
+
+def _detect(settings: Settings) -> str:
+    """Ask the cluster which engine it is: OpenSearch says so in ``version.distribution``."""
+    probe = _opensearch(settings.replace(max_retries=0))
+    try:
+        answer = probe.request("GET", "/")
+    except EngineRefusedError:
+        # Minimal Elasticsearch builds do not serve GET /; OpenSearch always does.
+        return "elasticsearch"
+    finally:
+        probe.close()
+    distribution = (answer.get("version") or {}).get("distribution")
+    return "opensearch" if distribution == "opensearch" else "elasticsearch"
+
+
+def connect(settings: Settings | None = None, *, url: str | None = None, engine: str | None = None) -> EngineClient:
+    """Connect to the engine ``settings`` names (or ``url``); the engine kind is detected when not given.
+
+    Raises:
+        EngineUnreachableError: nothing answers at the URL.
+        InvalidInputError: no URL given (use :func:`colsplade.engines.resolve_settings` to fall back to the
+            local node).
+    """
+    settings = (settings or Settings()).replace(urls=url, engine=engine)
+    if not settings.urls:
+        raise InvalidInputError(
+            "no engine URL: pass --url / set COLSPLADE_URL, or start a local node with `colsplade engine up`"
+        )
+    kind = settings.engine or _detect(settings)
+    client = _elasticsearch(settings) if kind == "elasticsearch" else _opensearch(settings)
+    logger.debug("connected to %s at %s", kind, client.url)
+    return client

@@ -1,0 +1,49 @@
+"""Index mappings for Elasticsearch and OpenSearch: pure builders returning plain dicts.
+
+The default bodies are also shipped as JSON under ``colsplade/mappings/templates/`` for teams that apply
+mappings with their own tooling (``load_template("elasticsearch")``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from colsplade.mappings._builders import (
+    ENGINES,
+    FieldSpec,
+    MappingConflictError,
+    colsplade_properties,
+    fields_to_add,
+    index_body,
+    index_meta,
+    index_settings,
+    spec_from_meta,
+)
+from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
+
+__all__ = [
+    "ENGINES",
+    "FieldSpec",
+    "MappingConflictError",
+    "colsplade_properties",
+    "escape_feature",
+    "escape_impacts",
+    "fields_to_add",
+    "index_body",
+    "index_meta",
+    "index_settings",
+    "load_template",
+    "spec_from_meta",
+    "unescape_feature",
+    "unescape_impacts",
+]
+
+
+def load_template(engine: str) -> dict[str, Any]:
+    """The packaged default create-index body for ``engine`` (equal to ``index_body(engine)``)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    text = resources.files("colsplade.mappings").joinpath("templates", f"{engine}.json").read_text()
+    return json.loads(text)

@@ -1,0 +1,1 @@
+"""pytest plugin with real engine fixtures (see :mod:`colsplade.testing.plugin`)."""

@@ -1,0 +1,220 @@
+"""pytest plugin: real Elasticsearch and OpenSearch nodes for colsplade's tests and for users' own.
+
+Registered through the ``pytest11`` entry point, so installing colsplade makes these fixtures available:
+
+``elasticsearch_url`` / ``opensearch_url`` (session)
+    URL of a running node. Taken from ``COLSPLADE_TEST_ELASTICSEARCH_URL`` / ``COLSPLADE_TEST_OPENSEARCH_URL``
+    when set; else a container through testcontainers where a Docker engine answers; else a local node
+    started from Maven Central (:func:`colsplade.engines.start_node`) with throw-away data.
+``engine`` (function)
+    An :class:`~colsplade.engines.EngineClient`; a test using it runs once per engine.
+``engine_index``
+    A unique index name on ``engine``, deleted after the test.
+
+A node that cannot be started fails the tests that need it, with the reason and the log file. Only the
+explicit opt-out ``--colsplade-allow-skip`` turns that into a skip (CI never sets it). Nodes started here
+are stopped at the end of the session, on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from colsplade.engines import DEFAULT_VERSIONS, ENGINES, EngineClient, connect, start_node
+from colsplade.exceptions import ColspladeError
+
+_DOCKER_IMAGES = {
+    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch:{version}",
+    "opensearch": "opensearchproject/opensearch:{version}",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("colsplade", "colsplade engine fixtures")
+    group.addoption(
+        "--colsplade-engines",
+        default=os.environ.get("COLSPLADE_TEST_ENGINES", ",".join(ENGINES)),
+        help="comma-separated engines the `engine` fixture runs on (default: elasticsearch,opensearch)",
+    )
+    group.addoption(
+        "--colsplade-allow-skip",
+        action="store_true",
+        default=False,
+        help="skip instead of fail the tests of an engine that cannot be started (never use in CI)",
+    )
+    for engine in ENGINES:
+        group.addoption(
+            f"--colsplade-{engine}-version",
+            default=os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_VERSION", DEFAULT_VERSIONS[engine]),
+            help=f"{engine} version of the local node (default {DEFAULT_VERSIONS[engine]})",
+        )
+    group.addoption(
+        "--colsplade-no-docker",
+        action="store_true",
+        default=False,
+        help="start local nodes from Maven Central even where a Docker engine answers",
+    )
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+class _Nodes:
+    """Starts each engine once per session, on first use, and stops everything it started."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._urls: dict[str, str] = {}
+        self._errors: dict[str, str] = {}
+        self._stoppers: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self.startup_seconds: dict[str, float] = {}
+
+    def url(self, engine: str) -> str:
+        with self._lock:
+            if engine in self._urls:
+                return self._urls[engine]
+            if engine not in self._errors:
+                try:
+                    self._urls[engine] = self._start(engine)
+                    return self._urls[engine]
+                except (ColspladeError, OSError) as exc:
+                    self._errors[engine] = f"cannot start {engine} for the tests: {exc}"
+            message = self._errors[engine]
+        if self.config.getoption("colsplade_allow_skip"):
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+
+    def _start(self, engine: str) -> str:
+        env_url = os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_URL")
+        if env_url:
+            return env_url
+        version = self.config.getoption(f"colsplade_{engine}_version")
+        if not self.config.getoption("colsplade_no_docker") and _docker_available():
+            return self._start_container(engine, version)
+        node = start_node(engine, version, name=f"pytest-{os.getpid()}", ephemeral=True)
+        self._stoppers.append(node.stop)
+        self.startup_seconds[engine] = node.startup_seconds
+        return node.url
+
+    def _start_container(self, engine: str, version: str) -> str:
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        container = DockerContainer(_DOCKER_IMAGES[engine].format(version=version))
+        container.with_env("discovery.type", "single-node")
+        if engine == "elasticsearch":
+            container.with_env("xpack.security.enabled", "false").with_env("ES_JAVA_OPTS", "-Xms1g -Xmx1g")
+        else:
+            container.with_env("DISABLE_SECURITY_PLUGIN", "true").with_env("OPENSEARCH_JAVA_OPTS", "-Xms1g -Xmx1g")
+        container.with_exposed_ports(9200)
+        container.start()
+        self._stoppers.append(container.stop)
+        wait_for_logs(container, r'"message":\s?"started|\] started', timeout=240)
+        return f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
+
+    def stop_all(self) -> None:
+        while self._stoppers:
+            stop = self._stoppers.pop()
+            with contextlib.suppress(Exception):
+                stop()
+
+
+_NODES_KEY = pytest.StashKey[_Nodes]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    nodes = _Nodes(config)
+    config.stash[_NODES_KEY] = nodes
+    atexit.register(nodes.stop_all)
+    # SIGTERM (CI cancelling a job) must still run the teardown that stops the JVMs.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+
+        def _on_sigterm(signum: int, frame: Any) -> None:
+            nodes.stop_all()
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    nodes = config.stash.get(_NODES_KEY, None)
+    if nodes is not None:
+        nodes.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    nodes = config.stash.get(_NODES_KEY, None)
+    if nodes and nodes.startup_seconds:
+        times = ", ".join(f"{e} {s:.1f} s" for e, s in sorted(nodes.startup_seconds.items()))
+        terminalreporter.write_line(f"colsplade: local engine start-up times: {times}")
+
+
+_ENGINE_FIXTURES = {"engine", "engine_index", "elasticsearch_url", "opensearch_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        engines = [e.strip() for e in metafunc.config.getoption("colsplade_engines").split(",") if e.strip()]
+        unknown = set(engines) - set(ENGINES)
+        if unknown:
+            raise pytest.UsageError(f"--colsplade-engines: unknown engine(s) {sorted(unknown)}")
+        metafunc.parametrize("engine", engines, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(pytestconfig: pytest.Config) -> str:
+    """URL of a real Elasticsearch node for this test session."""
+    return pytestconfig.stash[_NODES_KEY].url("elasticsearch")
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(pytestconfig: pytest.Config) -> str:
+    """URL of a real OpenSearch node for this test session."""
+    return pytestconfig.stash[_NODES_KEY].url("opensearch")
+
+
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[EngineClient]:
+    """A connected client; tests using it run once per engine (``--colsplade-engines``)."""
+    kind = getattr(request, "param", "elasticsearch")
+    url = pytestconfig.stash[_NODES_KEY].url(kind)
+    client = connect(url=url, engine=kind)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def engine_index(engine: EngineClient) -> Iterator[str]:
+    """A fresh index name on ``engine``; the index (if created) is deleted after the test."""
+    name = f"colsplade-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    with contextlib.suppress(ColspladeError):
+        if engine.index_exists(name):
+            engine.delete_index(name)

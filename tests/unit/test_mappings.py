@@ -1,0 +1,116 @@
+import pytest
+
+from colsplade.mappings import (
+    FieldSpec,
+    MappingConflictError,
+    colsplade_properties,
+    escape_feature,
+    escape_impacts,
+    fields_to_add,
+    index_body,
+    load_template,
+    spec_from_meta,
+    unescape_feature,
+)
+from colsplade.exceptions import InvalidInputError
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_templates_equal_builders(engine):
+    assert load_template(engine) == index_body(engine)
+
+
+def test_escape_is_reversible_on_tricky_tokens():
+    tokens = [".", "..", "%", "%2E", "%25", "a.b", "##.", "e.g.", "100%", "naïve", "__", "%%2E.."]
+    escaped = [escape_feature(t) for t in tokens]
+    assert all("." not in e for e in escaped)
+    assert len(set(escaped)) == len(tokens)
+    assert [unescape_feature(e) for e in escaped] == tokens
+
+
+def test_escape_rejects_empty_and_drops_non_positive():
+    with pytest.raises(InvalidInputError):
+        escape_feature("")
+    assert escape_impacts({"a": 0.0, "b": -1, "c": float("nan"), "d": 2}) == {"d": 2.0}
+
+
+@pytest.mark.parametrize("element_type", ["float", "byte", "bit"])
+def test_es_vector_field(element_type):
+    field = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=64, element_type=element_type))["colbert"]
+    assert field["type"] == "nested"
+    vec = field["properties"]["v"]
+    assert vec["type"] == "dense_vector" and vec["dims"] == 64 and vec["element_type"] == element_type
+    assert vec["similarity"] == ("l2_norm" if element_type == "bit" else "dot_product")
+
+
+def test_os_vector_field_types():
+    byte = colsplade_properties("opensearch", FieldSpec(element_type="byte"))["colbert"]["properties"]["v"]
+    assert byte["data_type"] == "byte" and byte["method"]["engine"] == "lucene"
+    bit = colsplade_properties("opensearch", FieldSpec(element_type="bit"))["colbert"]["properties"]["v"]
+    assert bit["data_type"] == "binary" and bit["method"] == {
+        "name": "hnsw",
+        "engine": "faiss",
+        "space_type": "hamming",
+        "parameters": {"m": 16, "ef_construction": 100},
+    }
+    stored = colsplade_properties("opensearch", FieldSpec(index_vectors=False))["colbert"]["properties"]["v"]
+    assert "method" not in stored
+    assert index_body("opensearch", FieldSpec(index_vectors=False))["settings"]["index"]["knn"] is False
+
+
+def test_quantization_and_stored_only():
+    q = colsplade_properties("elasticsearch", FieldSpec(quantization="int8_hnsw"))["colbert"]["properties"]["v"]
+    assert q["index_options"]["type"] == "int8_hnsw"
+    s = colsplade_properties("elasticsearch", FieldSpec(index_vectors=False))["colbert"]["properties"]["v"]
+    assert s["index"] is False and "similarity" not in s
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"colbert_dim": 0},
+        {"element_type": "half"},
+        {"element_type": "bit", "colbert_dim": 12},
+        {"quantization": "pq"},
+        {"quantization": "int8_hnsw", "element_type": "byte"},
+        {"splade_field": "a.b"},
+        {"splade_field": "x", "colbert_field": "x"},
+        {"knn_engine": "nmslib"},
+    ],
+)
+def test_bad_specs(kwargs):
+    with pytest.raises(InvalidInputError):
+        FieldSpec(**kwargs)
+
+
+def test_sparse_vector_only_on_elasticsearch():
+    with pytest.raises(InvalidInputError, match="Elasticsearch field type"):
+        colsplade_properties("opensearch", FieldSpec(splade_type="sparse_vector"))
+
+
+def test_fields_to_add_keeps_users_fields_and_is_idempotent():
+    existing = {"title": {"type": "text"}, "body": {"type": "text"}}
+    to_add = fields_to_add("opensearch", existing)
+    assert set(to_add) == {"splade", "colbert", "colsplade"}
+    merged = {**existing, **to_add}
+    assert fields_to_add("opensearch", merged) == {}
+
+
+def test_fields_to_add_refuses_conflicts():
+    with pytest.raises(MappingConflictError, match="colbert"):
+        fields_to_add("elasticsearch", {"colbert": {"type": "keyword"}})
+    other_dim = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=96))
+    with pytest.raises(MappingConflictError):
+        fields_to_add("elasticsearch", other_dim, FieldSpec(colbert_dim=128))
+
+
+def test_meta_round_trip_and_body_conflicts():
+    spec = FieldSpec(colbert_dim=32, element_type="bit", index_vectors=False)
+    body = index_body("elasticsearch", spec, model_name="m", model_version="2", extra_properties={"t": {"type": "text"}})
+    assert spec_from_meta(body["mappings"]["_meta"]) == spec
+    assert body["mappings"]["_meta"]["colsplade"]["model_version"] == "2"
+    assert spec_from_meta({}) is None
+    with pytest.raises(MappingConflictError):
+        index_body("elasticsearch", extra_properties={"splade": {"type": "text"}})
+    with pytest.raises(InvalidInputError):
+        index_body("solr")
