@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from colsplade.config import Settings, redact_url
 from colsplade.exceptions import EngineRefusedError, EngineUnreachableError, InvalidInputError
@@ -262,7 +262,11 @@ class OpenSearchClient(EngineClient):
     engine = "opensearch"
 
     def _perform(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> Any:
-        return self.client.transport.perform_request(method, path, params=dict(params or {}), body=body)
+        if params:
+            # opensearch-py reads some query parameters ("timeout", "ignore", ...) as its own options;
+            # put them in the URL so the engine gets them all.
+            path = f"{path}?{urlencode({k: v for k, v in params.items() if v is not None})}"
+        return self.client.transport.perform_request(method, path, body=body)
 
     def _translate(self, exc: Exception) -> Exception:
         import opensearchpy
