@@ -108,8 +108,12 @@ class TextTokenizer:
                 if token_id is not None:
                     skip.add(token_id)
             self.skiplist_ids = sorted(skip)
+        # Never reported as SPLADE terms: special tokens, [UNK], and BERT's reserved [unusedN] slots
+        # (which no text produces and which would only be noise in the index).
+        unused = {i for t, i in self.tokenizer.get_vocab().items() if t.startswith("[unused") or t == "[UNK]"}
         self.special_ids = sorted(
-            {self.cls_id, self.sep_id, self.pad_id, self.mask_id}
+            unused
+            | {self.cls_id, self.sep_id, self.pad_id, self.mask_id}
             | {i for i in (self.query_marker_id, self.doc_marker_id) if i is not None}
             | {
                 token_id

@@ -218,7 +218,11 @@ def init_model_dir(
         colbert=ColbertSettings(dim=dim, query_marker=markers[0], doc_marker=markers[1])
         if kind != "splade"
         else None,
-        source={"format": "colsplade", "base": str(base), "mlm_head": "pretrained" if has_head else "tied-init"},
+        source={
+            "format": "colsplade",
+            "base": str(base),
+            "mlm_head": "pretrained" if has_head else "tied-init",
+        },
     )
     write_model_config(out, config)
     model = ColspladeModel(config, backbone.eval(), TextTokenizer(out, config))

@@ -56,8 +56,10 @@ class ColspladeModel(nn.Module):
 
     * ``splade``: ``backbone`` is a ``*ForMaskedLM``; output ``splade`` (batch, vocab).
     * ``colbert``: ``backbone`` is a bare encoder (``AutoModel``); ``linear`` projects hidden -> dim;
-      outputs ``colbert`` (batch, seq, dim) unit vectors (zero where dropped) and ``colbert_mask`` (batch, seq).
-    * ``joint``: a ``*ForMaskedLM`` backbone whose last hidden states also feed ``linear``: one pass, both outputs.
+      outputs ``colbert`` (batch, seq, dim) unit vectors (zero where dropped) and ``colbert_mask``
+      (batch, seq).
+    * ``joint``: a ``*ForMaskedLM`` backbone whose last hidden states also feed ``linear``: one pass,
+      both outputs.
 
     ``query_weights`` (vocab,) exists for the inference-free SPLADE query side.
     ``text_tokenizer`` builds inputs exactly as the ONNX encoders do.
@@ -91,9 +93,11 @@ class ColspladeModel(nn.Module):
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return {"splade": ("splade",), "colbert": ("colbert", "colbert_mask"), "joint": ("splade", "colbert", "colbert_mask")}[
-            self.kind
-        ]
+        return {
+            "splade": ("splade",),
+            "colbert": ("colbert", "colbert_mask"),
+            "joint": ("splade", "colbert", "colbert_mask"),
+        }[self.kind]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """``input_ids`` / ``attention_mask`` (batch, seq) int64 -> the outputs of :attr:`output_names`."""
@@ -116,7 +120,7 @@ class ColspladeModel(nn.Module):
 
     # -- convenience: the same contract as colsplade.encoders, in torch --------------------------------
     def tokenize(self, texts: Sequence[str | bytes], *, is_query: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Texts -> padded ``(input_ids, attention_mask)`` tensors, exactly as the ONNX encoders build them."""
+        """Texts -> padded ``(input_ids, attention_mask)`` tensors, as the ONNX encoders build them."""
         tok = self.text_tokenizer.tokenize(clean_texts(texts), is_query=is_query)
         ids, mask = self.text_tokenizer.pad(tok.ids, tok.attended)
         device = next(self.parameters()).device
@@ -137,14 +141,18 @@ class ColspladeModel(nn.Module):
         excluded[self.text_tokenizer.special_ids] = True
         threshold = self.config.splade.threshold if self.config.splade is not None else 0.0
         order = sorted(range(len(cleaned)), key=lambda i: len(tok.ids[i]))
-        results: dict[str, list[Any]] = {name: [None] * len(cleaned) for name in self.output_names if name != "colbert_mask"}
+        results: dict[str, list[Any]] = {
+            name: [None] * len(cleaned) for name in self.output_names if name != "colbert_mask"
+        }
         device = next(self.parameters()).device
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             ids, mask = self.text_tokenizer.pad([tok.ids[i] for i in idx], [tok.attended[i] for i in idx])
             out = self(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
             if "splade" in out:
-                dicts = splade_rows(out["splade"].float().cpu().numpy(), vocab, excluded, top_k=top_k, threshold=threshold)
+                dicts = splade_rows(
+                    out["splade"].float().cpu().numpy(), vocab, excluded, top_k=top_k, threshold=threshold
+                )
                 for i, d in zip(idx, dicts, strict=True):
                     results["splade"][i] = d
             if "colbert" in out:

@@ -1,0 +1,356 @@
+"""torch -> ONNX export of model directories, int8 / fp16 variants, and the parity check."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colsplade.encoders._config import ONNX_VARIANTS, read_model_config, write_model_config
+from colsplade.exceptions import ColspladeError, InvalidInputError
+from colsplade.onnx_export._parity import (
+    PARITY_DOCUMENTS,
+    PARITY_QUERIES,
+    VariantReport,
+    kendall_tau,
+    top_k_overlap,
+)
+from colsplade.scoring import maxsim
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "ExportReport",
+    "ParityError",
+    "convert_fp16",
+    "export_model_dir",
+    "export_onnx",
+    "quantize_int8",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+REPORT_FILE = "onnx/export-report.json"
+
+
+class ParityError(ColspladeError):
+    """An exported graph disagrees with the torch model beyond the tolerance; ``report`` has the figures."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_model_dir` wrote and how each file compared with torch."""
+
+    model_dir: str
+    kind: str
+    tolerance: float
+    min_kendall_tau: float
+    variants: dict[str, VariantReport] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no checked variant failed (an unchecked fp16 does not count as a failure)."""
+        return all(v.passed is not False for v in self.variants.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"ok": self.ok}
+
+    def summary(self) -> str:
+        """Human-readable lines, one per variant and output."""
+        lines = [
+            f"{self.kind} model {self.model_dir}: {'OK' if self.ok else 'FAILED'} ({self.seconds:.1f} s)"
+        ]
+        for v in self.variants.values():
+            state = {True: "ok", False: "FAILED", None: "not checked"}[v.passed]
+            lines.append(
+                f"  {v.variant:5s} {v.path} ({v.size_bytes / 1e6:.1f} MB): {state} {v.message}".rstrip()
+            )
+            for name, diff in v.max_abs_diff.items():
+                lines.append(f"        max |diff| {name:13s} {diff:.3g}")
+            for name, tau in v.kendall_tau.items():
+                lines.append(
+                    f"        ranking   {name:13s} kendall tau {tau:.3f}, "
+                    f"top-3 overlap {v.top_k_overlap[name]:.3f}"
+                )
+        return "\n".join(lines)
+
+
+class _GraphWrapper:
+    """Builds the nn.Module whose tuple outputs become the graph outputs (import-time torch kept lazy)."""
+
+    @staticmethod
+    def build(model: Any) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(
+                self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+            ) -> tuple[torch.Tensor, ...]:
+                out = self.model(input_ids, attention_mask)
+                return tuple(out[name] for name in self.model.output_names)
+
+        return Wrapper().eval()
+
+
+def _odd_batch(model: Any, texts: Sequence[str], *, is_query: bool) -> tuple[Any, Any]:
+    """Tokenise ``texts`` into a padded batch whose sequence length is odd (catches stride / reshape bugs)."""
+    texts = list(texts)
+    ids, mask = model.tokenize(texts, is_query=is_query)
+    if ids.shape[1] % 2 == 0:
+        # Shorten the longest text by one word, or lengthen it, until the padded width is odd.
+        longest = int(mask.sum(1).argmax())
+        texts[longest] = texts[longest] + " cells"
+        ids, mask = model.tokenize(texts, is_query=is_query)
+        if ids.shape[1] % 2 == 0:
+            texts[longest] = texts[longest].rsplit(" ", 2)[0]
+            ids, mask = model.tokenize(texts, is_query=is_query)
+    return ids, mask
+
+
+def export_onnx(model: Any, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET) -> Path:
+    """Export a :class:`colsplade.training.ColspladeModel` to one fp32 ONNX file.
+
+    Inputs ``input_ids`` / ``attention_mask`` (batch, sequence) int64; outputs by kind: ``splade``
+    (batch, vocab), ``colbert`` (batch, sequence, dim) unit vectors and ``colbert_mask`` (batch, sequence);
+    pooling, projection, normalisation and the skiplist are inside the graph; batch and sequence
+    axes are dynamic.
+    """
+    import torch
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    wrapper = _GraphWrapper.build(model)
+    dummy = _odd_batch(model, ["the cells of the immune response", "a dog"], is_query=False)
+    dynamic: dict[str, dict[int, str]] = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "splade": {0: "batch"},
+        "colbert": {0: "batch", 1: "sequence"},
+        "colbert_mask": {0: "batch", 1: "sequence"},
+    }
+    names = list(model.output_names)
+    with warnings.catch_warnings():
+        # The TorchScript exporter's deprecation and tracer notices are expected; the parity check
+        # is what tells whether the trace is right.
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                dummy,
+                str(out),
+                input_names=["input_ids", "attention_mask"],
+                output_names=names,
+                dynamic_axes={
+                    k: v for k, v in dynamic.items() if k in names or k in ("input_ids", "attention_mask")
+                },
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    model.eval()  # the exporter restores the wrapper's training flag recursively
+    logger.info("exported %s to %s", model.kind, out)
+    return out
+
+
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Dynamic int8 quantisation (weights int8, activations quantised at run time) for CPU inference."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False)
+    return Path(dst)
+
+
+def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """fp16 weights and compute with fp32 inputs / outputs kept (for onnxruntime-gpu)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
+def _ort_session(path: Path, providers: list[str]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def _run_both(
+    model: Any, session: Any, batch: tuple[Any, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    import torch
+
+    ids, mask = batch
+    with torch.no_grad():
+        ref = {
+            k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+            for k, v in model(ids, mask).items()
+        }
+    names = list(model.output_names)
+    got = dict(
+        zip(
+            names,
+            session.run(names, {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()}),
+            strict=True,
+        )
+    )
+    return ref, got
+
+
+def _scores(outputs_q: dict[str, np.ndarray], outputs_d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Query x document score matrices per head: SPLADE dot products and ColBERT MaxSim."""
+    scores: dict[str, np.ndarray] = {}
+    if "splade" in outputs_q:
+        scores["splade"] = outputs_q["splade"].astype(np.float64) @ outputs_d["splade"].astype(np.float64).T
+    if "colbert" in outputs_q:
+        qm, dm = outputs_q["colbert_mask"].astype(bool), outputs_d["colbert_mask"].astype(bool)
+        scores["colbert"] = np.array(
+            [
+                [
+                    maxsim(outputs_q["colbert"][i][qm[i]], outputs_d["colbert"][j][dm[j]])
+                    for j in range(len(dm))
+                ]
+                for i in range(len(qm))
+            ]
+        )
+    return scores
+
+
+def check_variant(
+    model: Any,
+    path: Path,
+    variant: str,
+    *,
+    tolerance: float,
+    min_kendall_tau: float,
+    providers: list[str] | None = None,
+) -> VariantReport:
+    """Compare one ONNX file with the torch model on the parity texts (multi-text batches of odd length)."""
+    import onnxruntime as ort
+
+    report = VariantReport(variant=variant, path=str(path), size_bytes=path.stat().st_size)
+    if providers is None:
+        providers = ["CPUExecutionProvider"]
+        if variant == "fp16":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                report.message = "fp16 is checked on a CUDA device only (onnxruntime-gpu); not checked here"
+                return report
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    try:
+        session = _ort_session(path, providers)
+    except Exception as exc:
+        report.passed = False
+        report.message = f"ONNX Runtime cannot load the file: {exc}"
+        return report
+    q_batch = _odd_batch(model, PARITY_QUERIES, is_query=True)
+    d_batch = _odd_batch(model, PARITY_DOCUMENTS, is_query=False)
+    ref_q, got_q = _run_both(model, session, q_batch)
+    ref_d, got_d = _run_both(model, session, d_batch)
+    for name in ref_q:
+        diff = max(
+            float(np.abs(ref_q[name].astype(np.float64) - got_q[name].astype(np.float64)).max()),
+            float(np.abs(ref_d[name].astype(np.float64) - got_d[name].astype(np.float64)).max()),
+        )
+        report.max_abs_diff[name] = diff
+    ref_scores, got_scores = _scores(ref_q, ref_d), _scores(got_q, got_d)
+    for name, ref in ref_scores.items():
+        got = got_scores[name]
+        report.kendall_tau[name] = float(np.mean([kendall_tau(ref[i], got[i]) for i in range(len(ref))]))
+        report.top_k_overlap[name] = float(
+            np.mean([top_k_overlap(ref[i], got[i], 3) for i in range(len(ref))])
+        )
+    problems = []
+    if variant == "fp32":
+        problems += [
+            f"{n} differs by {d:.3g} > {tolerance:g}" for n, d in report.max_abs_diff.items() if d > tolerance
+        ]
+    else:
+        problems += [
+            f"{n} kendall tau {t:.3f} < {min_kendall_tau:g}"
+            for n, t in report.kendall_tau.items()
+            if t < min_kendall_tau
+        ]
+    if "colbert_mask" in report.max_abs_diff and report.max_abs_diff["colbert_mask"] != 0:
+        problems.append("colbert_mask differs")
+    report.passed = not problems
+    report.message = "; ".join(problems)
+    return report
+
+
+def export_model_dir(
+    model_dir: str | os.PathLike[str],
+    *,
+    variants: Sequence[str] = ("int8",),
+    tolerance: float = 1e-4,
+    min_kendall_tau: float = 0.8,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    raise_on_failure: bool = True,
+) -> ExportReport:
+    """Export a model directory's torch weights to ``onnx/model.onnx`` plus the requested ``variants``.
+
+    Every file is checked against torch (see :func:`check_variant`): fp32 outputs within ``tolerance``
+    (absolute), int8 / fp16 rankings with mean Kendall tau >= ``min_kendall_tau``. ``colsplade.json``
+    lists the files that were written; the figures go to ``onnx/export-report.json``. With
+    ``raise_on_failure`` a failed check raises :class:`ParityError` (the files stay for inspection,
+    but colsplade.json does not list a failed variant).
+    """
+    from colsplade.training import load_model_dir
+
+    start = time.perf_counter()
+    unknown = [v for v in variants if v not in ONNX_VARIANTS or v == "fp32"]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown variants {unknown}; choose from int8, fp16 (fp32 is always written)"
+        )
+    path = Path(model_dir)
+    model = load_model_dir(path)
+    config = read_model_config(path)
+    report = ExportReport(
+        model_dir=str(path), kind=config.kind, tolerance=tolerance, min_kendall_tau=min_kendall_tau
+    )
+    fp32 = export_onnx(model, path / ONNX_VARIANTS["fp32"], opset=opset)
+    files = {"fp32": fp32}
+    if "int8" in variants:
+        files["int8"] = quantize_int8(fp32, path / ONNX_VARIANTS["int8"])
+    if "fp16" in variants:
+        files["fp16"] = convert_fp16(fp32, path / ONNX_VARIANTS["fp16"])
+    for variant, file in files.items():
+        if check:
+            report.variants[variant] = check_variant(
+                model, file, variant, tolerance=tolerance, min_kendall_tau=min_kendall_tau
+            )
+        else:
+            report.variants[variant] = VariantReport(
+                variant, str(file), file.stat().st_size, message="not checked"
+            )
+    report.seconds = time.perf_counter() - start
+    config.onnx = {v: ONNX_VARIANTS[v] for v in files if report.variants[v].passed is not False}
+    write_model_config(path, config)
+    (path / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    logger.info("%s", report.summary())
+    if raise_on_failure and not report.ok:
+        raise ParityError(f"ONNX export of {path} failed its parity check:\n{report.summary()}", report)
+    return report

@@ -1,0 +1,306 @@
+"""Loading public checkpoints in their own formats into colsplade model directories.
+
+* naver SPLADE: a ``BertForMaskedLM`` / ``DistilBertForMaskedLM`` directory (config.json + weights).
+* ColBERTv2: a BERT checkpoint whose weights hold ``bert.*`` and ``linear.weight`` (dim x hidden), with
+  ``artifact.metadata`` giving query_maxlen, doc_maxlen, markers, attend_to_mask_tokens.
+* PyLate / sentence-transformers ColBERT: ``modules.json`` (Transformer at the root + ``1_Dense``),
+  ``config_sentence_transformers.json`` giving prefixes, lengths, expansion and the skiplist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colsplade.encoders._config import (
+    CONFIG_FILE,
+    DEFAULT_SKIPLIST,
+    ColbertSettings,
+    ModelConfig,
+    SpladeSettings,
+    write_model_config,
+)
+from colsplade.encoders._tokenize import TextTokenizer
+from colsplade.exceptions import InvalidInputError, ModelDirectoryError
+from colsplade.training._model_dir import save_model_dir
+from colsplade.training._models import ColspladeModel
+
+__all__ = [
+    "detect_checkpoint_format",
+    "import_checkpoint",
+    "load_colbertv2",
+    "load_naver_splade",
+    "load_pylate",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("colsplade", "naver-splade", "colbertv2", "pylate")
+
+
+def _local(src: str | os.PathLike[str]) -> Path:
+    """A local directory for ``src``: itself, or a hub snapshot when ``src`` is a hub id (needs network)."""
+    path = Path(src)
+    if path.is_dir():
+        return path
+    if path.exists() or str(src).startswith((".", "/")):
+        raise ModelDirectoryError(f"{str(src)!r} is not a directory")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(src)))
+    except Exception as exc:
+        raise ModelDirectoryError(
+            f"{str(src)!r} is neither a local directory nor a downloadable hub id: {exc}"
+        ) from exc
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelDirectoryError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) and not isinstance(data, list):
+        raise ModelDirectoryError(f"{path} holds no JSON object")
+    return data  # type: ignore[return-value]
+
+
+def _state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint directory (safetensors preferred; .bin loaded with weights_only)."""
+    if (directory / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(directory / "model.safetensors"))
+    if (directory / "pytorch_model.bin").is_file():
+        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise ModelDirectoryError(f"{directory} has neither model.safetensors nor pytorch_model.bin")
+
+
+def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
+    """Tell which layout a checkpoint directory has: one of colsplade, naver-splade, colbertv2, pylate."""
+    path = Path(src)
+    if (path / CONFIG_FILE).is_file():
+        return "colsplade"
+    if (path / "modules.json").is_file():
+        modules = _read_json(path / "modules.json")
+        types = " ".join(str(m.get("type", "")) for m in modules) if isinstance(modules, list) else ""
+        st_config = path / "config_sentence_transformers.json"
+        has_prefix = st_config.is_file() and "query_prefix" in _read_json(st_config)
+        if "pylate" in types.lower() or ("Dense" in types and has_prefix):
+            return "pylate"
+    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    architectures = config.get("architectures") or []
+    if (path / "artifact.metadata").is_file() or any("ColBERT" in a for a in architectures):
+        return "colbertv2"
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        return "naver-splade"
+    raise ModelDirectoryError(
+        f"cannot tell the checkpoint format of {str(path)!r}: expected colsplade.json, a PyLate "
+        "modules.json, a ColBERTv2 artifact.metadata / HF_ColBERT config, or a *ForMaskedLM config.json"
+    )
+
+
+def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
+    """Write the tokenizer and colsplade.json into ``out_dir``; returns the HF tokenizer."""
+    from transformers import AutoTokenizer
+
+    if out_dir.resolve() == src.resolve():
+        raise InvalidInputError("write the model directory somewhere else than the checkpoint itself")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    tokenizer.save_pretrained(str(out_dir))
+    if not (out_dir / "tokenizer.json").is_file():
+        raise ModelDirectoryError(f"{src} has no fast tokenizer; colsplade needs tokenizer.json")
+    config.special_tokens = {
+        "cls": tokenizer.cls_token,
+        "sep": tokenizer.sep_token,
+        "pad": tokenizer.pad_token,
+        "mask": tokenizer.mask_token,
+    }
+    write_model_config(out_dir, config)
+    return tokenizer
+
+
+def load_naver_splade(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    pooling: str = "max",
+    max_query_length: int = 32,
+    max_doc_length: int = 256,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """A naver SPLADE masked-LM checkpoint (BERT / DistilBERT) -> a ``splade`` model directory."""
+    from transformers import AutoModelForMaskedLM
+
+    path, out = _local(src), Path(out_dir)
+    config = ModelConfig(
+        kind="splade",
+        name=name or path.name,
+        version=version,
+        base_model=str(src),
+        max_query_length=max_query_length,
+        max_doc_length=max_doc_length,
+        splade=SpladeSettings(pooling=pooling),
+        source={"format": "naver-splade", "path": str(src)},
+    )
+    _start_dir(path, out, config)
+    backbone = AutoModelForMaskedLM.from_pretrained(str(path)).eval()
+    model = ColspladeModel(config, backbone, TextTokenizer(out, config))
+    save_model_dir(model, out)
+    return model.eval()
+
+
+def load_colbertv2(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    max_query_length: int | None = None,
+    max_doc_length: int | None = None,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """A ColBERTv2 checkpoint (``bert.*`` + ``linear.weight``, artifact.metadata) -> ``colbert`` directory."""
+    from transformers import AutoConfig, AutoModel
+
+    path, out = _local(src), Path(out_dir)
+    meta = _read_json(path / "artifact.metadata") if (path / "artifact.metadata").is_file() else {}
+    state = _state_dict(path)
+    if "linear.weight" not in state:
+        raise ModelDirectoryError(f"{path} holds no 'linear.weight': not a ColBERTv2 checkpoint")
+    linear = state.pop("linear.weight")
+    config = ModelConfig(
+        kind="colbert",
+        name=name or path.name,
+        version=version,
+        base_model=str(src),
+        max_query_length=max_query_length or int(meta.get("query_maxlen", 32)),
+        max_doc_length=max_doc_length or int(meta.get("doc_maxlen", 180)),
+        colbert=ColbertSettings(
+            dim=int(linear.shape[0]),
+            query_marker=str(meta.get("query_token_id", "[unused0]")),
+            doc_marker=str(meta.get("doc_token_id", "[unused1]")),
+            query_augmentation=True,
+            attend_to_mask_tokens=bool(meta.get("attend_to_mask_tokens", False)),
+            skiplist=list(DEFAULT_SKIPLIST) if meta.get("mask_punctuation", True) else [],
+        ),
+        source={"format": "colbertv2", "path": str(src)},
+    )
+    _start_dir(path, out, config)
+    backbone_config = AutoConfig.from_pretrained(str(path))
+    backbone = AutoModel.from_config(backbone_config, add_pooling_layer=False)
+    prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = backbone.load_state_dict(weights, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise ModelDirectoryError(
+            f"{path}: weights do not fit the BERT config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model = ColspladeModel(config, backbone.eval(), TextTokenizer(out, config))
+    assert model.linear is not None
+    with torch.no_grad():
+        model.linear.weight.copy_(linear)
+    save_model_dir(model, out)
+    return model.eval()
+
+
+def load_pylate(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    max_query_length: int | None = None,
+    max_doc_length: int | None = None,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """A PyLate / sentence-transformers ColBERT (Transformer + one Dense) -> a ``colbert`` directory."""
+    from transformers import AutoModel
+
+    path, out = _local(src), Path(out_dir)
+    modules = _read_json(path / "modules.json")
+    transformer = [m for m in modules if "Transformer" in str(m.get("type", ""))]
+    dense = [m for m in modules if "Dense" in str(m.get("type", ""))]
+    if len(transformer) != 1 or len(dense) != 1:
+        raise ModelDirectoryError(
+            f"{path}/modules.json: colsplade loads one Transformer and one Dense module, found "
+            f"{len(transformer)} and {len(dense)}"
+        )
+    transformer_dir = path / str(transformer[0].get("path", ""))
+    dense_dir = path / str(dense[0]["path"])
+    dense_config = _read_json(dense_dir / "config.json")
+    activation = str(dense_config.get("activation_function", "torch.nn.modules.linear.Identity"))
+    if not activation.endswith("Identity"):
+        raise ModelDirectoryError(f"{dense_dir}: only an Identity activation is supported, not {activation}")
+    dense_state = _state_dict(dense_dir)
+    st = (
+        _read_json(path / "config_sentence_transformers.json")
+        if (path / "config_sentence_transformers.json").is_file()
+        else {}
+    )
+    query_prefix, doc_prefix = st.get("query_prefix", "[unused0]"), st.get("document_prefix", "[unused1]")
+    config = ModelConfig(
+        kind="colbert",
+        name=name or path.name,
+        version=version,
+        base_model=str(src),
+        max_query_length=max_query_length or int(st.get("query_length", 32)),
+        max_doc_length=max_doc_length or int(st.get("document_length", 180)),
+        colbert=ColbertSettings(
+            dim=int(dense_config["out_features"]),
+            query_marker=query_prefix,
+            doc_marker=doc_prefix,
+            query_augmentation=bool(st.get("do_query_expansion", True)),
+            attend_to_mask_tokens=bool(st.get("attend_to_expansion_tokens", False)),
+            skiplist=list(st.get("skiplist_words", DEFAULT_SKIPLIST)),
+        ),
+        source={"format": "pylate", "path": str(src)},
+    )
+    _start_dir(transformer_dir, out, config)
+    backbone = AutoModel.from_pretrained(str(transformer_dir)).eval()
+    model = ColspladeModel(
+        config, backbone, TextTokenizer(out, config), linear_bias="linear.bias" in dense_state
+    )
+    assert model.linear is not None
+    with torch.no_grad():
+        model.linear.weight.copy_(dense_state["linear.weight"])
+        if "linear.bias" in dense_state and model.linear.bias is not None:
+            model.linear.bias.copy_(dense_state["linear.bias"])
+    save_model_dir(model, out)
+    return model.eval()
+
+
+def import_checkpoint(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    **options: Any,
+) -> Path:
+    """Convert a public checkpoint (local directory or hub id) into a colsplade model directory.
+
+    ``format``: ``auto`` (see :func:`detect_checkpoint_format`), ``naver-splade``, ``colbertv2``,
+    ``pylate`` or ``colsplade`` (copied). ``options`` go to the format's loader (lengths, name, version).
+    Export it to ONNX afterwards with :func:`colsplade.onnx_export.export_model_dir`.
+    """
+    path = _local(src)
+    fmt = detect_checkpoint_format(path) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"format must be auto or one of {', '.join(FORMATS)}, not {format!r}")
+    logger.info("importing %s checkpoint %s into %s", fmt, src, out_dir)
+    if fmt == "colsplade":
+        shutil.copytree(path, out_dir, dirs_exist_ok=True)
+    elif fmt == "naver-splade":
+        load_naver_splade(path, out_dir, **options)
+    elif fmt == "colbertv2":
+        load_colbertv2(path, out_dir, **options)
+    else:
+        load_pylate(path, out_dir, **options)
+    return Path(out_dir)
