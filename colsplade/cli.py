@@ -28,7 +28,9 @@ class _Context:
     def settings(self, **more: Any):
         from colsplade.config import load_settings
 
-        return load_settings(self.config_file, **{**self.overrides, **{k: v for k, v in more.items() if v is not None}})
+        return load_settings(
+            self.config_file, **{**self.overrides, **{k: v for k, v in more.items() if v is not None}}
+        )
 
 
 def _echo_json(data: Any) -> None:
@@ -55,15 +57,35 @@ class _Group(click.Group):
 @click.option("--url", help="Engine URL(s), comma-separated [env COLSPLADE_URL]. Default: the local node.")
 @click.option("--engine", type=ENGINE_CHOICE, help="Engine kind; detected from the URL when omitted.")
 @click.option("--username", help="Basic-auth user [env COLSPLADE_USERNAME].")
-@click.option("--api-key", help="API key [env COLSPLADE_API_KEY]; prefer the env variable to keep it out of history.")
-@click.option("--ca-certs", type=click.Path(dir_okay=False), help="CA bundle for TLS [env COLSPLADE_CA_CERTS].")
+@click.option(
+    "--api-key", help="API key [env COLSPLADE_API_KEY]; prefer the env variable to keep it out of history."
+)
+@click.option(
+    "--ca-certs", type=click.Path(dir_okay=False), help="CA bundle for TLS [env COLSPLADE_CA_CERTS]."
+)
 @click.option("--no-verify-certs", is_flag=True, default=None, help="Do not verify TLS certificates.")
 @click.option("--timeout", type=float, help="Request timeout in seconds [env COLSPLADE_TIMEOUT].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file [env COLSPLADE_CONFIG].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file [env COLSPLADE_CONFIG].",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.version_option(package_name="colsplade")
 @click.pass_context
-def main(ctx: click.Context, url, engine, username, api_key, ca_certs, no_verify_certs, timeout, config_file, verbose):
+def main(
+    ctx: click.Context,
+    url,
+    engine,
+    username,
+    api_key,
+    ca_certs,
+    no_verify_certs,
+    timeout,
+    config_file,
+    verbose,
+):
     """Two-stage neural search for Elasticsearch and OpenSearch: SPLADE retrieval, ColBERT rerank."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
@@ -123,7 +145,11 @@ def engine_status(kind: str | None, as_json: bool) -> None:
     report = {}
     for name in [kind] if kind else list(ENGINES):
         node = node_status(name)
-        report[name] = None if node is None else {**dataclasses.asdict(node), "url": node.url, "healthy": node.is_running()}
+        report[name] = (
+            None
+            if node is None
+            else {**dataclasses.asdict(node), "url": node.url, "healthy": node.is_running()}
+        )
     if as_json:
         _echo_json(report)
         return
@@ -132,7 +158,9 @@ def engine_status(kind: str | None, as_json: bool) -> None:
             click.echo(f"{name}: not running")
         else:
             state = "healthy" if info["healthy"] else "not answering"
-            click.echo(f"{name} {info['version']}: {state} at {info['url']} (pid {info['pid']}, log {info['log_file']})")
+            click.echo(
+                f"{name} {info['version']}: {state} at {info['url']} (pid {info['pid']}, log {info['log_file']})"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- index
@@ -152,20 +180,31 @@ def _client(ctx: _Context, autostart: bool):
 @index.command("create")
 @click.argument("name")
 @click.option("--dim", type=int, default=128, show_default=True, help="ColBERT vector dimension.")
-@click.option("--element-type", type=click.Choice(["float", "byte", "bit"]), default="float", show_default=True)
+@click.option(
+    "--element-type", type=click.Choice(["float", "byte", "bit"]), default="float", show_default=True
+)
 @click.option("--no-vector-index", is_flag=True, help="Store token vectors for rerank only (no HNSW graph).")
-@click.option("--quantization", type=click.Choice(["int8_hnsw", "int4_hnsw", "bbq_hnsw"]), help="ES graph quantisation.")
+@click.option(
+    "--quantization", type=click.Choice(["int8_hnsw", "int4_hnsw", "bbq_hnsw"]), help="ES graph quantisation."
+)
 @click.option("--shards", type=int, default=1, show_default=True)
 @click.option("--replicas", type=int, default=0, show_default=True)
-@click.option("--existing-ok", is_flag=True, help="If NAME exists, add colsplade's fields to it (keeps its data).")
+@click.option(
+    "--existing-ok", is_flag=True, help="If NAME exists, add colsplade's fields to it (keeps its data)."
+)
 @click.pass_obj
-def index_create(ctx: _Context, name, dim, element_type, no_vector_index, quantization, shards, replicas, existing_ok):
+def index_create(
+    ctx: _Context, name, dim, element_type, no_vector_index, quantization, shards, replicas, existing_ok
+):
     """Create index NAME with the colsplade fields, or add them to an existing index."""
     from colsplade.engines import create_index
     from colsplade.mappings import FieldSpec
 
     spec = FieldSpec(
-        colbert_dim=dim, element_type=element_type, index_vectors=not no_vector_index, quantization=quantization
+        colbert_dim=dim,
+        element_type=element_type,
+        index_vectors=not no_vector_index,
+        quantization=quantization,
     )
     with _client(ctx, autostart=True) as client:
         result = create_index(client, name, spec, shards=shards, replicas=replicas, existing_ok=existing_ok)
@@ -199,6 +238,26 @@ def index_delete(ctx: _Context, name: str, yes: bool, missing_ok: bool) -> None:
     with _client(ctx, autostart=False) as client:
         deleted = delete_index(client, name, missing_ok=missing_ok)
     click.echo(f"deleted {name}" if deleted else f"{name} did not exist")
+
+
+@main.command("quickstart")
+@click.option(
+    "--engine",
+    "kind",
+    type=ENGINE_CHOICE,
+    default="elasticsearch",
+    show_default=True,
+    help="Local engine to start when no --url / COLSPLADE_URL is configured.",
+)
+@click.option("--index", "index_name", default="colsplade-quickstart", show_default=True)
+@click.pass_obj
+def quickstart_cmd(ctx: _Context, kind: str, index_name: str) -> None:
+    """Run the main job: engine up (if none configured), colsplade index, capabilities report."""
+    from colsplade._quickstart import quickstart
+
+    report = quickstart(ctx.settings(), engine=kind, index=index_name)
+    for key, value in report.items():
+        click.echo(f"{key:>18}: {value}")
 
 
 def _register_optional_commands() -> None:

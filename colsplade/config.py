@@ -111,7 +111,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.engine is not None and self.engine not in ENGINE_KINDS:
-            raise InvalidInputError(f"unknown engine {self.engine!r}; choose one of: {', '.join(ENGINE_KINDS)}")
+            raise InvalidInputError(
+                f"unknown engine {self.engine!r}; choose one of: {', '.join(ENGINE_KINDS)}"
+            )
         for url in self.urls:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -183,7 +185,9 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             try:
                 value = float(value)
             except ValueError:
-                raise InvalidInputError(f"request_timeout must be a number of seconds, got {value!r}") from None
+                raise InvalidInputError(
+                    f"request_timeout must be a number of seconds, got {value!r}"
+                ) from None
         elif key == "max_retries":
             try:
                 value = int(value)
@@ -202,7 +206,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         try:
             import tomli as tomllib
         except ImportError:
-            raise InvalidInputError("reading a TOML config file on Python 3.10 needs: pip install tomli") from None
+            raise InvalidInputError(
+                "reading a TOML config file on Python 3.10 needs: pip install tomli"
+            ) from None
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

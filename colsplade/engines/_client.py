@@ -64,7 +64,9 @@ def _error_details(body: Any) -> tuple[str, str]:
         if isinstance(error, Mapping):
             causes = error.get("root_cause") or []
             first = causes[0] if causes and isinstance(causes[0], Mapping) else error
-            return str(first.get("type", error.get("type", "error"))), str(first.get("reason", error.get("reason")))
+            return str(first.get("type", error.get("type", "error"))), str(
+                first.get("reason", error.get("reason"))
+            )
         if isinstance(error, str):
             return "error", error
     return "error", str(body)[:500]
@@ -167,9 +169,14 @@ class EngineClient:
 
     @staticmethod
     def _index_path(index: str) -> str:
-        if not index or index.startswith(("_", "-", "+")) or index != index.lower() or any(c in index for c in ' "*\\<|,>/?#'):
+        if (
+            not index
+            or index.startswith(("_", "-", "+"))
+            or index != index.lower()
+            or any(c in index for c in ' "*\\<|,>/?#')
+        ):
             raise InvalidInputError(
-                f"invalid index name {index!r}: lower case, no spaces or any of \\/*?\"<>|,#, "
+                f'invalid index name {index!r}: lower case, no spaces or any of \\/*?"<>|,#, '
                 "and not starting with _, - or +"
             )
         return "/" + quote(index, safe="")
@@ -220,7 +227,10 @@ class EngineClient:
     ) -> dict[str, Any]:
         params = {"refresh": "true"} if refresh else None
         return self.request(
-            "PUT", f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}", body=dict(document), params=params
+            "PUT",
+            f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}",
+            body=dict(document),
+            params=params,
         )
 
     def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
@@ -231,7 +241,9 @@ class EngineClient:
                 return None
             raise
 
-    def search(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def search(
+        self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         return self.request("POST", self._index_path(index) + "/_search", body=dict(body), params=params)
 
 
@@ -335,7 +347,9 @@ def _detect(settings: Settings) -> str:
     return "opensearch" if distribution == "opensearch" else "elasticsearch"
 
 
-def connect(settings: Settings | None = None, *, url: str | None = None, engine: str | None = None) -> EngineClient:
+def connect(
+    settings: Settings | None = None, *, url: str | None = None, engine: str | None = None
+) -> EngineClient:
     """Connect to the engine ``settings`` names (or ``url``); the engine kind is detected when not given.
 
     Raises:

@@ -7,8 +7,16 @@ import logging
 from typing import Any
 
 from colsplade.engines._client import EngineClient
+from colsplade.engines._local import has_native_knn, local_node_for_url
 from colsplade.exceptions import EngineRefusedError, InvalidInputError
-from colsplade.mappings import FieldSpec, MappingConflictError, fields_to_add, index_body, index_meta, spec_from_meta
+from colsplade.mappings import (
+    FieldSpec,
+    MappingConflictError,
+    fields_to_add,
+    index_body,
+    index_meta,
+    spec_from_meta,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +36,21 @@ def spec_for(client: EngineClient, spec: FieldSpec | None = None) -> FieldSpec:
             splade_type,
         )
         spec = dataclasses.replace(spec, splade_type=splade_type)
-    if client.engine == "opensearch" and spec.index_vectors and not caps.knn:
-        raise InvalidInputError(
-            "this OpenSearch node has no k-NN plugin, so token vectors cannot be indexed for kNN; "
-            "install opensearch-knn or use FieldSpec(index_vectors=False)"
-        )
+    if client.engine == "opensearch" and spec.index_vectors:
+        if not caps.knn:
+            raise InvalidInputError(
+                "this OpenSearch node has no k-NN plugin, so token vectors cannot be indexed for kNN; "
+                "install opensearch-knn or use FieldSpec(index_vectors=False)"
+            )
+        needs_native = spec.knn_engine == "faiss" or spec.element_type == "bit"
+        node = local_node_for_url(client.settings.urls[0]) if needs_native else None
+        if node is not None and not has_native_knn(node):
+            raise InvalidInputError(
+                "this local OpenSearch node's k-NN plugin (from Maven Central) has no native libraries, and the "
+                f"{'binary (bit) vectors' if spec.element_type == 'bit' else 'faiss engine'} would need them "
+                "(the node would crash); use the lucene engine with float or byte vectors, or "
+                "FieldSpec(index_vectors=False) to store bit vectors for rerank only"
+            )
     return spec
 
 
@@ -55,11 +73,21 @@ def create_index(
     spec = spec_for(client, spec)
     if not client.index_exists(index):
         body = index_body(
-            client.engine, spec, model_name=model_name, model_version=model_version, shards=shards, replicas=replicas
+            client.engine,
+            spec,
+            model_name=model_name,
+            model_version=model_version,
+            shards=shards,
+            replicas=replicas,
         )
         client.create_index(index, body)
         client.health(wait_for_status="yellow")
-        return {"index": index, "created": True, "added_fields": sorted(body["mappings"]["properties"]), "spec": spec}
+        return {
+            "index": index,
+            "created": True,
+            "added_fields": sorted(body["mappings"]["properties"]),
+            "spec": spec,
+        }
     if not existing_ok:
         raise InvalidInputError(
             f"index {index!r} already exists; pass existing_ok=True (CLI: --existing-ok) to add colsplade's "
@@ -86,7 +114,9 @@ def create_index(
         try:
             client.put_mapping(index, {"_meta": meta, "properties": to_add})
         except EngineRefusedError as exc:
-            raise MappingConflictError(f"the engine refused to add colsplade's fields to {index!r}: {exc.reason}") from exc
+            raise MappingConflictError(
+                f"the engine refused to add colsplade's fields to {index!r}: {exc.reason}"
+            ) from exc
     return {"index": index, "created": False, "added_fields": sorted(to_add), "spec": spec}
 
 

@@ -41,7 +41,9 @@ __all__ = [
     "ENGINES",
     "LocalNode",
     "engines_home",
+    "has_native_knn",
     "install_distribution",
+    "local_node_for_url",
     "node_status",
     "start_node",
     "stop_node",
@@ -84,7 +86,9 @@ def _check_engine(engine: str, version: str | None) -> str:
         raise InvalidInputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     version = version or DEFAULT_VERSIONS[engine]
     if not _VERSION_RE.match(version):
-        raise InvalidInputError(f"invalid {engine} version {version!r}; expected MAJOR.MINOR.PATCH, e.g. 8.19.21")
+        raise InvalidInputError(
+            f"invalid {engine} version {version!r}; expected MAJOR.MINOR.PATCH, e.g. 8.19.21"
+        )
     return version
 
 
@@ -178,7 +182,7 @@ def _mvn_copy(artifact: str, dest: Path) -> Path:
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise EngineStartError(f"Maven could not fetch {artifact}: {tail}")
-    group, name, version, *rest = artifact.split(":")
+    _group, name, version, *rest = artifact.split(":")
     ext = rest[0] if rest else "jar"
     path = dest / f"{name}-{version}.{ext}"
     if not path.is_file():
@@ -206,11 +210,20 @@ def _mvn_copy_with_deps(coordinates: Sequence[str], dest: Path, exclude_groups: 
     )
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise EngineStartError("Maven (mvn) is needed to fetch engine modules; install it (apt-get install maven)")
+        raise EngineStartError(
+            "Maven (mvn) is needed to fetch engine modules; install it (apt-get install maven)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "pom.xml").write_text(pom)
         proc = subprocess.run(
-            [mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}"],
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={dest}",
+            ],
             capture_output=True,
             text=True,
             cwd=tmp,
@@ -405,7 +418,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _http_json(url: str, timeout: float = 2.0) -> dict | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read().decode())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -517,7 +530,9 @@ def start_node(
             )
         return running
     if port is not None and _port_taken(port):
-        raise EngineStartError(f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it")
+        raise EngineStartError(
+            f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it"
+        )
     home = install_distribution(engine, version)
     java_home = find_java(_required_java(engine, version))
     root = engines_home()
@@ -616,8 +631,33 @@ def _log_hint(log_file: Path) -> str:
         lines = log_file.read_text(errors="replace").splitlines()
     except OSError:
         return "no log written"
-    interesting = [line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()]
+    interesting = [
+        line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()
+    ]
     return (interesting or lines or ["empty log"])[-1][:500]
+
+
+def local_node_for_url(url: str) -> LocalNode | None:
+    """The running local node serving ``url`` (any engine, any name), if colsplade started one."""
+    run_dir = engines_home() / "run"
+    if not run_dir.is_dir():
+        return None
+    for path in run_dir.glob("*.json"):
+        engine, _, name = path.stem.partition("-")
+        node = node_status(engine, name) if engine in ENGINES else None
+        if node is not None and url.rstrip("/") == node.url:
+            return node
+    return None
+
+
+def has_native_knn(node: LocalNode) -> bool:
+    """Whether a local OpenSearch node's k-NN plugin ships its native (faiss / nmslib) libraries.
+
+    The Maven Central plugin zip does not (k-NN#2643); creating a faiss field on such a node makes the
+    JVM fail with UnsatisfiedLinkError and takes the node down, so colsplade refuses it beforehand.
+    """
+    lib = Path(node.home) / "plugins" / "opensearch-knn" / "lib"
+    return lib.is_dir() and any(lib.glob("*.so"))
 
 
 def stop_node(engine: str, name: str = "default", timeout: float = 60.0) -> bool:

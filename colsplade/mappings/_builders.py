@@ -82,9 +82,13 @@ class FieldSpec:
         if self.element_type not in ("float", "byte", "bit"):
             raise InvalidInputError(f"element_type must be float, byte or bit, got {self.element_type!r}")
         if self.element_type == "bit" and self.colbert_dim % 8:
-            raise InvalidInputError(f"bit vectors need a dimension that is a multiple of 8, got {self.colbert_dim}")
+            raise InvalidInputError(
+                f"bit vectors need a dimension that is a multiple of 8, got {self.colbert_dim}"
+            )
         if self.splade_type not in ("rank_features", "sparse_vector"):
-            raise InvalidInputError(f"splade_type must be rank_features or sparse_vector, got {self.splade_type!r}")
+            raise InvalidInputError(
+                f"splade_type must be rank_features or sparse_vector, got {self.splade_type!r}"
+            )
         if self.quantization not in (None, "int8_hnsw", "int4_hnsw", "bbq_hnsw"):
             raise InvalidInputError(
                 f"quantization must be one of int8_hnsw, int4_hnsw, bbq_hnsw, got {self.quantization!r}"
@@ -109,7 +113,11 @@ def _check_engine(engine: str) -> None:
 
 
 def _es_vector(spec: FieldSpec) -> dict[str, Any]:
-    field: dict[str, Any] = {"type": "dense_vector", "dims": spec.colbert_dim, "element_type": spec.element_type}
+    field: dict[str, Any] = {
+        "type": "dense_vector",
+        "dims": spec.colbert_dim,
+        "element_type": spec.element_type,
+    }
     if not spec.index_vectors:
         field["index"] = False
         return field
@@ -118,7 +126,11 @@ def _es_vector(spec: FieldSpec) -> dict[str, Any]:
     # distance, which Elasticsearch exposes as l2_norm for element_type bit.
     field["similarity"] = "l2_norm" if spec.element_type == "bit" else "dot_product"
     index_type = spec.quantization or "hnsw"
-    field["index_options"] = {"type": index_type, "m": spec.hnsw_m, "ef_construction": spec.hnsw_ef_construction}
+    field["index_options"] = {
+        "type": index_type,
+        "m": spec.hnsw_m,
+        "ef_construction": spec.hnsw_ef_construction,
+    }
     return field
 
 
@@ -152,7 +164,9 @@ def colsplade_properties(engine: str, spec: FieldSpec | None = None) -> dict[str
     _check_engine(engine)
     spec = spec or FieldSpec()
     if spec.splade_type == "sparse_vector" and engine != "elasticsearch":
-        raise InvalidInputError("sparse_vector is an Elasticsearch field type; use rank_features on OpenSearch")
+        raise InvalidInputError(
+            "sparse_vector is an Elasticsearch field type; use rank_features on OpenSearch"
+        )
     vector = _es_vector(spec) if engine == "elasticsearch" else _os_vector(spec)
     return {
         spec.splade_field: {"type": spec.splade_type},

@@ -60,7 +60,9 @@ def nested_knn_query(
     spec = spec or FieldSpec()
     vector = [float(x) for x in query_vector]
     if len(vector) != spec.colbert_dim and spec.element_type != "bit":
-        raise InvalidInputError(f"query vector has {len(vector)} dimensions, the index has {spec.colbert_dim}")
+        raise InvalidInputError(
+            f"query vector has {len(vector)} dimensions, the index has {spec.colbert_dim}"
+        )
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, got {k}")
     if engine == "elasticsearch":

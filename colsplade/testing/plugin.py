@@ -123,7 +123,9 @@ class _Nodes:
         if engine == "elasticsearch":
             container.with_env("xpack.security.enabled", "false").with_env("ES_JAVA_OPTS", "-Xms1g -Xmx1g")
         else:
-            container.with_env("DISABLE_SECURITY_PLUGIN", "true").with_env("OPENSEARCH_JAVA_OPTS", "-Xms1g -Xmx1g")
+            container.with_env("DISABLE_SECURITY_PLUGIN", "true").with_env(
+                "OPENSEARCH_JAVA_OPTS", "-Xms1g -Xmx1g"
+            )
         container.with_exposed_ports(9200)
         container.start()
         self._stoppers.append(container.stop)

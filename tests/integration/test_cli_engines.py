@@ -25,7 +25,9 @@ def test_index_commands(engine, engine_index):
 
 
 def test_unreachable_engine_is_one_clear_line():
-    result = CliRunner().invoke(main, ["--url", "http://127.0.0.1:9", "--engine", "opensearch", "index", "info", "x"])
+    result = CliRunner().invoke(
+        main, ["--url", "http://127.0.0.1:9", "--engine", "opensearch", "index", "info", "x"]
+    )
     assert result.exit_code == 1
     assert "cannot reach the engine at http://127.0.0.1:9" in result.output
     assert "Traceback" not in result.output

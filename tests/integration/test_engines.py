@@ -64,9 +64,12 @@ def test_round_trip_rank_features_and_nested_knn(engine, engine_index):
 
     # The rank_feature (linear) bool sums to the SPLADE dot product, up to the 9-bit feature precision.
     query_impacts = {"u.s.": 2.0, "cat": 1.0, "100%": 4.0}
-    hits = engine.search(engine_index, {"query": sparse_query(query_impacts, spec), "_source": False})["hits"]["hits"]
+    hits = engine.search(engine_index, {"query": sparse_query(query_impacts, spec), "_source": False})[
+        "hits"
+    ]["hits"]
     expected = {
-        doc_id: sum(w * impacts.get(t, 0.0) for t, w in query_impacts.items()) for doc_id, (impacts, _) in docs.items()
+        doc_id: sum(w * impacts.get(t, 0.0) for t, w in query_impacts.items())
+        for doc_id, (impacts, _) in docs.items()
     }
     got = {h["_id"]: h["_score"] for h in hits}
     assert set(got) == {"d1", "d2"}
@@ -97,7 +100,9 @@ def test_add_fields_to_existing_index_keeps_documents(engine, engine_index):
     settings = {"index": {"number_of_shards": 1, "number_of_replicas": 0}}
     if engine.engine == "opensearch":
         settings["index"]["knn"] = True
-    engine.create_index(engine_index, {"settings": settings, "mappings": {"properties": {"title": {"type": "text"}}}})
+    engine.create_index(
+        engine_index, {"settings": settings, "mappings": {"properties": {"title": {"type": "text"}}}}
+    )
     engine.index_document(engine_index, "old", {"title": "existing search keeps working"}, refresh=True)
 
     with pytest.raises(InvalidInputError, match="already exists"):
@@ -137,9 +142,13 @@ def test_compact_element_types(engine, engine_index, element_type):
         spec = FieldSpec(colbert_dim=DIM * 8, element_type="bit", index_vectors=False)
     spec = create_index(engine, engine_index, spec)["spec"]
     if element_type == "byte":
-        vectors = [[int(x) for x in row] for row in np.random.default_rng(2).integers(-127, 128, size=(3, DIM))]
+        vectors = [
+            [int(x) for x in row] for row in np.random.default_rng(2).integers(-127, 128, size=(3, DIM))
+        ]
     else:
-        vectors = [[int(x) for x in row] for row in np.random.default_rng(2).integers(-128, 128, size=(3, DIM))]
+        vectors = [
+            [int(x) for x in row] for row in np.random.default_rng(2).integers(-128, 128, size=(3, DIM))
+        ]
     doc = {"splade": {"a": 1.0}, "colbert": [{"v": v} for v in vectors]}
     engine.index_document(engine_index, "d", doc, refresh=True)
     stored = engine.get_document(engine_index, "d")["_source"]["colbert"]
@@ -152,8 +161,10 @@ def test_compact_element_types(engine, engine_index, element_type):
 def test_painless_in_nested_script_score(engine, engine_index):
     """In-engine MaxSim needs painless vector functions inside a nested script_score."""
     if not engine.capabilities().painless:
-        pytest.skip(f"{engine.engine} {engine.capabilities().version} build has no painless (documented in README)")
-    spec = create_index(engine, engine_index, FieldSpec(colbert_dim=DIM, index_vectors=False))["spec"]
+        pytest.skip(
+            f"{engine.engine} {engine.capabilities().version} build has no painless (documented in README)"
+        )
+    create_index(engine, engine_index, FieldSpec(colbert_dim=DIM, index_vectors=False))
     rng = np.random.default_rng(3)
     vectors = _unit(rng, 4)
     engine.index_document(engine_index, "d", _doc({"a": 1.0}, vectors), refresh=True)
@@ -186,3 +197,17 @@ def test_refused_and_missing_index_errors(engine, engine_index):
 def test_spec_for_adapts_splade_type(engine):
     spec = spec_for(engine, FieldSpec())
     assert spec.splade_type == engine.capabilities().splade_type
+
+
+def test_native_knn_fields_refused_on_maven_opensearch(engine, engine_index):
+    """The Maven k-NN zip has no native libs; a faiss / binary field would crash the node, so it is refused."""
+    if engine.engine != "opensearch":
+        pytest.skip("OpenSearch k-NN plugin only")
+    for spec in (
+        FieldSpec(colbert_dim=64, element_type="bit"),
+        FieldSpec(colbert_dim=DIM, knn_engine="faiss"),
+    ):
+        with pytest.raises(InvalidInputError, match="no native libraries"):
+            create_index(engine, engine_index, spec)
+    assert not engine.index_exists(engine_index)
+    assert engine.health()["status"] in ("green", "yellow")

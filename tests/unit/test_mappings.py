@@ -1,5 +1,6 @@
 import pytest
 
+from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import (
     FieldSpec,
     MappingConflictError,
@@ -12,7 +13,6 @@ from colsplade.mappings import (
     spec_from_meta,
     unescape_feature,
 )
-from colsplade.exceptions import InvalidInputError
 
 
 @pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
@@ -36,7 +36,9 @@ def test_escape_rejects_empty_and_drops_non_positive():
 
 @pytest.mark.parametrize("element_type", ["float", "byte", "bit"])
 def test_es_vector_field(element_type):
-    field = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=64, element_type=element_type))["colbert"]
+    field = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=64, element_type=element_type))[
+        "colbert"
+    ]
     assert field["type"] == "nested"
     vec = field["properties"]["v"]
     assert vec["type"] == "dense_vector" and vec["dims"] == 64 and vec["element_type"] == element_type
@@ -59,7 +61,9 @@ def test_os_vector_field_types():
 
 
 def test_quantization_and_stored_only():
-    q = colsplade_properties("elasticsearch", FieldSpec(quantization="int8_hnsw"))["colbert"]["properties"]["v"]
+    q = colsplade_properties("elasticsearch", FieldSpec(quantization="int8_hnsw"))["colbert"]["properties"][
+        "v"
+    ]
     assert q["index_options"]["type"] == "int8_hnsw"
     s = colsplade_properties("elasticsearch", FieldSpec(index_vectors=False))["colbert"]["properties"]["v"]
     assert s["index"] is False and "similarity" not in s
@@ -106,7 +110,9 @@ def test_fields_to_add_refuses_conflicts():
 
 def test_meta_round_trip_and_body_conflicts():
     spec = FieldSpec(colbert_dim=32, element_type="bit", index_vectors=False)
-    body = index_body("elasticsearch", spec, model_name="m", model_version="2", extra_properties={"t": {"type": "text"}})
+    body = index_body(
+        "elasticsearch", spec, model_name="m", model_version="2", extra_properties={"t": {"type": "text"}}
+    )
     assert spec_from_meta(body["mappings"]["_meta"]) == spec
     assert body["mappings"]["_meta"]["colsplade"]["model_version"] == "2"
     assert spec_from_meta({}) is None
