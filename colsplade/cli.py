@@ -264,7 +264,14 @@ def _register_optional_commands() -> None:
     """Commands whose modules are added by later stages register here when present."""
     import importlib
 
-    for module_name, attrs in (("colsplade._cli_models", ("export_command", "encode_command")),):
+    optional = (
+        ("colsplade._cli_models", ("export_command", "encode_command", "init_command")),
+        ("colsplade._cli_ingest", ("ingest_command",)),
+        ("colsplade._cli_query", ("search_command",)),
+        ("colsplade._cli_train", ("train_command",)),
+        ("colsplade._cli_eval", ("eval_command",)),
+    )
+    for module_name, attrs in optional:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
