@@ -183,6 +183,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" in metafunc.fixturenames:
+        # A test that parametrizes its own "engine" argument (a plain string, say) keeps it.
+        for marker in metafunc.definition.iter_markers("parametrize"):
+            names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+            if "engine" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
+                return
         engines = [e.strip() for e in metafunc.config.getoption("colsplade_engines").split(",") if e.strip()]
         unknown = set(engines) - set(ENGINES)
         if unknown:
