@@ -158,7 +158,7 @@ class Encoder:
             )
         self._output_names = list(expected)
         vocab_size = self.tokenizer.vocab_size
-        self._vocab = [self.tokenizer.id_to_token(i) for i in range(vocab_size)]
+        self._vocab = np.asarray([self.tokenizer.id_to_token(i) for i in range(vocab_size)], dtype=object)
         self._excluded = np.zeros(vocab_size, dtype=bool)
         self._excluded[self.tokenizer.special_ids] = True
         self.truncated_count = 0

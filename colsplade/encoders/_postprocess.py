@@ -26,15 +26,37 @@ def prune_splade_row(
 
 def splade_rows(
     weights: np.ndarray,
-    vocab: Sequence[str],
+    vocab: Sequence[str] | np.ndarray,
     excluded: np.ndarray,
     *,
     top_k: int | None,
     threshold: float,
 ) -> list[dict[str, float]]:
-    """SPLADE output (batch, vocab) -> one pruned dict per row; ``excluded`` (vocab,) bool drops specials."""
-    w = np.where(excluded[None, : weights.shape[1]], 0.0, weights)
-    return [prune_splade_row(row, vocab, top_k=top_k, threshold=threshold) for row in w]
+    """SPLADE output (batch, vocab) -> one pruned dict per row, highest weight first.
+
+    ``excluded`` (vocab,) bool drops special tokens. Vectorised over the batch: selection and sorting
+    happen in numpy, and each dict is built from two lists in one call, because an untrained or
+    lightly regularised model can put tens of thousands of terms above zero.
+    """
+    w = np.array(weights, dtype=np.float32, copy=True)
+    w[:, excluded[: w.shape[1]]] = 0.0
+    tokens = vocab if isinstance(vocab, np.ndarray) else np.asarray(vocab, dtype=object)
+    n_rows, n_vocab = w.shape
+    if top_k is not None and top_k < n_vocab:
+        if top_k <= 0:
+            return [{} for _ in range(n_rows)]
+        cols = np.argpartition(-w, top_k - 1, axis=1)[:, :top_k]  # (batch, top_k), unordered
+        vals = np.take_along_axis(w, cols, axis=1)
+    else:
+        cols = np.broadcast_to(np.arange(n_vocab), w.shape)
+        vals = w
+    out = []
+    for row in range(n_rows):
+        keep = np.flatnonzero(vals[row] > threshold)
+        order = keep[np.argsort(-vals[row][keep], kind="stable")]
+        ids = cols[row][order]
+        out.append(dict(zip(tokens[ids].tolist(), vals[row][order].tolist(), strict=True)))
+    return out
 
 
 def colbert_rows(vectors: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:

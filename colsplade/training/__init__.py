@@ -22,7 +22,12 @@ from colsplade.training._loaders import (
 )
 from colsplade.training._model_dir import init_model_dir, load_model_dir, resolve_base_model, save_model_dir
 from colsplade.training._models import ColspladeModel, colbert_keep_mask, splade_pool
-from colsplade.training._tiny import TINY_WORDS, make_tiny_base_model, make_tiny_tokenizer
+from colsplade.training._tiny import (
+    TINY_WORDS,
+    make_tiny_base_model,
+    make_tiny_model_dir,
+    make_tiny_tokenizer,
+)
 
 __all__ = [
     "TINY_WORDS",
@@ -36,6 +41,7 @@ __all__ = [
     "load_naver_splade",
     "load_pylate",
     "make_tiny_base_model",
+    "make_tiny_model_dir",
     "make_tiny_tokenizer",
     "resolve_base_model",
     "save_model_dir",

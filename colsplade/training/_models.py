@@ -25,12 +25,14 @@ def splade_pool(logits: torch.Tensor, attention_mask: torch.Tensor, pooling: str
     ``logits`` (batch, seq, vocab), ``attention_mask`` (batch, seq) -> (batch, vocab):
     ``w_j = pool_t log(1 + relu(logits[t, j]))`` over attended tokens t, pool = max or sum.
     """
-    activations = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
+    mask = attention_mask.unsqueeze(-1).to(logits.dtype)
     if pooling == "max":
-        # Activations are >= 0, so zeroed (unattended) positions never win the max.
-        return activations.max(dim=1).values
+        # relu and log1p are monotonic, so pool the raw logits first: one pass over the
+        # (batch, seq, vocab) tensor instead of three. Unattended positions become 0, which relu
+        # clips to anyway, so they never change the result.
+        return torch.log1p(torch.relu((logits * mask).max(dim=1).values))
     if pooling == "sum":
-        return activations.sum(dim=1)
+        return (torch.log1p(torch.relu(logits)) * mask).sum(dim=1)
     raise ValueError(f"pooling must be 'max' or 'sum', not {pooling!r}")
 
 
@@ -105,12 +107,25 @@ class ColspladeModel(nn.Module):
         if self.kind == "colbert":
             hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         else:
-            mlm = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.kind == "joint"
-            )
             assert self.config.splade is not None
-            out["splade"] = splade_pool(mlm.logits, attention_mask, self.config.splade.pooling)
-            hidden = mlm.hidden_states[-1] if self.kind == "joint" else None
+            head = _mlm_head(self.backbone)
+            if head is None:  # an architecture without a known head split: the plain forward
+                mlm = self.backbone(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    output_hidden_states=self.kind == "joint",
+                )
+                out["splade"] = splade_pool(mlm.logits, attention_mask, self.config.splade.pooling)
+                hidden = mlm.hidden_states[-1] if self.kind == "joint" else None
+            else:
+                hidden = self.backbone.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+                # Attended tokens form a prefix of every row ([MASK] query augmentation and [PAD]
+                # come last and are not attended), so the vocabulary projection -- the bulk of
+                # SPLADE's cost -- only runs up to the longest attended prefix: it halves the cost
+                # of an augmented joint query. Exact, as SPLADE pools attended tokens only.
+                width = attention_mask.sum(dim=1).max()
+                logits = head(hidden[:, :width])
+                out["splade"] = splade_pool(logits, attention_mask[:, :width], self.config.splade.pooling)
         if self.linear is not None and hidden is not None:
             vectors = nn.functional.normalize(self.linear(hidden), p=2, dim=-1)
             keep = colbert_keep_mask(input_ids, self.pad_id, self.doc_marker_id, self.skiplist_ids)
@@ -160,6 +175,22 @@ class ColspladeModel(nn.Module):
                 for i, r in zip(idx, rows, strict=True):
                     results["colbert"][i] = r
         return results
+
+
+def _mlm_head(backbone: nn.Module) -> Any:
+    """The part of a ``*ForMaskedLM`` after its base model (hidden -> logits), or None if unknown."""
+    if hasattr(backbone, "cls") and hasattr(backbone.cls, "predictions"):  # BERT and relatives
+        return backbone.cls
+    if hasattr(backbone, "vocab_projector"):  # DistilBERT
+
+        def distilbert_head(hidden: torch.Tensor) -> torch.Tensor:
+            h = backbone.activation(backbone.vocab_transform(hidden))
+            return backbone.vocab_projector(backbone.vocab_layer_norm(h))
+
+        return distilbert_head
+    if hasattr(backbone, "lm_head"):  # RoBERTa, XLM-R
+        return backbone.lm_head
+    return None
 
 
 def _hidden_size(backbone: nn.Module) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-__all__ = ["TINY_WORDS", "make_tiny_base_model", "make_tiny_tokenizer"]
+__all__ = ["TINY_WORDS", "make_tiny_base_model", "make_tiny_model_dir", "make_tiny_tokenizer"]
 
 #: The tiny vocabulary's whole words; tests write their texts with these.
 TINY_WORDS: tuple[str, ...] = tuple(
@@ -125,4 +125,40 @@ def make_tiny_base_model(
             if bias is not None:
                 bias.copy_(torch.randn_like(bias))
     model.eval().save_pretrained(str(out))
+    return out
+
+
+def make_tiny_model_dir(
+    kind: str,
+    out_dir: str | Path,
+    *,
+    export: bool = True,
+    variants: tuple[str, ...] = ("int8",),
+    dim: int = 16,
+    max_query_length: int = 16,
+    max_doc_length: int = 48,
+    **options: object,
+) -> Path:
+    """A complete tiny model directory of ``kind`` (random weights, ONNX exported): for tests of code
+    that needs a model directory (ingest, query) without the real base model.
+
+    ``options`` go to :func:`colsplade.training.init_model_dir` (``pooling``, ``query_encoder``, ...).
+    """
+    from colsplade.training._model_dir import init_model_dir
+
+    out = Path(out_dir)
+    base = make_tiny_base_model(out.parent / f".{out.name}-base")
+    init_model_dir(
+        kind,
+        out,
+        base=base,
+        dim=dim,
+        max_query_length=max_query_length,
+        max_doc_length=max_doc_length,
+        **options,  # type: ignore[arg-type]
+    )
+    if export:
+        from colsplade.onnx_export import export_model_dir
+
+        export_model_dir(out, variants=variants)
     return out

@@ -1,0 +1,246 @@
+"""Encoder speed: torch fp32 vs ONNX fp32 vs ONNX int8, SPLADE / ColBERT / joint (see ../shared/BENCHMARKS.md).
+
+    python3 benchmarks/bench_encoders.py --out benchmarks/results/encoders.json
+
+Builds untrained model directories from the base model (weights do not change speed), exports them,
+then measures in one process: documents/s at batch 32 for 128- and 256-token passages, and the
+latency p50/p99 of single 10-word queries (>= 200 after warm-up). Writes one JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        info["affinity_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    return info
+
+
+def versions() -> dict:
+    import onnxruntime
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "ort_providers": onnxruntime.get_available_providers(),
+    }
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True).strip()
+    except Exception:
+        return "unknown"
+
+
+def load_texts(data: Path, n_docs: int, n_queries: int) -> tuple[list[str], list[str]]:
+    docs, queries = [], []
+    with (data / "corpus.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            text = (d.get("title", "") + " " + d.get("text", "")).strip()
+            if len(text.split()) > 260:  # long enough to fill 256 tokens
+                docs.append(text)
+            if len(docs) >= n_docs:
+                break
+    with (data / "queries.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            words = json.loads(line)["text"].split()
+            if len(words) >= 10:
+                queries.append(" ".join(words[:10]))
+            if len(queries) >= n_queries:
+                break
+    return docs, queries
+
+
+def cut_to_tokens(texts: list[str], tokenizer_file: Path, n_tokens: int) -> list[str]:
+    """Texts that tokenise to n_tokens including [CLS], marker and [SEP] (so nothing is truncated)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    out = []
+    for t in texts:
+        ids = tok.encode(t, add_special_tokens=False).ids[: n_tokens - 3]
+        out.append(tok.decode(ids))
+    return out
+
+
+def docs_per_s(fn, texts: list[str], batch: int, n_batches: int) -> float:
+    fn(texts[:batch])  # warm-up
+    start = time.perf_counter()
+    for b in range(n_batches):
+        fn(texts[b * batch : (b + 1) * batch])
+    return batch * n_batches / (time.perf_counter() - start)
+
+
+def latency(fn, queries: list[str], warmup: int = 20) -> dict:
+    for q in queries[:warmup]:
+        fn([q])
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        fn([q])
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+        "n": len(times),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/encoders.json"))
+    parser.add_argument("--work-dir", default=None, help="where the model directories go (default: temp)")
+    parser.add_argument("--base", default="minilm")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/scifact"))
+    parser.add_argument("--kinds", default="splade,colbert,joint")
+    parser.add_argument("--variants", default="torch,fp32,int8", help="torch, fp32, int8, fp16")
+    parser.add_argument("--lengths", default="128,256")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--n-batches", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=None, help="ORT intra-op / torch threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (ONNX Runtime; torch follows)")
+    args = parser.parse_args()
+
+    import torch
+
+    from colsplade.encoders import load_encoder
+    from colsplade.onnx_export import ParityError, export_model_dir
+    from colsplade.training import init_model_dir, load_model_dir
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    kinds = args.kinds.split(",")
+    variants = args.variants.split(",")
+    lengths = [int(x) for x in args.lengths.split(",")]
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="colsplade-bench-"))
+    n_docs = args.batch * (args.n_batches + 1)
+    raw_docs, queries = load_texts(Path(args.data), n_docs, args.queries)
+    result: dict = {
+        "benchmark": "encoders",
+        "command": "python3 benchmarks/bench_encoders.py " + " ".join(os.sys.argv[1:]),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {
+            "base": args.base,
+            "batch": args.batch,
+            "n_batches_timed": args.n_batches,
+            "lengths": lengths,
+            "queries": len(queries),
+            "query_words": 10,
+            "threads": threads,
+            "device": args.device,
+            "colbert_dim": 128,
+            "max_doc_length": max(lengths),
+            "max_query_length": 32,
+            "export": "torch.onnx.export(dynamo=False, opset 17); int8 = onnxruntime quantize_dynamic QInt8",
+        },
+        "exports": {},
+        "docs_per_s": {},
+        "query_latency": {},
+    }
+    for kind in kinds:
+        model_dir = work / kind
+        if not (model_dir / "onnx/model.onnx").is_file():
+            init_model_dir(kind, model_dir, base=args.base, max_doc_length=max(lengths), max_query_length=32)
+            t0 = time.perf_counter()
+            try:
+                report = export_model_dir(model_dir, variants=[v for v in variants if v in ("int8", "fp16")])
+            except ParityError as exc:
+                report = exc.report
+            result["exports"][kind] = report.to_dict() | {"export_seconds": time.perf_counter() - t0}
+        encoders = {}
+        for variant in variants:
+            if variant == "torch":
+                model = load_model_dir(model_dir, device="cuda" if args.device == "cuda" else "cpu")
+                encoders["torch"] = (
+                    lambda texts, m=model: m.encode(texts, is_query=False, batch_size=args.batch),
+                    lambda texts, m=model: m.encode(texts, is_query=True),
+                )
+            else:
+                enc = load_encoder(
+                    model_dir,
+                    variant=variant,
+                    device=args.device,
+                    intra_op_threads=args.threads,
+                    batch_size=args.batch,
+                )
+                encoders[f"onnx-{variant}"] = (enc.encode_documents, enc.encode_queries)
+        for length in lengths:
+            docs = cut_to_tokens(raw_docs, model_dir / "tokenizer.json", length)
+            for name, (enc_docs, _) in encoders.items():
+                rate = docs_per_s(enc_docs, docs, args.batch, args.n_batches)
+                result["docs_per_s"].setdefault(kind, {}).setdefault(name, {})[str(length)] = round(rate, 2)
+                print(f"{kind:8s} {name:10s} {length} tokens: {rate:7.1f} docs/s", flush=True)
+        for name, (_, enc_queries) in encoders.items():
+            lat = latency(enc_queries, queries)
+            result["query_latency"].setdefault(kind, {})[name] = lat
+            print(
+                f"{kind:8s} {name:10s} query p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms",
+                flush=True,
+            )
+        del encoders
+
+    # Ratios the issue asks for.
+    ratios: dict = {}
+    dps = result["docs_per_s"]
+    for length in map(str, lengths):
+        for kind in kinds:
+            if "torch" in dps.get(kind, {}) and "onnx-int8" in dps.get(kind, {}):
+                ratios[f"{kind}_int8_vs_torch_{length}"] = round(
+                    dps[kind]["onnx-int8"][length] / dps[kind]["torch"][length], 2
+                )
+        for variant in ("onnx-fp32", "onnx-int8", "torch"):
+            try:
+                s, c, j = (1 / dps[k][variant][length] for k in ("splade", "colbert", "joint"))
+            except KeyError:
+                continue
+            ratios[f"joint_cost_vs_splade_{variant}_{length}"] = round(j / s, 3)
+            ratios[f"joint_cost_vs_splade_plus_colbert_{variant}_{length}"] = round(j / (s + c), 3)
+    result["ratios"] = ratios
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(ratios, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Torch-free encoders: outputs, batching order, pruning, bad input, model directory errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colsplade.encoders import (
+    ColbertEncoder,
+    JointEncoder,
+    JointEncoding,
+    ModelConfig,
+    SpladeEncoder,
+    load_encoder,
+    read_model_config,
+    select_providers,
+)
+from colsplade.exceptions import InvalidInputError, ModelDirectoryError
+
+TEXTS = [
+    "The immune response of mice to the virus.",
+    "gene",
+    "A drug dose changes the heart: the risk increases, and the clinical trial shows it in many patients.",
+    "Dogs, cats and fish.",
+    "what does the drug do",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("torch")
+    from colsplade.training import make_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("models")
+    dirs = {kind: make_tiny_model_dir(kind, root / kind) for kind in ("splade", "colbert", "joint")}
+    dirs["inference_free"] = make_tiny_model_dir("joint", root / "if", query_encoder="inference_free")
+    return dirs
+
+
+def test_load_encoder_picks_the_class(model_dirs: dict[str, Path]) -> None:
+    assert isinstance(load_encoder(model_dirs["splade"]), SpladeEncoder)
+    assert isinstance(load_encoder(model_dirs["colbert"]), ColbertEncoder)
+    assert isinstance(load_encoder(model_dirs["joint"]), JointEncoder)
+
+
+@pytest.mark.parametrize("kind", ["splade", "colbert", "joint"])
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_encoders_match_torch_and_keep_input_order(
+    model_dirs: dict[str, Path], kind: str, variant: str
+) -> None:
+    from colsplade.training import load_model_dir
+
+    model = load_model_dir(model_dirs[kind])
+    # batch_size 2 with texts of very different lengths: sorted batching must restore the order
+    enc = load_encoder(
+        model_dirs[kind], variant=variant, batch_size=2, intra_op_threads=1, inter_op_threads=1
+    )
+    for is_query in (True, False):
+        ref = model.encode(TEXTS, is_query=is_query)
+        got = enc.encode_queries(TEXTS) if is_query else enc.encode_documents(TEXTS)
+        splade = got if kind == "splade" else (got.splade if kind == "joint" else None)
+        colbert = got if kind == "colbert" else (got.colbert if kind == "joint" else None)
+        tol = 1e-4 if variant == "fp32" else 0.1
+        if splade is not None:
+            assert len(splade) == len(TEXTS)
+            for g, r in zip(splade, ref["splade"], strict=True):
+                if variant == "fp32":
+                    assert set(g) == set(r)
+                shared = set(g) & set(r)
+                assert max(abs(g[t] - r[t]) for t in shared) < tol
+        if colbert is not None:
+            for g, r in zip(colbert, ref["colbert"], strict=True):
+                assert g.dtype == np.float32 and g.shape == r.shape
+                assert np.abs(g - r).max() < tol
+
+
+def test_joint_returns_both(model_dirs: dict[str, Path]) -> None:
+    enc = load_encoder(model_dirs["joint"])
+    out = enc.encode_documents(TEXTS[:2])
+    assert isinstance(out, JointEncoding)
+    assert len(out.splade) == len(out.colbert) == 2
+    assert all(isinstance(d, dict) for d in out.splade)
+    assert out.colbert[0].shape[1] == read_model_config(model_dirs["joint"]).colbert.dim
+    # ColBERT documents drop punctuation; queries are augmented to the maximum length
+    assert out.colbert[0].shape[0] == 11  # [CLS] [D] 8 words [SEP] (the period dropped)
+    assert enc.encode_queries(["gene"]).colbert[0].shape[0] == 16
+
+
+def test_splade_pruning(model_dirs: dict[str, Path]) -> None:
+    full = load_encoder(model_dirs["splade"]).encode_documents(TEXTS)
+    top = load_encoder(model_dirs["splade"], doc_top_k=5).encode_documents(TEXTS)
+    for f, t in zip(full, top, strict=True):
+        assert len(t) == 5
+        assert list(t) == list(f)[:5]  # the five largest, highest first
+        assert all(w > 0 for w in f.values())
+        assert not any(k.startswith("[") and k.endswith("]") and len(k) > 1 for k in f)  # no specials
+    cut = load_encoder(model_dirs["splade"], threshold=0.3).encode_documents(TEXTS)
+    assert all(w > 0.3 for d in cut for w in d.values())
+
+
+def test_inference_free_queries(model_dirs: dict[str, Path]) -> None:
+    enc = load_encoder(model_dirs["inference_free"])
+    out = enc.encode_queries(["the immune response", "gene gene"])
+    # initial weights are 1.0 per query token; no expansion at query time
+    assert out.splade[0] == {"the": 1.0, "immune": 1.0, "response": 1.0}
+    assert out.splade[1] == {"gene": 1.0}
+    assert out.colbert[0].shape[0] == 16
+    docs = enc.encode_documents(["the immune response"])
+    assert len(docs.splade[0]) > 3  # documents still expand
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+def test_empty_and_whitespace_give_empty_results(model_dirs: dict[str, Path], text: str) -> None:
+    joint = load_encoder(model_dirs["joint"])
+    for out in (joint.encode_documents([text, "gene"]), joint.encode_queries([text, "gene"])):
+        assert out.splade[0] == {} and out.splade[1]
+        assert out.colbert[0].shape == (0, 16) and out.colbert[0].dtype == np.float32
+        assert out.colbert[1].shape[0] > 0
+    assert load_encoder(model_dirs["splade"]).encode_queries([text]) == [{}]
+    assert load_encoder(model_dirs["colbert"]).encode_documents([]) == []
+
+
+def test_overlong_text_is_truncated_and_counted(
+    model_dirs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    enc = load_encoder(model_dirs["colbert"])
+    long_text = " ".join(["cells"] * 500)
+    with caplog.at_level(logging.WARNING, logger="colsplade.encoders"):
+        out = enc.encode_documents([long_text, "gene", long_text])
+    assert enc.truncated_count == 2
+    assert any("truncated" in r.message for r in caplog.records)
+    assert out[0].shape == (48, 16)  # max_doc_length
+    enc.encode_queries([long_text])
+    assert enc.truncated_count == 3
+
+
+def test_bytes_and_bad_unicode(model_dirs: dict[str, Path]) -> None:
+    enc = load_encoder(model_dirs["splade"])
+    assert enc.encode_documents([b"gene cells"]) == enc.encode_documents(["gene cells"])
+    with pytest.raises(InvalidInputError, match="text 1 is not valid UTF-8"):
+        enc.encode_documents(["ok", b"\xff\xfe gene"])
+    # lone surrogates (from surrogateescape decoding) are replaced, not a crash in the tokenizer
+    assert isinstance(enc.encode_documents(["gene \udcff cells"])[0], dict)
+    with pytest.raises(InvalidInputError, match="int"):
+        enc.encode_documents(["gene", 42])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match="single string"):
+        enc.encode_documents("gene")  # type: ignore[arg-type]
+
+
+def test_explain_marks_expansion_terms(model_dirs: dict[str, Path]) -> None:
+    exp = load_encoder(model_dirs["joint"]).explain("immune response, mice", is_query=False)
+    assert exp.tokens[:2] == ["[CLS]", "[unused1]"]
+    terms = {t: e for t, _, e in exp.impacts}
+    assert terms["immune"] is False  # in the text
+    assert any(terms.values())  # some expansion
+    assert exp.colbert_tokens == ["[CLS]", "[unused1]", "immune", "response", "mice", "[SEP]"]
+
+
+def test_encode_cli(model_dirs: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from colsplade._cli_models import encode_command
+
+    result = CliRunner().invoke(encode_command, ["--model", str(model_dirs["joint"]), "immune response"])
+    assert result.exit_code == 0, result.output
+    assert "SPLADE:" in result.output and "ColBERT: 16 vectors" in result.output
+    assert "+ " in result.output  # an expansion term is marked
+    result = CliRunner().invoke(
+        encode_command, ["--model", str(model_dirs["splade"]), "--json", "--document", "gene"]
+    )
+    data = json.loads(result.output)
+    assert data["kind"] == "splade" and data["colbert_tokens"] == []
+
+
+# -- model directory errors ------------------------------------------------------------------------------
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_directory_and_config(tmp_path: Path) -> None:
+    with pytest.raises(ModelDirectoryError, match="does not exist"):
+        load_encoder(tmp_path / "nope")
+    with pytest.raises(ModelDirectoryError, match=r"colsplade\.json"):
+        load_encoder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("remove", "match"),
+    [
+        ("tokenizer.json", "tokenizer.json"),
+        ("onnx/model.onnx", "colsplade export"),
+        ("query_weights.npy", "query_weights.npy"),
+    ],
+)
+def test_missing_files(model_dirs: dict[str, Path], tmp_path: Path, remove: str, match: str) -> None:
+    d = _copy(model_dirs["inference_free"], tmp_path / "m")
+    (d / remove).unlink()
+    with pytest.raises(ModelDirectoryError, match=match):
+        load_encoder(d)
+
+
+def test_missing_variant(model_dirs: dict[str, Path]) -> None:
+    assert not (model_dirs["colbert"] / "onnx/model-fp16.onnx").is_file()
+    with pytest.raises(ModelDirectoryError, match="--variants fp16"):
+        load_encoder(model_dirs["colbert"], variant="fp16", device="cpu")
+    with pytest.raises(InvalidInputError, match="variant"):
+        load_encoder(model_dirs["colbert"], variant="int4")
+
+
+def test_wrong_kind(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ModelDirectoryError, match="holds a colbert model"):
+        SpladeEncoder(model_dirs["colbert"])
+    # colsplade.json says splade, but the graph is a ColBERT graph
+    d = _copy(model_dirs["colbert"], tmp_path / "m")
+    cfg = json.loads((d / "colsplade.json").read_text())
+    cfg["kind"] = "splade"
+    (d / "colsplade.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelDirectoryError, match="outputs"):
+        load_encoder(d)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{not json", "cannot read"),
+        ('["a list"]', "JSON object"),
+        ('{"name": "x"}', "no 'kind'"),
+        ('{"kind": "dense"}', "unknown model kind"),
+        ('{"kind": "splade", "format_version": 99}', "Upgrade"),
+        ('{"kind": "colbert", "colbert": {"dim": 0}}', "dim"),
+        ('{"kind": "splade", "splade": {"pooling": "mean"}}', "pooling"),
+    ],
+)
+def test_malformed_config(tmp_path: Path, content: str, match: str) -> None:
+    (tmp_path / "colsplade.json").write_text(content)
+    with pytest.raises(ModelDirectoryError, match=match):
+        read_model_config(tmp_path)
+
+
+def test_corrupt_onnx_file(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    d = _copy(model_dirs["splade"], tmp_path / "m")
+    (d / "onnx/model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelDirectoryError, match="ONNX Runtime cannot load"):
+        load_encoder(d)
+
+
+def test_config_round_trip() -> None:
+    cfg = ModelConfig(kind="joint", name="m", version="3")
+    again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())) | {"future_field": 1})
+    assert again == cfg and again.model_id == "m@3"
+    assert again.colbert is not None and again.splade is not None
+
+
+def test_providers_and_options(model_dirs: dict[str, Path]) -> None:
+    assert select_providers("cpu") == ["CPUExecutionProvider"]
+    assert select_providers("auto")[-1] == "CPUExecutionProvider"
+    with pytest.raises(InvalidInputError):
+        select_providers("tpu")
+    with pytest.raises(InvalidInputError):
+        load_encoder(model_dirs["splade"], batch_size=0)
+
+
+def test_importing_encoders_and_scoring_leaves_torch_out() -> None:
+    code = (
+        "import sys\n"
+        "import colsplade.encoders, colsplade.scoring\n"
+        "for name in ('colsplade.engines', 'colsplade.ingest', 'colsplade.query'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        pass\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"torch/transformers imported: {result.stdout}"
+
+
+def test_encoding_without_torch_installed(model_dirs: dict[str, Path]) -> None:
+    # block torch and transformers entirely: the encoders must still load and encode
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from colsplade.encoders import load_encoder\n"
+        f"enc = load_encoder({str(model_dirs['joint'])!r})\n"
+        "out = enc.encode_documents(['immune response'])\n"
+        "print(len(out.splade[0]) > 0, out.colbert[0].shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True (5, 16)"

@@ -1,0 +1,96 @@
+"""ONNX export: parity with torch for all three kinds, dynamic axes, variants, failure exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from click.testing import CliRunner  # noqa: E402
+
+from colsplade._cli_models import export_command  # noqa: E402
+from colsplade.encoders import read_model_config  # noqa: E402
+from colsplade.exceptions import InvalidInputError  # noqa: E402
+from colsplade.onnx_export import ParityError, export_model_dir, kendall_tau, top_k_overlap  # noqa: E402
+from colsplade.training import load_model_dir, make_tiny_model_dir  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", ["splade", "colbert", "joint"])
+def test_export_parity_all_kinds(tmp_path: Path, kind: str) -> None:
+    out = make_tiny_model_dir(kind, tmp_path / kind, export=False)
+    report = export_model_dir(out, variants=("int8", "fp16"))
+    assert report.ok
+    fp32 = report.variants["fp32"]
+    assert fp32.passed is True
+    assert all(d <= 1e-4 for d in fp32.max_abs_diff.values())
+    expected_outputs = {"splade": {"splade"}, "colbert": {"colbert", "colbert_mask"}}.get(
+        kind, {"splade", "colbert", "colbert_mask"}
+    )
+    assert set(fp32.max_abs_diff) == expected_outputs
+    int8 = report.variants["int8"]
+    assert int8.passed is True and min(int8.kendall_tau.values()) >= 0.8
+    assert (out / "onnx/model-int8.onnx").stat().st_size < (out / "onnx/model.onnx").stat().st_size
+    assert (out / "onnx/model-fp16.onnx").is_file()
+    config = read_model_config(out)
+    assert config.onnx["fp32"] == "onnx/model.onnx" and "int8" in config.onnx
+    saved = json.loads((out / "onnx/export-report.json").read_text())
+    assert saved["ok"] is True and saved["kind"] == kind
+
+
+def test_graph_has_dynamic_axes_and_pooling_inside(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    out = make_tiny_model_dir("joint", tmp_path / "j", variants=())
+    graph = onnx.load(str(out / "onnx/model.onnx")).graph
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert dims["input_ids"] == ["batch", "sequence"]
+    outs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.output}
+    assert outs["splade"][0] == "batch" and isinstance(outs["splade"][1], int)  # (batch, vocab): pooled
+    assert outs["colbert"][:2] == ["batch", "sequence"]
+    # batch sizes and lengths never seen at export time
+    model = load_model_dir(out)
+    session = ort.InferenceSession(str(out / "onnx/model.onnx"), providers=["CPUExecutionProvider"])
+    for n, length in ((1, 5), (5, 23), (3, 48)):
+        ids = torch.randint(10, 200, (n, length))
+        ids[:, 0] = model.text_tokenizer.cls_id
+        mask = torch.ones_like(ids)
+        mask[0, length - 2 :] = 0
+        ids[0, length - 2 :] = model.text_tokenizer.pad_id
+        ref = model(ids, mask)
+        got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        for name, value in zip(("splade", "colbert", "colbert_mask"), got, strict=True):
+            assert np.abs(ref[name].detach().numpy() - value).max() <= 1e-4
+
+
+def test_parity_failure_raises_and_cli_exits_nonzero(tmp_path: Path) -> None:
+    out = make_tiny_model_dir("splade", tmp_path / "s", export=False)
+    # a negative tolerance cannot be met: the check must fail loudly
+    with pytest.raises(ParityError) as info:
+        export_model_dir(out, variants=(), tolerance=-1.0)
+    assert not info.value.report.ok
+    assert "fp32" not in read_model_config(out).onnx  # a failed file is not advertised
+    result = CliRunner().invoke(export_command, [str(out), "--variants", "", "--tolerance", "-1"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.output
+    result = CliRunner().invoke(export_command, [str(out), "--variants", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "kendall tau" in result.output
+
+
+def test_unknown_variant_refused(tmp_path: Path) -> None:
+    out = make_tiny_model_dir("colbert", tmp_path / "c", export=False)
+    with pytest.raises(InvalidInputError, match="int4"):
+        export_model_dir(out, variants=("int4",))
+
+
+def test_ranking_agreement_helpers() -> None:
+    x = np.array([0.1, 0.5, 0.3, 0.9])
+    assert kendall_tau(x, x * 2 + 1) == 1.0
+    assert kendall_tau(x, -x) == -1.0
+    assert top_k_overlap(x, x, 2) == 1.0
+    assert top_k_overlap(x, np.array([0.9, 0.1, 0.3, 0.5]), 2) == 0.5
