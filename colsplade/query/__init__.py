@@ -1,8 +1,33 @@
 """Query client: SPLADE retrieval on the inverted index, then ColBERT MaxSim rerank.
 
-The pure DSL builders are public; the search client builds on them.
+Backend code::
+
+    from colsplade.query import SearchClient
+    search = SearchClient("docs", model="models/joint")     # once per process; thread-safe
+    result = search.search("what causes scurvy", k=10, filters=[{"term": {"lang": "en"}}])
+    for hit in result.hits:
+        print(hit.id, hit.score, hit.stage_scores)
+
+The pure DSL builders (``sparse_query``, ``maxsim_rescore``, ...) are public too, for teams that assemble
+their own requests.
 """
 
-from colsplade.query._dsl import nested_knn_query, sparse_query
+from colsplade.query._client import AsyncSearchClient, SearchClient, model_identity
+from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse, sparse_query
+from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
 
-__all__ = ["nested_knn_query", "sparse_query"]
+__all__ = [
+    "AsyncSearchClient",
+    "Hit",
+    "HitExplanation",
+    "SearchClient",
+    "SearchResult",
+    "SparseTermContribution",
+    "TokenMatch",
+    "first_stage_query",
+    "maxsim_rescore",
+    "model_identity",
+    "nested_knn_query",
+    "rrf_fuse",
+    "sparse_query",
+]

@@ -8,7 +8,7 @@ from typing import Any
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, escape_feature
 
-__all__ = ["nested_knn_query", "sparse_query"]
+__all__ = ["first_stage_query", "maxsim_rescore", "nested_knn_query", "rrf_fuse", "sparse_query"]
 
 
 def sparse_query(query_impacts: Mapping[str, float], spec: FieldSpec | None = None) -> dict[str, Any]:
@@ -79,3 +79,103 @@ def nested_knn_query(
     else:
         raise InvalidInputError(f"unknown engine {engine!r}")
     return {"nested": {"path": spec.colbert_field, "score_mode": "max", "query": inner}}
+
+
+#: Painless per engine: the score of one (query token, document token) pair, shifted by +1 so it is never
+#: negative (script_score refuses negative scores; unit vectors give dot products >= -1). The field name
+#: and the vector travel as parameters, never spliced into the source.
+_MAXSIM_SCRIPTS = {
+    # OpenSearch k-NN painless has no inner product; on unit vectors cosine equals the dot product.
+    "opensearch": "1.0 + cosineSimilarity(params.q, doc[params.field])",
+    "elasticsearch": "1.0 + dotProduct(params.q, params.field)",
+}
+
+
+def maxsim_rescore(
+    engine: str, query_vectors: Sequence[Sequence[float]], spec: FieldSpec | None = None, *, window: int = 100
+) -> dict[str, Any]:
+    """A rescore that replaces the top ``window`` scores (per shard) by ``m + MaxSim``.
+
+    One nested clause per query token (``score_mode: max`` over the document's tokens) of a script
+    score ``1 + q_i · d_j``; their ``bool.should`` sums to ``Σ_i (1 + max_j q_i · d_j) = m + MaxSim``,
+    where ``m`` is the number of query tokens. Subtract ``m`` to read MaxSim.
+
+    >>> r = maxsim_rescore("opensearch", [[1.0, 0.0], [0.0, 1.0]], FieldSpec(colbert_dim=2), window=50)
+    >>> r["window_size"], len(r["query"]["rescore_query"]["bool"]["should"]), r["query"]["query_weight"]
+    (50, 2, 0.0)
+    """
+    spec = spec or FieldSpec()
+    if engine not in _MAXSIM_SCRIPTS:
+        raise InvalidInputError(f"unknown engine {engine!r}")
+    if window < 1:
+        raise InvalidInputError(f"window must be >= 1, got {window}")
+    clauses = []
+    for vector in query_vectors:
+        q = [float(x) for x in vector]
+        if len(q) != spec.colbert_dim:
+            raise InvalidInputError(f"query vector has {len(q)} dimensions, the index has {spec.colbert_dim}")
+        script = {"source": _MAXSIM_SCRIPTS[engine], "params": {"q": q, "field": spec.vector_path}}
+        clauses.append(
+            {
+                "nested": {
+                    "path": spec.colbert_field,
+                    "score_mode": "max",
+                    "query": {"script_score": {"query": {"match_all": {}}, "script": script}},
+                }
+            }
+        )
+    if not clauses:
+        raise InvalidInputError("the query has no ColBERT vectors to rerank with")
+    return {
+        "window_size": window,
+        "query": {
+            "rescore_query": {"bool": {"should": clauses}},
+            "query_weight": 0.0,
+            "rescore_query_weight": 1.0,
+            "score_mode": "total",
+        },
+    }
+
+
+def first_stage_query(
+    query_impacts: Mapping[str, float],
+    spec: FieldSpec | None = None,
+    *,
+    filters: Sequence[Mapping[str, Any]] = (),
+    extra_should: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The first stage: SPLADE clauses (plus optional extra candidate clauses), restricted by ``filters``.
+
+    ``filters`` are any engine query-DSL clauses (they restrict, they do not score). ``extra_should``
+    adds candidate sources (nested kNN, BM25) whose scores add to the SPLADE score.
+
+    >>> q = first_stage_query({"a": 1.0}, filters=[{"term": {"lang": "en"}}])
+    >>> q["bool"]["filter"], q["bool"]["minimum_should_match"]
+    ([{'term': {'lang': 'en'}}], 1)
+    """
+    spec = spec or FieldSpec()
+    should: list[dict[str, Any]] = [sparse_query(query_impacts, spec)]
+    should.extend(dict(c) for c in extra_should)
+    body: dict[str, Any] = {"should": should, "minimum_should_match": 1}
+    if filters:
+        body["filter"] = [dict(f) for f in filters]
+    return {"bool": body}
+
+
+def rrf_fuse(
+    ranked_lists: Sequence[Sequence[str]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: ``Σ_lists w / (k + rank)``, highest first (ties by first appearance).
+
+    >>> rrf_fuse([["a", "b", "c"], ["b", "d"]])[:2]
+    [('b', 0.03252247488101534), ('a', 0.01639344262295082)]
+    """
+    weights = list(weights) if weights is not None else [1.0] * len(ranked_lists)
+    if len(weights) != len(ranked_lists):
+        raise InvalidInputError("rrf_fuse needs one weight per ranked list")
+    scores: dict[str, float] = {}
+    for ranked, weight in zip(ranked_lists, weights, strict=True):
+        for rank, doc_id in enumerate(ranked, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (k + rank)
+    order = {doc_id: i for i, doc_id in enumerate(scores)}
+    return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
