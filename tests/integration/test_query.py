@@ -279,3 +279,25 @@ def test_engine_down_or_slow_is_a_typed_error_not_a_hang(encoder):
         for conn in accepted:
             conn.close()
         server.close()
+
+
+def test_search_command(engine, engine_index, encoder, tiny_joint):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from colsplade.cli import main
+
+    _index_corpus(engine, engine_index, encoder)
+    url = engine.settings.urls[0]
+    args = ["--url", url, "search", QUERIES[0], "--index", engine_index, "--model", str(tiny_joint)]
+    shown = CliRunner().invoke(
+        main, [*args, "--variant", "fp32", "-k", "3", "--explain", "--source", "title"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "3 hits" in shown.output and "MaxSim" in shown.output and "SPLADE" in shown.output
+    as_json = CliRunner().invoke(main, [*args, "--variant", "fp32", "-k", "2", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert len(_json.loads(as_json.output)["hits"]) == 2
+    bad = CliRunner().invoke(main, [*args, "--filter", "{not json"])
+    assert bad.exit_code == 2 and "--filter must be a JSON" in bad.output

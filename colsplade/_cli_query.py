@@ -1,0 +1,112 @@
+"""``colsplade search``: the query client on the command line (a thin shell over SearchClient.search)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--index", "index_name", envvar="COLSPLADE_INDEX", default="colsplade", show_default=True)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False),
+    envvar="COLSPLADE_MODEL",
+    help="Joint model directory [env COLSPLADE_MODEL].",
+)
+@click.option("--splade-model", type=click.Path(exists=True, file_okay=False), help="Separate SPLADE model.")
+@click.option(
+    "--colbert-model", type=click.Path(exists=True, file_okay=False), help="Separate ColBERT model."
+)
+@click.option("--variant", default="auto", show_default=True, help="ONNX variant: auto, fp32, int8, fp16.")
+@click.option("-k", "--k", "k", type=int, default=10, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@click.option("--window", type=int, default=100, show_default=True, help="Candidates reranked by MaxSim.")
+@click.option(
+    "--rerank", type=click.Choice(["auto", "engine", "client", "none"]), default="auto", show_default=True
+)
+@click.option("--filter", "filters", multiple=True, help="Query-DSL filter clause as JSON (repeatable).")
+@click.option("--knn-k", type=int, help="Add nested-kNN token candidates (k per query token).")
+@click.option(
+    "--bm25-field", "bm25_fields", multiple=True, help="Fuse BM25 candidates from this field (repeatable)."
+)
+@click.option("--hybrid", type=click.Choice(["rrf", "sum"]), default="rrf", show_default=True)
+@click.option("--source", "source_fields", multiple=True, help="Source field to show (repeatable).")
+@click.option("--explain", is_flag=True, help="Show SPLADE term shares and ColBERT token matches.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def search_command(
+    ctx: Any,
+    query: str,
+    index_name: str,
+    model,
+    splade_model,
+    colbert_model,
+    variant: str,
+    k: int,
+    offset: int,
+    window: int,
+    rerank: str,
+    filters,
+    knn_k,
+    bm25_fields,
+    hybrid: str,
+    source_fields,
+    explain: bool,
+    as_json: bool,
+) -> None:
+    """Search INDEX for QUERY: SPLADE retrieval, ColBERT MaxSim rerank."""
+    import dataclasses
+
+    from colsplade.engines import connect_default
+    from colsplade.exceptions import InvalidInputError
+    from colsplade.query import SearchClient
+
+    try:
+        parsed_filters = [json.loads(f) for f in filters]
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--filter must be a JSON query clause: {exc}") from None
+    with connect_default(ctx.settings()) as client:
+        search = SearchClient(
+            index_name,
+            model,
+            splade_model=splade_model,
+            colbert_model=colbert_model,
+            client=client,
+            window=window,
+            encoder_options={"variant": variant},
+        )
+        result = search.search(
+            query,
+            k=k,
+            offset=offset,
+            rerank=rerank,
+            filters=parsed_filters,
+            knn_k=knn_k,
+            bm25_fields=list(bm25_fields) or None,
+            hybrid=hybrid,
+            source=list(source_fields) or None,
+            explain=explain,
+        )
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+        return
+    timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
+    click.echo(f"{len(result.hits)} hits, rerank={result.rerank}, window={result.window} ({timings})")
+    for rank, hit in enumerate(result.hits, start=offset + 1):
+        stages = " ".join(f"{name}={score:.3f}" for name, score in hit.stage_scores.items())
+        click.echo(f"{rank:>3}. {hit.id}  {hit.score:.4f}  [{stages}]")
+        if hit.source:
+            click.echo(f"     {json.dumps(hit.source, ensure_ascii=False)[:200]}")
+        if hit.explanation:
+            ex = hit.explanation
+            terms = ", ".join(f"{t.term} {t.query_weight:.2f}x{t.doc_weight:.2f}" for t in ex.terms[:8])
+            click.echo(f"     SPLADE {ex.sparse_score:.3f}: {terms}")
+            pairs = ", ".join(
+                f"{t.query_token}->{t.doc_token or t.doc_position} {t.contribution:.2f}"
+                for t in ex.tokens[:10]
+            )
+            click.echo(f"     MaxSim {ex.maxsim_score or 0:.3f}: {pairs}")
