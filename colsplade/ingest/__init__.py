@@ -1,1 +1,53 @@
-"""Ingest pipeline: sources -> validate -> chunk -> encode -> bulk write, with checkpoints and dead letters."""
+"""Ingest pipeline: sources -> validate -> chunk -> encode -> bulk write, with checkpoints and dead letters.
+
+Typical use::
+
+    from colsplade.engines import connect_default
+    from colsplade.ingest import FieldMapping, ingest
+
+    with connect_default() as client:
+        summary = ingest("corpus/*.jsonl", client, "docs", "models/joint",
+                         fields=FieldMapping(id_field="_id", text_fields=("title", "text")),
+                         checkpoint="docs.checkpoint.json", dead_letter="docs.rejected.jsonl")
+    print(summary)  # read, indexed, dead-lettered, retried, docs/s, encode vs write time
+
+Kill it at any point and run it again with the same checkpoint: every document ends up in the index
+exactly once (``_id`` s are the source ids or a stable content hash). ``reindex`` re-encodes an existing
+index into a new versioned index behind an alias, or in place.
+"""
+
+from colsplade.engines._bulk import RetryPolicy
+from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
+from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
+from colsplade.ingest._pipeline import IngestSummary, ingest, prepare_index
+from colsplade.ingest._reindex import reindex
+from colsplade.ingest._sources import (
+    FileSource,
+    IndexSource,
+    IterableSource,
+    Record,
+    Source,
+    StreamSource,
+    as_source,
+)
+
+__all__ = [
+    "Checkpoint",
+    "DeadLetterWriter",
+    "FieldMapping",
+    "FileSource",
+    "IndexSource",
+    "IngestSummary",
+    "IterableSource",
+    "Record",
+    "RetryPolicy",
+    "Source",
+    "StreamSource",
+    "as_source",
+    "ingest",
+    "prepare_document",
+    "prepare_index",
+    "reindex",
+    "split_passages",
+    "stable_id",
+]

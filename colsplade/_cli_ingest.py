@@ -1,0 +1,151 @@
+"""``colsplade ingest``: a thin shell over :func:`colsplade.ingest.ingest` and :func:`colsplade.ingest.reindex`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+__all__ = ["ingest_command"]
+
+
+@click.command("ingest")
+@click.argument("source")
+@click.option(
+    "--index", "index_name", help="Target index [env COLSPLADE_INDEX]; the alias with --from-index."
+)
+@click.option(
+    "--model", "model_dir", type=click.Path(file_okay=False), help="Model directory [env COLSPLADE_MODEL]."
+)
+@click.option("--variant", default="int8", show_default=True, help="ONNX variant: int8, fp32, fp16.")
+@click.option("--id-field", help="Field holding the id (default: _id or id, else a content hash).")
+@click.option(
+    "--text-field",
+    "text_fields",
+    multiple=True,
+    help="Text field(s) to encode, in order (default: title, text).",
+)
+@click.option(
+    "--copy-field", "copy_fields", multiple=True, help="Field(s) to store as they are (default: all)."
+)
+@click.option("--no-copy", is_flag=True, help="Store no source field besides colsplade's.")
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file: resume where a run stopped."
+)
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False),
+    help="JSONL file for rejected documents [default: <index>.dead-letter.jsonl].",
+)
+@click.option("--reencode", is_flag=True, help="Allow an index encoded with another model version.")
+@click.option(
+    "--long-docs",
+    type=click.Choice(["truncate", "chunk"]),
+    default="truncate",
+    show_default=True,
+    help="Long documents: truncate to the model's length, or split into passages with a parent id.",
+)
+@click.option(
+    "--element-type", type=click.Choice(["float", "byte", "bit"]), help="ColBERT vectors of a new index."
+)
+@click.option(
+    "--no-vector-index", is_flag=True, help="New index: store token vectors for rerank only (no HNSW)."
+)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per encoder batch.")
+@click.option(
+    "--bulk-docs", type=int, default=200, show_default=True, help="Documents per bulk request at most."
+)
+@click.option(
+    "--bulk-mb", type=float, default=16.0, show_default=True, help="Megabytes per bulk request at most."
+)
+@click.option("--max-retries", type=int, default=10, show_default=True, help="Retries of transient failures.")
+@click.option(
+    "--from-index",
+    is_flag=True,
+    help="SOURCE is an index or alias of the cluster: re-encode it into a new version behind the alias.",
+)
+@click.option("--alias", help="With --from-index: the alias the search reads (default: SOURCE if an alias).")
+@click.option(
+    "--in-place", is_flag=True, help="With --from-index: add colsplade's fields to SOURCE's documents."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def ingest_command(
+    ctx,
+    source,
+    index_name,
+    model_dir,
+    variant,
+    id_field,
+    text_fields,
+    copy_fields,
+    no_copy,
+    checkpoint,
+    dead_letter,
+    reencode,
+    long_docs,
+    element_type,
+    no_vector_index,
+    batch_size,
+    bulk_docs,
+    bulk_mb,
+    max_retries,
+    from_index,
+    alias,
+    in_place,
+    no_progress,
+    as_json,
+):
+    """Encode the documents of SOURCE and write them into an index.
+
+    SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, or with --from-index an index or alias.
+    Exit code 0 when every document was indexed, 3 when some were dead-lettered, 1 on engine errors.
+    """
+    from colsplade.encoders import load_encoder
+    from colsplade.engines import connect_default
+    from colsplade.exceptions import InvalidInputError
+    from colsplade.ingest import FieldMapping, RetryPolicy, ingest, reindex
+
+    settings = ctx.settings()
+    model_dir = model_dir or settings.model
+    if not model_dir:
+        raise InvalidInputError("no model: pass --model DIR or set COLSPLADE_MODEL")
+    fields = FieldMapping(
+        id_field=id_field,
+        text_fields=tuple(text_fields) or ("title", "text"),
+        copy_fields=() if no_copy else (tuple(copy_fields) or None),
+    )
+    encoder = load_encoder(model_dir, variant=variant, batch_size=batch_size)
+    options = dict(
+        fields=fields,
+        checkpoint=checkpoint,
+        reencode=reencode,
+        long_docs=long_docs,
+        element_type=element_type,
+        encode_batch_size=batch_size,
+        bulk_docs=bulk_docs,
+        bulk_bytes=int(bulk_mb * 1024 * 1024),
+        retry=RetryPolicy(max_retries=max_retries),
+        progress=not no_progress and sys.stderr.isatty(),
+    )
+    with connect_default(settings, autostart=False) as client:
+        if from_index:
+            target_name = alias or index_name or source
+            options["dead_letter"] = dead_letter or f"{target_name}.dead-letter.jsonl"
+            summary = reindex(
+                client, source, encoder, alias=alias or index_name, in_place=in_place, **options
+            )
+        else:
+            index_name = index_name or settings.index
+            options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
+            options["index_vectors"] = not no_vector_index
+            summary = ingest(source, client, index_name, encoder, **options)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2, default=str))
+    else:
+        click.echo(str(summary))
+        for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {count:>8}  {reason}")
+    sys.exit(summary.exit_code)

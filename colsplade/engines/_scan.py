@@ -1,0 +1,134 @@
+"""Reading a whole index in a consistent view (point in time + ``search_after``), and alias switches.
+
+Elasticsearch opens a point in time with ``POST /<index>/_pit``; OpenSearch (2.4+) with
+``POST /<index>/_search/point_in_time``. Both then page with ``POST /_search`` carrying ``pit.id`` and a
+``search_after`` on ``_shard_doc``, the cheapest total order a point in time offers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from colsplade.engines._client import EngineClient
+from colsplade.exceptions import EngineRefusedError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ScanHit",
+    "alias_indices",
+    "close_point_in_time",
+    "open_point_in_time",
+    "scan_index",
+    "switch_alias",
+]
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    """One document of a scan: its ``_id``, ``_source`` and the sort values to resume after it."""
+
+    doc_id: str
+    source: dict[str, Any]
+    sort: list[Any]
+
+
+def _index_path(client: EngineClient, index: str) -> str:
+    return client._index_path(index)
+
+
+def open_point_in_time(client: EngineClient, index: str, keep_alive: str = "5m") -> str:
+    """Open a point in time on ``index`` and return its id."""
+    if client.engine == "elasticsearch":
+        answer = client.request(
+            "POST", _index_path(client, index) + "/_pit", params={"keep_alive": keep_alive}
+        )
+        return str(answer["id"])
+    answer = client.request(
+        "POST", _index_path(client, index) + "/_search/point_in_time", params={"keep_alive": keep_alive}
+    )
+    return str(answer["pit_id"])
+
+
+def close_point_in_time(client: EngineClient, pit_id: str) -> None:
+    """Release a point in time (a missing one is not an error: it may have expired)."""
+    try:
+        if client.engine == "elasticsearch":
+            client.request("DELETE", "/_pit", body={"id": pit_id})
+        else:
+            client.request("DELETE", "/_search/point_in_time", body={"pit_id": [pit_id]})
+    except EngineRefusedError as exc:
+        if exc.status != 404:
+            raise
+
+
+def scan_index(
+    client: EngineClient,
+    index: str,
+    *,
+    query: Mapping[str, Any] | None = None,
+    batch_size: int = 500,
+    keep_alive: str = "5m",
+    source_excludes: Sequence[str] = (),
+) -> Iterator[ScanHit]:
+    """Every document of ``index`` (matching ``query``), in ``_shard_doc`` order, from one point in time.
+
+    Writes made to the index after the scan started are not seen, so re-encoding into the same index in
+    place never reads its own output. The point in time is closed when the iterator finishes or is closed.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+    pit_id = open_point_in_time(client, index, keep_alive)
+    search_after: list[Any] | None = None
+    try:
+        while True:
+            body: dict[str, Any] = {
+                "size": batch_size,
+                "query": dict(query) if query else {"match_all": {}},
+                "pit": {"id": pit_id, "keep_alive": keep_alive},
+                "sort": [{"_shard_doc": "asc"}],
+                "track_total_hits": False,
+            }
+            if source_excludes:
+                body["_source"] = {"excludes": list(source_excludes)}
+            if search_after is not None:
+                body["search_after"] = search_after
+            answer = client.request("POST", "/_search", body=body)
+            # The engine may hand back a new id for the same point in time; the newest one must be used.
+            pit_id = str(answer.get("pit_id", pit_id))
+            hits = answer.get("hits", {}).get("hits", [])
+            if not hits:
+                return
+            for hit in hits:
+                yield ScanHit(doc_id=str(hit["_id"]), source=hit.get("_source") or {}, sort=hit["sort"])
+            search_after = hits[-1]["sort"]
+    finally:
+        try:
+            close_point_in_time(client, pit_id)
+        except Exception:
+            logger.debug("could not close point in time", exc_info=True)
+
+
+def alias_indices(client: EngineClient, alias: str) -> list[str]:
+    """The indices ``alias`` points to (empty when there is no such alias)."""
+    try:
+        answer = client.request("GET", "/_alias/" + quote(alias, safe=""))
+    except EngineRefusedError as exc:
+        if exc.status == 404:
+            return []
+        raise
+    return sorted(name for name, info in answer.items() if alias in (info.get("aliases") or {}))
+
+
+def switch_alias(client: EngineClient, alias: str, index: str) -> list[str]:
+    """Point ``alias`` at ``index`` only, in one atomic request; returns the indices it left."""
+    previous = [name for name in alias_indices(client, alias) if name != index]
+    actions: list[dict[str, Any]] = [{"remove": {"index": name, "alias": alias}} for name in previous]
+    actions.append({"add": {"index": index, "alias": alias}})
+    client.request("POST", "/_aliases", body={"actions": actions})
+    logger.info("alias %s now points to %s (was %s)", alias, index, ", ".join(previous) or "nothing")
+    return previous

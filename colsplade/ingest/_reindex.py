@@ -1,0 +1,167 @@
+"""Re-encode an existing index: into a new versioned index behind an alias, or in place.
+
+The alias path is the zero-downtime upgrade: the search keeps reading the alias, which points to the old
+index until the new one (same fields and analysis, plus colsplade's) holds every document; then one atomic
+``_aliases`` request moves it. In place, only colsplade's fields are written into each document (partial
+updates), so the application's fields are never rewritten and concurrent changes to them are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from colsplade.engines import EngineClient, spec_for
+from colsplade.engines._scan import alias_indices, switch_alias
+from colsplade.exceptions import InvalidInputError
+from colsplade.ingest._documents import FieldMapping
+from colsplade.ingest._pipeline import IngestSummary, ingest, prepare_index
+from colsplade.ingest._sources import IndexSource
+from colsplade.mappings import FieldSpec, index_body, spec_from_meta
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["reindex"]
+
+
+def _next_version(client: EngineClient, alias: str) -> str:
+    n = 1
+    while client.index_exists(f"{alias}-v{n}"):
+        n += 1
+    return f"{alias}-v{n}"
+
+
+def _create_like(
+    client: EngineClient, source_index: str, target: str, encoder: Any, element_type: str | None
+) -> FieldSpec:
+    mapping = client.get_mapping(source_index)
+    old_spec = spec_from_meta(mapping.get("_meta"))
+    colbert = getattr(encoder.config, "colbert", None)
+    dim = colbert.dim if colbert is not None else 128
+    if old_spec is not None:
+        spec = FieldSpec(
+            **{**old_spec.__dict__, "colbert_dim": dim, "element_type": element_type or old_spec.element_type}
+        )
+    else:
+        spec = FieldSpec(colbert_dim=dim, element_type=element_type or "float")
+    spec = spec_for(client, spec)
+    ours = {spec.splade_field, spec.colbert_field, spec.meta_field}
+    properties = {k: v for k, v in (mapping.get("properties") or {}).items() if k not in ours}
+    body = index_body(
+        client.engine,
+        spec,
+        model_name=str(encoder.config.name),
+        model_version=str(encoder.config.version),
+        extra_properties=properties,
+    )
+    settings = client.get_settings(source_index)
+    analysis = {
+        k[len("index.analysis.") :]: v for k, v in settings.items() if k.startswith("index.analysis.")
+    }
+    if analysis:
+        # Flat keys are accepted next to the nested ones; the source's analyzers must exist before its
+        # text fields that name them.
+        body["settings"]["index"].update({f"analysis.{k}": v for k, v in analysis.items()})
+    for key in ("dynamic", "dynamic_templates"):
+        if key in mapping:
+            body["mappings"][key] = mapping[key]
+    client.create_index(target, body)
+    client.health(wait_for_status="yellow")
+    return spec
+
+
+def reindex(
+    client: EngineClient,
+    source_index: str,
+    encoder: Any,
+    *,
+    alias: str | None = None,
+    in_place: bool = False,
+    target: str | None = None,
+    fields: FieldMapping | None = None,
+    reencode: bool = False,
+    element_type: str | None = None,
+    allow_rejects: bool = False,
+    **options: Any,
+) -> IngestSummary:
+    """Encode the documents of ``source_index`` (an index or an alias).
+
+    Alias mode (default): the documents, with all their fields, are written into ``target`` (default
+    ``<alias>-v<n>``, the next free version) created with the source's mappings and analysis plus
+    colsplade's fields; when every document is in, ``alias`` is switched to it atomically (only when
+    nothing was dead-lettered, unless ``allow_rejects``). ``alias`` defaults to ``source_index`` when that
+    is an alias; a concrete index needs an explicit alias name.
+
+    In place (``in_place=True``): colsplade's fields are added to each document by partial update;
+    documents already encoded by this model are skipped, so a rerun resumes where it stopped.
+
+    ``options`` go to :func:`colsplade.ingest.ingest` (``checkpoint``, ``dead_letter``, ``progress``, ...).
+    """
+    if isinstance(encoder, str | os.PathLike):
+        from colsplade.encoders import load_encoder
+
+        encoder = load_encoder(encoder, variant="int8")
+    fields = fields or FieldMapping()
+    if in_place:
+        spec, _ = prepare_index(client, source_index, encoder, reencode=reencode, element_type=element_type)
+        name, version = str(encoder.config.name), str(encoder.config.version)
+        done = {
+            "bool": {
+                "filter": [
+                    {"term": {f"{spec.meta_field}.model_name": name}},
+                    {"term": {f"{spec.meta_field}.model_version": version}},
+                ]
+            }
+        }
+        source = IndexSource(
+            client,
+            source_index,
+            query={"bool": {"must_not": [done]}},
+            source_excludes=(spec.splade_field, spec.colbert_field),
+        )
+        return ingest(
+            source, client, source_index, encoder, fields=fields, op="update", reencode=True, **options
+        )
+
+    current = alias_indices(client, source_index)
+    if current:
+        alias = alias or source_index
+        if len(current) != 1:
+            raise InvalidInputError(
+                f"alias {source_index!r} points to {len(current)} indices; name one of them"
+            )
+        concrete = current[0]
+    else:
+        if not client.index_exists(source_index):
+            raise InvalidInputError(f"no index or alias named {source_index!r}")
+        if alias is None:
+            raise InvalidInputError(
+                f"{source_index!r} is an index, not an alias: name the alias the search will read (--alias)"
+            )
+        concrete = source_index
+    if client.index_exists(alias):
+        raise InvalidInputError(f"{alias!r} is an index; an alias cannot take its name")
+    target = target or _next_version(client, alias)
+    if target == concrete:
+        raise InvalidInputError("the target index must differ from the source index")
+    if not client.index_exists(target):
+        _create_like(client, concrete, target, encoder, element_type)
+        logger.info("created %s from the mappings of %s", target, concrete)
+    prepare_index(client, target, encoder, reencode=reencode, element_type=element_type)
+    spec = spec_from_meta(client.get_mapping(target).get("_meta")) or FieldSpec()
+    source = IndexSource(client, concrete, source_excludes=(spec.splade_field, spec.colbert_field))
+    summary = ingest(source, client, target, encoder, fields=fields, prepare=False, **options)
+    summary.alias = alias
+    if summary.dead_lettered and not allow_rejects:
+        logger.warning(
+            "%d document(s) were dead-lettered; alias %s still points to %s (pass allow_rejects to switch)",
+            summary.dead_lettered,
+            alias,
+            concrete,
+        )
+        return summary
+    client.refresh(target)
+    switch_alias(client, alias, target)
+    summary.alias_switched = True
+    return summary
