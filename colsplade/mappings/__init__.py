@@ -22,6 +22,7 @@ from colsplade.mappings._builders import (
     spec_from_meta,
 )
 from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
+from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
 
 __all__ = [
     "ENGINES",
@@ -35,9 +36,11 @@ __all__ = [
     "index_meta",
     "index_settings",
     "load_template",
+    "pack_token_vectors",
     "spec_from_meta",
     "unescape_feature",
     "unescape_impacts",
+    "unpack_token_vectors",
 ]
 
 

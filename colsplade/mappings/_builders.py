@@ -61,6 +61,8 @@ class FieldSpec:
             float vectors; floats stay on disk for rerank. ``None`` keeps a plain ``hnsw`` graph.
         knn_engine: OpenSearch k-NN engine (``lucene`` needs no native library; ``faiss`` does).
         splade_field, colbert_field, vector_field, meta_field: field names.
+        packed_field: a ``binary`` copy of the token vectors (see :mod:`colsplade.mappings._packing`) that
+            the client-side rerank reads instead of the nested JSON numbers; ``None`` to leave it out.
     """
 
     colbert_dim: int = 128
@@ -75,6 +77,7 @@ class FieldSpec:
     colbert_field: str = "colbert"
     vector_field: str = "v"
     meta_field: str = "colsplade"
+    packed_field: str | None = "colbert_packed"
 
     def __post_init__(self) -> None:
         if not isinstance(self.colbert_dim, int) or not 1 <= self.colbert_dim <= 4096:
@@ -98,7 +101,9 @@ class FieldSpec:
         if self.knn_engine not in ("lucene", "faiss"):
             raise InvalidInputError(f"knn_engine must be lucene or faiss, got {self.knn_engine!r}")
         names = [self.splade_field, self.colbert_field, self.meta_field]
-        if len(set(names)) != 3 or any(not n or "." in n for n in [*names, self.vector_field]):
+        if self.packed_field is not None:
+            names.append(self.packed_field)
+        if len(set(names)) != len(names) or any(not n or "." in n for n in [*names, self.vector_field]):
             raise InvalidInputError(f"field names must be distinct, non-empty and without dots: {names}")
 
     @property
@@ -168,7 +173,7 @@ def colsplade_properties(engine: str, spec: FieldSpec | None = None) -> dict[str
             "sparse_vector is an Elasticsearch field type; use rank_features on OpenSearch"
         )
     vector = _es_vector(spec) if engine == "elasticsearch" else _os_vector(spec)
-    return {
+    properties: dict[str, Any] = {
         spec.splade_field: {"type": spec.splade_type},
         spec.colbert_field: {"type": "nested", "properties": {spec.vector_field: vector}},
         spec.meta_field: {
@@ -179,6 +184,10 @@ def colsplade_properties(engine: str, spec: FieldSpec | None = None) -> dict[str
             }
         },
     }
+    if spec.packed_field is not None:
+        # Read from _source only: no doc values, not searchable.
+        properties[spec.packed_field] = {"type": "binary"}
+    return properties
 
 
 def index_settings(
@@ -229,7 +238,7 @@ def spec_from_meta(meta: Mapping[str, Any] | None) -> FieldSpec | None:
     """Read back the :class:`FieldSpec` of an index from its ``_meta`` (None when it has none).
 
     >>> spec_from_meta(index_meta(FieldSpec(element_type="byte")))
-    FieldSpec(colbert_dim=128, element_type='byte', index_vectors=True, splade_type='rank_features', hnsw_m=16, hnsw_ef_construction=100, quantization=None, knn_engine='lucene', splade_field='splade', colbert_field='colbert', vector_field='v', meta_field='colsplade')
+    FieldSpec(colbert_dim=128, element_type='byte', index_vectors=True, splade_type='rank_features', hnsw_m=16, hnsw_ef_construction=100, quantization=None, knn_engine='lucene', splade_field='splade', colbert_field='colbert', vector_field='v', meta_field='colsplade', packed_field='colbert_packed')
     """
     block = (meta or {}).get("colsplade")
     if not isinstance(block, Mapping):
@@ -272,7 +281,7 @@ def fields_to_add(
     engines cannot change a field's type in place.
 
     >>> fields_to_add("elasticsearch", {"title": {"type": "text"}}, FieldSpec(colbert_dim=4)).keys()
-    dict_keys(['splade', 'colbert', 'colsplade'])
+    dict_keys(['splade', 'colbert', 'colsplade', 'colbert_packed'])
     >>> fields_to_add("elasticsearch", {"splade": {"type": "keyword"}})
     Traceback (most recent call last):
     ...
@@ -296,7 +305,7 @@ def fields_to_add(
 
 
 def _spec_attr(spec: FieldSpec, name: str) -> str:
-    for attr in ("splade_field", "colbert_field", "meta_field"):
+    for attr in ("splade_field", "colbert_field", "meta_field", "packed_field"):
         if getattr(spec, attr) == name:
             return attr
     return "field"

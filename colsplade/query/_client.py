@@ -17,7 +17,7 @@ import numpy as np
 from colsplade.config import Settings
 from colsplade.engines import EngineClient, connect_default
 from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
-from colsplade.mappings import FieldSpec, spec_from_meta, unescape_impacts
+from colsplade.mappings import FieldSpec, spec_from_meta, unescape_impacts, unpack_token_vectors
 from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse
 from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
 from colsplade.scoring import dequantize_int8, hamming_maxsim, quantize_bits
@@ -337,7 +337,7 @@ class SearchClient:
             # The engine reranks up to `window` candidates per shard; it does not say how many matched.
             candidates = window
         else:
-            fields = [spec.colbert_field] if mode == "client" else []
+            fields = [_vector_source_field(spec)] if mode == "client" else []
             body = {
                 "query": first,
                 "size": window if mode == "client" else offset + k,
@@ -352,8 +352,9 @@ class SearchClient:
             scored: list[tuple[float, dict[str, Any]]] = []
             if mode == "client":
                 t_rerank = time.perf_counter()
+                fallback = self._nested_fallback(raw, spec, timings)
                 for h in raw:
-                    doc_vectors = _doc_vectors((h.get("_source") or {}).get(spec.colbert_field) or [], spec)
+                    doc_vectors = _source_vectors(fallback.get(h["_id"], h.get("_source") or {}), spec)
                     scored.append((_maxsim(query_vectors, doc_vectors, spec), h))
                 # Stable sort: equal MaxSim keeps the first-stage order, as the engine's rescore does.
                 scored.sort(key=lambda item: -item[0])
@@ -364,6 +365,8 @@ class SearchClient:
             for score, h in scored[offset : offset + k]:
                 src = dict(h.get("_source") or {})
                 src.pop(spec.colbert_field, None)
+                if spec.packed_field:
+                    src.pop(spec.packed_field, None)
                 stages = _known(stage, h["_id"])
                 if mode == "client":
                     stages.setdefault("first_stage", float(h["_score"]))
@@ -390,6 +393,20 @@ class SearchClient:
         answer = self.client.search(self.index, body)
         timings["engine"] += (time.perf_counter() - t) * 1000
         return answer
+
+    def _nested_fallback(
+        self, raw: list[dict[str, Any]], spec: FieldSpec, timings: dict[str, float]
+    ) -> dict[str, dict[str, Any]]:
+        """Nested vectors of the documents that came back without the packed copy (older writers)."""
+        if not spec.packed_field:
+            return {}
+        missing = [
+            h["_id"] for h in raw if not isinstance((h.get("_source") or {}).get(spec.packed_field), str)
+        ]
+        if not missing:
+            return {}
+        body = {"query": {"ids": {"values": missing}}, "size": len(missing), "_source": [spec.colbert_field]}
+        return {h["_id"]: h.get("_source") or {} for h in self._search(body, timings)["hits"]["hits"]}
 
     def _rrf_candidates(
         self,
@@ -482,6 +499,8 @@ class SearchClient:
     ) -> None:
         spec = self.spec
         fields = [spec.splade_field, spec.colbert_field, *self.text_fields]
+        if spec.packed_field:
+            fields.append(spec.packed_field)
         body = {"query": {"ids": {"values": [h.id for h in hits]}}, "size": len(hits), "_source": fields}
         docs = {h["_id"]: h.get("_source") or {} for h in self._search(body, timings)["hits"]["hits"]}
         colbert_encoder = self._encoders[-1]
@@ -496,7 +515,7 @@ class SearchClient:
             ]
             terms.sort(key=lambda c: -c.contribution)
             explanation = HitExplanation(sparse_score=float(sum(c.contribution for c in terms)), terms=terms)
-            doc_vectors = _doc_vectors(src.get(spec.colbert_field) or [], spec)
+            doc_vectors = _source_vectors(src, spec)
             if len(doc_vectors) and len(query_vectors):
                 text = " ".join(str(src[f]) for f in self.text_fields if src.get(f))
                 doc_tokens = _safe_tokens(colbert_encoder, text, is_query=False) if text else []
@@ -540,7 +559,7 @@ def _source_filter(source: Sequence[str] | bool | None, spec: FieldSpec) -> Any:
     if source is None or source is False:
         return False
     if source is True:
-        return {"excludes": [spec.colbert_field, spec.splade_field]}
+        return {"excludes": [f for f in (spec.colbert_field, spec.splade_field, spec.packed_field) if f]}
     return list(source)
 
 
@@ -561,6 +580,25 @@ def _strip_source(src: dict[str, Any], source_filter: Any, spec: FieldSpec) -> d
     if isinstance(source_filter, list) and spec.colbert_field not in source_filter:
         src.pop(spec.colbert_field, None)
     return src
+
+
+def _vector_source_field(spec: FieldSpec) -> str:
+    """Where the client reads token vectors: the packed copy, else the nested objects."""
+    return spec.packed_field or spec.colbert_field
+
+
+def _source_vectors(src: Mapping[str, Any], spec: FieldSpec) -> np.ndarray:
+    """A document's token vectors from its _source, as stored: float32 (n, dim) or, for bit, packed uint8.
+
+    Byte vectors are dequantised (int8 / 127). The packed field is preferred; documents written
+    without it (older ingests, other writers) fall back to the nested JSON numbers.
+    """
+    packed = src.get(spec.packed_field) if spec.packed_field else None
+    if isinstance(packed, str):
+        width = spec.colbert_dim // 8 if spec.element_type == "bit" else spec.colbert_dim
+        stored = unpack_token_vectors(packed, width, spec.element_type)
+        return dequantize_int8(stored) if spec.element_type == "byte" else stored
+    return _doc_vectors(src.get(spec.colbert_field) or [], spec)
 
 
 def _doc_vectors(nested: list[Mapping[str, Any]], spec: FieldSpec) -> np.ndarray:

@@ -18,7 +18,7 @@ from colsplade.exceptions import (
     InvalidInputError,
     ModelVersionMismatchError,
 )
-from colsplade.mappings import FieldSpec, escape_impacts
+from colsplade.mappings import FieldSpec, escape_impacts, pack_token_vectors
 from colsplade.query import AsyncSearchClient, SearchClient
 from colsplade.scoring import quantize_bits, quantize_int8
 
@@ -58,7 +58,7 @@ def encoder(tiny_joint):
     return load_encoder(tiny_joint, variant="fp32")
 
 
-def _index_corpus(engine, index, encoder, element_type="float", model_version=None):
+def _index_corpus(engine, index, encoder, element_type="float", model_version=None, packed=True):
     config = encoder.config
     dim = config.colbert.dim
     spec = FieldSpec(colbert_dim=dim, element_type=element_type, index_vectors=element_type != "bit")
@@ -85,6 +85,7 @@ def _index_corpus(engine, index, encoder, element_type="float", model_version=No
                 "lang": "en" if i % 2 == 0 else "de",
                 "splade": escape_impacts(encoded.splade[i]),
                 "colbert": [{"v": row.tolist()} for row in stored],
+                **({"colbert_packed": pack_token_vectors(stored, element_type)} if packed else {}),
                 "colsplade": {"model_name": config.name, "model_version": str(config.version)},
             },
         )
@@ -134,15 +135,17 @@ def test_rerank_paths_equal_brute_force(engine, engine_index, encoder):
             client.search(QUERIES[0], rerank="engine")
 
 
-@pytest.mark.parametrize("element_type", ["byte", "bit"])
-def test_compact_vectors_rerank_like_numpy(engine, engine_index, encoder, element_type):
-    spec, vectors = _index_corpus(engine, engine_index, encoder, element_type=element_type)
+@pytest.mark.parametrize(("element_type", "packed"), [("byte", True), ("bit", True), ("float", False)])
+def test_compact_vectors_rerank_like_numpy(engine, engine_index, encoder, element_type, packed):
+    """Byte / bit vectors, and documents written without the packed copy (read from the nested field)."""
+    spec, vectors = _index_corpus(engine, engine_index, encoder, element_type=element_type, packed=packed)
     client = SearchClient(engine_index, encoder, client=engine)
-    assert client.resolve_rerank() == "client"
+    if element_type != "float":
+        assert client.resolve_rerank() == "client"
     for query in QUERIES[:2]:
         candidates = _candidates(client, query)
         order, scores = _brute_force(client, query, spec, vectors, candidates)
-        result = client.search(query, k=len(candidates), window=len(TEXTS))
+        result = client.search(query, k=len(candidates), window=len(TEXTS), rerank="client")
         assert result.ids() == order
         for hit in result.hits:
             assert math.isclose(hit.score, scores[hit.id], rel_tol=1e-5, abs_tol=1e-5)

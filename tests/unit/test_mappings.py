@@ -95,7 +95,7 @@ def test_sparse_vector_only_on_elasticsearch():
 def test_fields_to_add_keeps_users_fields_and_is_idempotent():
     existing = {"title": {"type": "text"}, "body": {"type": "text"}}
     to_add = fields_to_add("opensearch", existing)
-    assert set(to_add) == {"splade", "colbert", "colsplade"}
+    assert set(to_add) == {"splade", "colbert", "colsplade", "colbert_packed"}
     merged = {**existing, **to_add}
     assert fields_to_add("opensearch", merged) == {}
 
@@ -120,3 +120,38 @@ def test_meta_round_trip_and_body_conflicts():
         index_body("elasticsearch", extra_properties={"splade": {"type": "text"}})
     with pytest.raises(InvalidInputError):
         index_body("solr")
+
+
+@pytest.mark.parametrize("element_type", ["float", "byte", "bit"])
+def test_packing_round_trip_is_exact(element_type):
+    import numpy as np
+
+    from colsplade.mappings import pack_token_vectors, unpack_token_vectors
+
+    rng = np.random.default_rng(0)
+    if element_type == "float":
+        vectors, width = rng.normal(size=(7, 16)).astype(np.float32), 16
+    elif element_type == "byte":
+        vectors, width = rng.integers(-128, 128, size=(7, 16)).astype(np.int8), 16
+    else:
+        vectors, width = rng.integers(-128, 128, size=(7, 2)).astype(np.int8), 2
+    back = unpack_token_vectors(pack_token_vectors(vectors, element_type), width, element_type)
+    assert back.shape == vectors.shape
+    assert back.tobytes() == np.ascontiguousarray(vectors).tobytes()
+    empty = unpack_token_vectors(pack_token_vectors(vectors[:0], element_type), width, element_type)
+    assert empty.shape == (0, width)
+
+
+def test_packing_bad_input():
+    import numpy as np
+
+    from colsplade.mappings import pack_token_vectors, unpack_token_vectors
+
+    with pytest.raises(InvalidInputError, match="2-d"):
+        pack_token_vectors(np.zeros(3))
+    with pytest.raises(InvalidInputError, match="base64"):
+        unpack_token_vectors("not base64!", 4)
+    with pytest.raises(InvalidInputError, match="multiple of"):
+        unpack_token_vectors(pack_token_vectors(np.zeros((1, 3), dtype=np.float32)), 4)
+    with pytest.raises(InvalidInputError, match="element_type"):
+        pack_token_vectors(np.zeros((1, 3)), "half")
