@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
+from colsplade.exceptions import ColspladeError
+
 __all__ = ["encode_command", "export_command", "init_model_command"]
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """colsplade's own errors carry a message that says what to do: show it, not a traceback."""
+    try:
+        yield
+    except ColspladeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("export")
@@ -45,11 +58,14 @@ def export_command(
 
     wanted = [v.strip() for v in variants.split(",") if v.strip()]
     try:
-        report = export_model_dir(
-            model_dir, variants=wanted, tolerance=tolerance, min_kendall_tau=min_kendall_tau, opset=opset
-        )
-    except ParityError as exc:
-        report = exc.report
+        with _clean_errors():
+            report = export_model_dir(
+                model_dir, variants=wanted, tolerance=tolerance, min_kendall_tau=min_kendall_tau, opset=opset
+            )
+    except click.ClickException as exc:
+        if not isinstance(exc.__cause__, ParityError):
+            raise
+        report = exc.__cause__.report
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
     if not report.ok:
         sys.exit(1)
@@ -68,8 +84,9 @@ def encode_command(
     """Show how a model reads TEXT: SPLADE word impacts (expansion terms marked +) and ColBERT tokens."""
     from colsplade.encoders import load_encoder
 
-    encoder = load_encoder(model_dir, variant=variant)
-    exp = encoder.explain(text, is_query=not is_document)
+    with _clean_errors():
+        encoder = load_encoder(model_dir, variant=variant)
+        exp = encoder.explain(text, is_query=not is_document)
     if as_json:
         click.echo(
             json.dumps(
@@ -124,16 +141,17 @@ def init_model_command(
     """Create an untrained KIND model directory in OUT_DIR from a base model (the start of training)."""
     from colsplade.training import init_model_dir
 
-    path = init_model_dir(
-        kind,
-        out_dir,
-        base=base,
-        dim=dim,
-        pooling=pooling,
-        query_encoder="inference_free" if inference_free else "model",
-        max_query_length=max_query_length,
-        max_doc_length=max_doc_length,
-    )
+    with _clean_errors():
+        path = init_model_dir(
+            kind,
+            out_dir,
+            base=base,
+            dim=dim,
+            pooling=pooling,
+            query_encoder="inference_free" if inference_free else "model",
+            max_query_length=max_query_length,
+            max_doc_length=max_doc_length,
+        )
     click.echo(f"wrote {kind} model directory {path}")
     if export:
         from colsplade.onnx_export import ParityError, export_model_dir
@@ -142,6 +160,8 @@ def init_model_command(
             report = export_model_dir(path, variants=["int8"])
         except ParityError as exc:
             report = exc.report
+        except ColspladeError as exc:
+            raise click.ClickException(str(exc)) from exc
         click.echo(report.summary())
         if not report.ok:
             sys.exit(1)

@@ -66,7 +66,7 @@ class VariantReport:
     (fp32 is held to the tolerance on these); ``kendall_tau`` / ``top_k_overlap``: per score type
     (``splade``, ``colbert``), the mean over the parity queries of the ranking agreement with torch
     fp32 (int8 / fp16 are held to the minimum tau on these). ``passed`` is None when the check could not
-    run here (fp16 without a CUDA device).
+    run here (an fp16 graph that neither CUDA nor the CPU provider can run).
     """
 
     variant: str

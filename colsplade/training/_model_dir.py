@@ -179,7 +179,7 @@ def init_model_dir(
 
     if kind not in ("splade", "colbert", "joint"):
         raise InvalidInputError(f"kind must be splade, colbert or joint, not {kind!r}")
-    if dim not in (32, 64, 96, 128) and dim <= 0:
+    if dim <= 0:
         raise InvalidInputError(f"dim must be positive, not {dim}")
     source = resolve_base_model(base)
     torch.manual_seed(seed)

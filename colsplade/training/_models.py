@@ -155,10 +155,18 @@ class ColspladeModel(nn.Module):
         excluded = np.zeros(len(vocab), dtype=bool)
         excluded[self.text_tokenizer.special_ids] = True
         threshold = self.config.splade.threshold if self.config.splade is not None else 0.0
-        order = sorted(range(len(cleaned)), key=lambda i: len(tok.ids[i]))
+        # Same documented result as the ONNX encoders for empty / whitespace-only texts.
+        order = sorted((i for i in range(len(cleaned)) if not tok.empty[i]), key=lambda i: len(tok.ids[i]))
         results: dict[str, list[Any]] = {
             name: [None] * len(cleaned) for name in self.output_names if name != "colbert_mask"
         }
+        dim = self.config.colbert.dim if self.config.colbert is not None else 0
+        for i in range(len(cleaned)):
+            if tok.empty[i]:
+                if "splade" in results:
+                    results["splade"][i] = {}
+                if "colbert" in results:
+                    results["colbert"][i] = np.zeros((0, dim), dtype=np.float32)
         device = next(self.parameters()).device
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]

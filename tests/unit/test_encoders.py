@@ -301,3 +301,13 @@ def test_encoding_without_torch_installed(model_dirs: dict[str, Path]) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True (5, 16)"
+
+
+def test_encode_cli_reports_bad_model_dir_cleanly(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from colsplade._cli_models import encode_command
+
+    result = CliRunner().invoke(encode_command, ["--model", str(tmp_path), "gene"])
+    assert result.exit_code == 1
+    assert "colsplade.json" in result.output and "Traceback" not in result.output

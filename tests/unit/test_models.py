@@ -138,3 +138,21 @@ def test_load_model_dir_errors(tmp_path: Path, tiny_base: Path) -> None:
     (splade / "colsplade.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelDirectoryError):
         load_model_dir(splade)
+
+
+def test_init_model_cli(tmp_path: Path, tiny_base: Path) -> None:
+    from click.testing import CliRunner
+
+    from colsplade._cli_models import init_model_command
+
+    out = tmp_path / "cli-joint"
+    result = CliRunner().invoke(
+        init_model_command,
+        ["joint", str(out), "--base", str(tiny_base), "--dim", "8", "--max-doc-length", "40"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output and (out / "onnx/model-int8.onnx").is_file()
+    bad = CliRunner().invoke(
+        init_model_command, ["joint", str(tmp_path / "x"), "--base", str(tmp_path / "missing")]
+    )
+    assert bad.exit_code == 1 and "not a directory" in bad.output and "Traceback" not in bad.output
