@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,33 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    return {"nproc": os.cpu_count(), "ram_gib": round(mem, 1), "cpu": cpu, "python": sys.version.split()[0]}
-
-
-def versions() -> dict:
-    import onnxruntime
-
-    out = {"onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
-    try:
-        import colsplade
-
-        out["colsplade"] = colsplade.__version__
-    except ImportError:
-        pass
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, write_report
 
 
 def load_test(data: Path, limit: int | None) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -217,20 +189,13 @@ def main() -> None:
     args.windows = [int(w) for w in args.windows.split(",")]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     queries, qrels = load_test(DATA, args.queries)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    report = {
-        "command": " ".join(sys.argv),
-        "commit": commit,
-        "machine": machine(),
-        "versions": versions(),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "engines": [bench_engine(e, args, queries, qrels) for e in args.engines.split(",")],
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(
+        args.out,
+        {
+            "settings": {k: v for k, v in vars(args).items() if k != "out"},
+            "engines": [bench_engine(e, args, queries, qrels) for e in args.engines.split(",")],
+        },
+    )
 
 
 if __name__ == "__main__":

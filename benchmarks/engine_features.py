@@ -11,10 +11,6 @@ the engine's own error.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -22,32 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_report
+
 from colsplade.engines import DEFAULT_VERSIONS, connect, install_distribution, start_node
 from colsplade.exceptions import ColspladeError
 from colsplade.mappings import FieldSpec, colsplade_properties, escape_impacts, index_settings
 from colsplade.query import nested_knn_query, sparse_query
 
 DIM = 16
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    return {
-        "nproc": os.cpu_count(),
-        "ram_gib": round(mem, 1),
-        "cpu": cpu,
-        "python": sys.version.split()[0],
-        "java": java,
-    }
 
 
 def _probe(name: str, fn, results: dict) -> None:
@@ -202,21 +181,11 @@ def main() -> None:
     parser.add_argument("--elasticsearch-version", default=DEFAULT_VERSIONS["elasticsearch"])
     parser.add_argument("--opensearch-version", default=DEFAULT_VERSIONS["opensearch"])
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    report = {
-        "command": " ".join(sys.argv),
-        "commit": commit,
-        "machine": machine(),
-        "engines": [
-            probe_engine("elasticsearch", args.elasticsearch_version),
-            probe_engine("opensearch", args.opensearch_version),
-        ],
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    engines = [
+        probe_engine("elasticsearch", args.elasticsearch_version),
+        probe_engine("opensearch", args.opensearch_version),
+    ]
+    write_report(args.out, {"engines": engines})
 
 
 if __name__ == "__main__":
