@@ -2,7 +2,7 @@
 
 Elasticsearch opens a point in time with ``POST /<index>/_pit``; OpenSearch (2.4+) with
 ``POST /<index>/_search/point_in_time``. Both then page with ``POST /_search`` carrying ``pit.id`` and a
-``search_after`` on ``_shard_doc``, the cheapest total order a point in time offers.
+``search_after`` on a total order: ``_shard_doc`` on Elasticsearch (the cheapest), ``_id`` on OpenSearch.
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ __all__ = [
     "scan_index",
     "switch_alias",
 ]
+
+
+#: A total order for ``search_after`` within a point in time. OpenSearch (2.19) has no ``_shard_doc``;
+#: ``_id`` is unique per index and sortable there (through deprecated fielddata), ``_doc`` within one shard.
+_SORT: dict[str, list[dict[str, str]]] = {
+    "elasticsearch": [{"_shard_doc": "asc"}],
+    "opensearch": [{"_id": "asc"}],
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,10 @@ def scan_index(
     """
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+    sort = _SORT[client.engine]
+    if client.engine == "opensearch" and _shards(client, index) == 1:
+        # Within one shard the Lucene doc id is a total order, and costs no fielddata on _id.
+        sort = [{"_doc": "asc"}]
     pit_id = open_point_in_time(client, index, keep_alive)
     search_after: list[Any] | None = None
     try:
@@ -90,7 +102,7 @@ def scan_index(
                 "size": batch_size,
                 "query": dict(query) if query else {"match_all": {}},
                 "pit": {"id": pit_id, "keep_alive": keep_alive},
-                "sort": [{"_shard_doc": "asc"}],
+                "sort": sort,
                 "track_total_hits": False,
             }
             if source_excludes:
@@ -111,6 +123,14 @@ def scan_index(
             close_point_in_time(client, pit_id)
         except Exception:
             logger.debug("could not close point in time", exc_info=True)
+
+
+def _shards(client: EngineClient, index: str) -> int:
+    answer = client.request(
+        "GET", _index_path(client, index) + "/_settings", params={"flat_settings": "true"}
+    )
+    counts = {int(v["settings"].get("index.number_of_shards", 0)) for v in answer.values()}
+    return counts.pop() if len(counts) == 1 else 0
 
 
 def alias_indices(client: EngineClient, alias: str) -> list[str]:

@@ -32,7 +32,14 @@ from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
 from colsplade.ingest._sources import Record, Source, as_source
-from colsplade.mappings import FieldSpec, escape_impacts, index_meta, spec_from_meta
+from colsplade.mappings import (
+    FieldSpec,
+    colsplade_properties,
+    escape_impacts,
+    index_meta,
+    pack_token_vectors,
+    spec_from_meta,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +130,15 @@ def prepare_index(
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
         if spec is None:
+            if index_vectors and client.engine == "opensearch":
+                if client.get_settings(index).get("index.knn") != "true":
+                    # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
+                    logger.warning(
+                        "%s was created without index.knn; its token vectors are stored for rerank only "
+                        "(reindex into a new index for nested kNN)",
+                        index,
+                    )
+                    index_vectors = False
             wanted = FieldSpec(
                 colbert_dim=dim, element_type=element_type or "float", index_vectors=index_vectors
             )
@@ -313,7 +329,7 @@ def ingest(
     if ckpt is not None and ckpt.state.get("counts"):
         logger.info("previous runs of this checkpoint: %s", ckpt.state["counts"])
     dead = DeadLetterWriter(dead_letter)
-    reserved = (spec.splade_field, spec.colbert_field, spec.meta_field)
+    reserved = tuple(colsplade_properties(client.engine, spec))
     truncated_before = getattr(encoder, "truncated_count", 0)
 
     stop = threading.Event()
@@ -390,6 +406,10 @@ def ingest(
             if colbert[i] is not None:
                 vectors = _vectors(colbert[i], spec)
                 body[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
+                packed_field = getattr(spec, "packed_field", None)
+                if packed_field:
+                    # The exact matrix in one binary field: what the client-side rerank reads back.
+                    body[packed_field] = pack_token_vectors(vectors, spec.element_type)
             body[spec.meta_field] = meta
             try:
                 item.sources.append((unit.doc_id, dumps(body)))

@@ -18,11 +18,17 @@ from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import IngestSummary, ingest, prepare_index
 from colsplade.ingest._sources import IndexSource
-from colsplade.mappings import FieldSpec, index_body, spec_from_meta
+from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["reindex"]
+
+
+def _heavy_fields(spec: FieldSpec) -> tuple[str, ...]:
+    """Fields not worth reading back: they are rewritten anyway."""
+    names = [spec.splade_field, spec.colbert_field, getattr(spec, "packed_field", None)]
+    return tuple(n for n in names if n)
 
 
 def _next_version(client: EngineClient, alias: str) -> str:
@@ -46,7 +52,7 @@ def _create_like(
     else:
         spec = FieldSpec(colbert_dim=dim, element_type=element_type or "float")
     spec = spec_for(client, spec)
-    ours = {spec.splade_field, spec.colbert_field, spec.meta_field}
+    ours = set(colsplade_properties(client.engine, spec))
     properties = {k: v for k, v in (mapping.get("properties") or {}).items() if k not in ours}
     body = index_body(
         client.engine,
@@ -118,11 +124,14 @@ def reindex(
             client,
             source_index,
             query={"bool": {"must_not": [done]}},
-            source_excludes=(spec.splade_field, spec.colbert_field),
+            source_excludes=_heavy_fields(spec),
         )
-        return ingest(
+        summary = ingest(
             source, client, source_index, encoder, fields=fields, op="update", reencode=True, **options
         )
+        # Searches (and a rerun's filter on the model version) see the new fields once refreshed.
+        client.refresh(source_index)
+        return summary
 
     current = alias_indices(client, source_index)
     if current:
@@ -140,7 +149,7 @@ def reindex(
                 f"{source_index!r} is an index, not an alias: name the alias the search will read (--alias)"
             )
         concrete = source_index
-    if client.index_exists(alias):
+    if not alias_indices(client, alias) and client.index_exists(alias):
         raise InvalidInputError(f"{alias!r} is an index; an alias cannot take its name")
     target = target or _next_version(client, alias)
     if target == concrete:
@@ -150,7 +159,7 @@ def reindex(
         logger.info("created %s from the mappings of %s", target, concrete)
     prepare_index(client, target, encoder, reencode=reencode, element_type=element_type)
     spec = spec_from_meta(client.get_mapping(target).get("_meta")) or FieldSpec()
-    source = IndexSource(client, concrete, source_excludes=(spec.splade_field, spec.colbert_field))
+    source = IndexSource(client, concrete, source_excludes=_heavy_fields(spec))
     summary = ingest(source, client, target, encoder, fields=fields, prepare=False, **options)
     summary.alias = alias
     if summary.dead_lettered and not allow_rejects:

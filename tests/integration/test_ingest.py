@@ -19,7 +19,9 @@ from colsplade.mappings import FieldSpec, unescape_impacts
 from colsplade.query import sparse_query
 
 FAST_RETRY = RetryPolicy(max_retries=8, initial_backoff=0.05, max_backoff=0.5)
-WORDS = "cell gene protein virus immune cancer patient blood brain heart liver lung mouse drug dose trial".split()
+WORDS = (
+    "cell gene protein virus immune cancer patient blood brain heart liver lung mouse drug dose trial".split()
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,260 @@ def test_ingest_and_search_back(engine, engine_index, encoder, tmp_path):
     again = ingest(docs, engine, engine_index, encoder, progress=False)
     assert again.indexed == 40
     assert engine.count(engine_index) == 40
+
+
+def test_bad_input_is_dead_lettered(engine, engine_index, encoder, tmp_path):
+    # The index maps "year" as an integer, so a document with a text year conflicts with the mapping.
+    create_index(engine, engine_index, FieldSpec(colbert_dim=16))
+    engine.put_mapping(engine_index, {"properties": {"year": {"type": "integer"}}})
+    big_text = " ".join(WORDS[i % len(WORDS)] for i in range(180_000))  # ~1 MB
+    assert len(big_text) > 1_000_000
+    lines = [
+        json.dumps({"_id": "ok1", "title": "cell gene", "text": "protein virus", "year": 2001}).encode(),
+        b'{"_id": "broken", "title": "cell"',  # malformed JSON
+        json.dumps({"title": "no id here", "text": "cell"}).encode(),  # missing id (id_field given)
+        json.dumps({"_id": "notext", "year": 2002}).encode(),  # missing text
+        json.dumps({"_id": "empty", "title": "", "text": "   "}).encode(),  # empty text
+        b'{"_id": "latin1", "text": "caf\xe9 gene"}',  # not UTF-8
+        json.dumps({"_id": "conflict", "text": "cell gene", "year": "nineteen"}).encode(),  # mapping conflict
+        json.dumps(["an", "array"]).encode(),  # not an object
+        json.dumps({"_id": "big", "title": "big one", "text": big_text, "year": 2003}).encode(),  # 1 MB doc
+        b"",
+        json.dumps({"_id": "ok2", "text": "immune cancer", "year": 2004}).encode(),
+    ]
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    dead = tmp_path / "dead.jsonl"
+    summary = ingest(
+        path,
+        engine,
+        engine_index,
+        encoder,
+        fields=FieldMapping(id_field="_id"),
+        dead_letter=dead,
+        checkpoint=tmp_path / "ckpt.json",
+        progress=False,
+        encode_batch_size=4,
+    )
+    assert summary.read == 10
+    assert summary.indexed == 3
+    assert summary.dead_lettered == 7 and summary.exit_code == 3
+    entries = [json.loads(line) for line in dead.read_text(encoding="utf-8").splitlines()]
+    reasons = {e.get("id") or e["stage"] + str(e["position"].get("line")): e["reason"] for e in entries}
+    assert len(entries) == 7
+    assert any("malformed JSON" in r for r in reasons.values())
+    assert any("UTF-8" in r for r in reasons.values())
+    assert any("not an object" in r for r in reasons.values())
+    assert "missing id" in " ".join(reasons.values())
+    assert reasons["notext"].startswith("missing text")
+    assert reasons["empty"].startswith("empty text")
+    conflict = next(e for e in entries if e.get("id") == "conflict")
+    assert conflict["stage"] == "engine" and conflict["status"] == 400
+    assert "year" in conflict["reason"] and conflict["document"]["year"] == "nineteen"
+    assert sorted(_all_ids(engine, engine_index)) == ["big", "ok1", "ok2"]
+    stored = engine.get_document(engine_index, "big")["_source"]
+    assert stored["text"] == big_text and stored["colbert"]
+    # The run finished: the checkpoint sits at the end, so a rerun reads nothing and rejects nothing again.
+    rerun = ingest(
+        path,
+        engine,
+        engine_index,
+        encoder,
+        dead_letter=dead,
+        checkpoint=tmp_path / "ckpt.json",
+        progress=False,
+    )
+    assert rerun.read == 0 and len(dead.read_text().splitlines()) == 7
+
+
+class _Throttle:
+    """A real HTTP proxy in front of the node: answers 429 to the first ``n`` bulk requests."""
+
+    def __init__(self, target: str, n: int) -> None:
+        self.target = target.rstrip("/")
+        self.remaining = n
+        self.refused = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                if "_bulk" in self.path:
+                    with proxy.lock:
+                        throttle = proxy.remaining > 0
+                        if throttle:
+                            proxy.remaining -= 1
+                            proxy.refused += 1
+                    if throttle:
+                        payload = json.dumps(
+                            {
+                                "error": {"type": "es_rejected_execution_exception", "reason": "busy"},
+                                "status": 429,
+                            }
+                        ).encode()
+                        self.send_response(429)
+                        self.send_header("content-type", "application/json")
+                        self.send_header("content-length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
+                request = Request(proxy.target + self.path, data=body, headers=headers, method=self.command)
+                try:
+                    with urlopen(request, timeout=60) as answer:
+                        status, data, answer_headers = answer.status, answer.read(), answer.headers
+                except Exception as exc:  # an HTTPError carries the engine's own answer
+                    status, data, answer_headers = exc.code, exc.read(), exc.headers
+                self.send_response(status)
+                for key in ("content-type", "x-elastic-product"):
+                    if answer_headers.get(key):
+                        self.send_header(key, answer_headers[key])
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_engine_answering_429_is_retried(engine, engine_index, encoder):
+    proxy = _Throttle(engine.settings.urls[0], n=3)
+    try:
+        with connect(url=proxy.url, engine=engine.engine) as client:
+            docs = _docs(30)
+            summary = ingest(
+                docs,
+                client,
+                engine_index,
+                encoder,
+                retry=FAST_RETRY,
+                progress=False,
+                bulk_docs=10,
+                encode_batch_size=10,
+            )
+    finally:
+        proxy.close()
+    assert proxy.refused == 3
+    assert summary.retried >= 3
+    assert summary.indexed == 30 and summary.dead_lettered == 0
+    assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs)
+
+
+def test_model_version_refused_unless_reencode(engine, engine_index, encoder, tiny_model, tmp_path):
+    from colsplade.encoders import load_encoder
+
+    ingest(_docs(5), engine, engine_index, encoder, progress=False)
+    other_dir = tmp_path / "v2"
+    shutil.copytree(tiny_model, other_dir)
+    config = json.loads((other_dir / "colsplade.json").read_text())
+    config["version"] = "2"
+    (other_dir / "colsplade.json").write_text(json.dumps(config))
+    other = load_encoder(other_dir, variant="int8")
+    with pytest.raises(ModelVersionMismatchError):
+        ingest(_docs(5), engine, engine_index, other, progress=False)
+    summary = ingest(_docs(5), engine, engine_index, other, reencode=True, progress=False)
+    assert summary.indexed == 5
+    meta = engine.get_mapping(engine_index)["_meta"]["colsplade"]
+    assert meta["model_version"] == "2"
+    assert engine.get_document(engine_index, "d1")["_source"]["colsplade"]["model_version"] == "2"
+
+
+def test_reindex_behind_alias_keeps_fields(engine, engine_index, encoder):
+    # An existing search index of a team: its own mapping and documents, no colsplade fields.
+    engine.create_index(
+        engine_index,
+        {
+            "mappings": {
+                "properties": {
+                    "title": {"type": "text"},
+                    "text": {"type": "text"},
+                    "year": {"type": "integer"},
+                    "tag": {"type": "keyword"},
+                }
+            }
+        },
+    )
+    docs = _docs(25)
+    for d in docs:
+        body = {k: v for k, v in d.items() if k != "_id"}
+        body["tag"] = "t" + d["_id"]
+        engine.index_document(engine_index, d["_id"], body)
+    engine.refresh(engine_index)
+    alias = engine_index + "-search"
+    summary = reindex(engine, engine_index, encoder, alias=alias, progress=False)
+    target = f"{alias}-v1"
+    try:
+        assert summary.alias_switched and summary.indexed == 25
+        answer = engine.request("GET", f"/_alias/{alias}")
+        assert list(answer) == [target]
+        assert engine.count(alias) == 25
+        stored = engine.get_document(target, "d4")["_source"]
+        assert (
+            stored["tag"] == "td4"
+            and stored["year"] == docs[4]["year"]
+            and stored["title"] == docs[4]["title"]
+        )
+        assert stored["colbert"] and stored["splade"]
+        mapping = engine.get_mapping(target)["properties"]
+        assert mapping["tag"]["type"] == "keyword" and mapping["year"]["type"] == "integer"
+        # A second version moves the alias again, atomically.
+        again = reindex(engine, alias, encoder, progress=False)
+        assert again.alias_switched and list(engine.request("GET", f"/_alias/{alias}")) == [f"{alias}-v2"]
+        # In place: colsplade's fields are added to the source documents, theirs untouched.
+        in_place = reindex(engine, engine_index, encoder, in_place=True, progress=False)
+        assert in_place.indexed == 25
+        stored = engine.get_document(engine_index, "d7")["_source"]
+        assert stored["tag"] == "td7" and stored["colbert"]
+        # Already encoded by this model: nothing left to do.
+        assert reindex(engine, engine_index, encoder, in_place=True, progress=False).read == 0
+    finally:
+        for name in (target, f"{alias}-v2"):
+            if engine.index_exists(name):
+                engine.delete_index(name)
+
+
+def test_iterable_checkpoint_resume(engine, engine_index, encoder, tmp_path):
+    docs = _docs(30)
+    ckpt = tmp_path / "ckpt.json"
+    seen = []
+
+    def stop_after_first(summary):
+        seen.append(summary.indexed)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(
+            IterableSource(docs, name="docs"),
+            engine,
+            engine_index,
+            encoder,
+            checkpoint=ckpt,
+            progress=False,
+            encode_batch_size=5,
+            bulk_docs=5,
+            queue_batches=1,
+            on_batch=stop_after_first,
+        )
+    position = json.loads(ckpt.read_text())["position"]
+    assert position["item"] == seen[0]
+    summary = ingest(
+        IterableSource(docs, name="docs"), engine, engine_index, encoder, checkpoint=ckpt, progress=False
+    )
+    assert summary.read == 30 - seen[0]
+    assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs)
