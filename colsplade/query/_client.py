@@ -232,6 +232,7 @@ class SearchClient:
         source: Sequence[str] | bool | None = None,
         highlight: Sequence[str] | None = None,
         explain: bool = False,
+        splade: bool = True,
     ) -> SearchResult:
         """Search the index: SPLADE first stage (+ optional kNN / BM25 candidates), MaxSim rerank, one page.
 
@@ -246,6 +247,8 @@ class SearchClient:
             source: source fields to return (True: all but the vectors).
             highlight: fields to highlight (engine highlighter, on the BM25 / match of the query text).
             explain: add each hit's SPLADE term shares and ColBERT token matches.
+            splade: use the SPLADE clauses as candidates (False: only ``knn_k`` / ``bm25_fields`` candidates,
+                e.g. ColBERT token-ANN retrieval).
         """
         started = time.perf_counter()
         window = window or self.window
@@ -265,9 +268,11 @@ class SearchClient:
         query = self._check_query(query)
         query_impacts, query_vectors = self.encode_query(query)
         timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
-        if not query_impacts and not knn_k and not bm25_fields:
+        stage_impacts = query_impacts if splade else {}
+        if not stage_impacts and not knn_k and not bm25_fields:
             raise InvalidInputError(
-                "the query yields no SPLADE term (all pruned); add knn_k= or bm25_fields="
+                "no first-stage candidates: the query yields no SPLADE term (all pruned) or splade=False; "
+                "add knn_k= or bm25_fields="
             )
 
         extra: list[dict[str, Any]] = []
@@ -286,7 +291,7 @@ class SearchClient:
             bm25_clause = {"multi_match": {"query": query, "fields": list(bm25_fields)}}
             if hybrid == "sum":
                 extra.append({"multi_match": {**bm25_clause["multi_match"], "boost": float(bm25_weight)}})
-        first = _first_stage(query_impacts, spec, filters, extra)
+        first = _first_stage(stage_impacts, spec, filters, extra)
         source_filter = _source_filter(source, spec)
         highlight_body = {"fields": {f: {} for f in highlight}} if highlight else None
 

@@ -193,6 +193,12 @@ def test_knn_candidates_and_hybrid(engine, engine_index, encoder):
     assert len(with_knn.hits) == 5
     scores = [h.score for h in with_knn.hits]
     assert scores == sorted(scores, reverse=True)
+    ann_only = client.search(query, k=3, window=12, knn_k=4, splade=False)
+    assert ann_only.hits and [h.score for h in ann_only.hits] == sorted(
+        (h.score for h in ann_only.hits), reverse=True
+    )
+    with pytest.raises(InvalidInputError, match="no first-stage candidates"):
+        client.search(query, splade=False)
     rrf = client.search(query, k=5, bm25_fields=["title", "text"], hybrid="rrf", rerank="none")
     assert [h.score for h in rrf.hits] == sorted((h.score for h in rrf.hits), reverse=True)
     assert all("rrf" in h.stage_scores for h in rrf.hits)
