@@ -1,0 +1,87 @@
+"""CLI command ``colsplade train splade|colbert|joint``: a thin shell over :func:`colsplade.training._trainer.train`.
+
+Registered by :mod:`colsplade.cli`; torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+__all__ = ["train_command"]
+
+
+@click.command("train")
+@click.argument("kind", type=click.Choice(["splade", "colbert", "joint"]))
+@click.option(
+    "--data", type=click.Path(exists=True, file_okay=False), help="BEIR directory (corpus, queries, qrels/)."
+)
+@click.option("--base", default=None, help="Base model: 'minilm' (default), a local directory or a hub id.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option(
+    "--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="JSON / TOML settings."
+)
+@click.option("--split", default=None, help="Training split (qrels/<split>.tsv) [train].")
+@click.option("--dev-split", default=None, help="Dev split evaluated during training.")
+@click.option("--dev-queries", type=int, default=None, help="Hold this many training queries out as dev.")
+@click.option("--triples", type=click.Path(exists=True, dir_okay=False), help="Triples / ranked-list JSONL.")
+@click.option("--negatives", default=None, help="bm25 (mine on the engine), none, or a negatives JSONL file.")
+@click.option(
+    "--url", "engine_url", default=None, help="Engine for BM25 mining [the configured / local node]."
+)
+@click.option("--n-negatives", type=int, default=None, help="Hard negatives per query per step [1].")
+@click.option("--loss", type=click.Choice(["infonce", "margin", "marginmse", "kl"]), default=None)
+@click.option("--epochs", type=float, default=None)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--grad-accum", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--max-doc-length", type=int, default=None)
+@click.option("--max-query-length", type=int, default=None)
+@click.option("--dim", type=int, default=None, help="ColBERT dimension [128].")
+@click.option("--regularizer", type=click.Choice(["flops", "l1", "none"]), default=None)
+@click.option("--lambda-query", type=float, default=None)
+@click.option("--lambda-doc", type=float, default=None)
+@click.option(
+    "--init-doc-nnz", type=int, default=None, help="Calibrate a fresh MLM head to ~this many terms."
+)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--threads", "num_threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@click.option("--no-resume", is_flag=True, help="Ignore checkpoints in --out and start over.")
+def train_command(
+    kind: str, config_file: str | None, no_progress: bool, no_resume: bool, base: str | None, **flags: Any
+) -> None:
+    """Train a SPLADE, ColBERT or joint model; writes a model directory that `colsplade export` takes."""
+    import logging
+
+    from colsplade.training._trainer import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(kind=kind)
+    if base is not None:
+        overrides["base"] = base
+    if no_progress:
+        overrides["progress"] = False
+    if no_resume:
+        overrides["resume"] = False
+    # colsplade's own errors propagate to the command group, which prints one line (exit 2 for bad input)
+    config = (
+        TrainConfig.from_file(config_file, **overrides) if config_file else TrainConfig.from_dict(overrides)
+    )
+    result = train(config)
+    click.echo(
+        json.dumps(
+            {
+                "model_dir": str(result.model_dir),
+                "steps": result.steps,
+                "wall_time_s": round(result.wall_time_s, 1),
+                "dev": result.dev_metrics,
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,784 @@
+"""The trainer: SPLADE, ColBERT and joint models from a base model on BEIR data.
+
+CPU or CUDA (mixed precision), gradient accumulation, seeded and resumable (a checkpoint holds the
+weights, optimiser, scheduler, scaler, RNG states and the position inside the epoch, so an interrupted
+run continues from it exactly), dev evaluation through ir-measures, and a model directory at the end
+that ``colsplade export`` takes as is (the hyper-parameters are saved next to the weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from colsplade.exceptions import InvalidInputError
+from colsplade.training._data import (
+    TrainExample,
+    check_base_model,
+    examples_from_beir,
+    load_training_jsonl,
+    split_dev,
+    validate_examples,
+)
+from colsplade.training._losses import (
+    RegularizerSchedule,
+    colbert_scores,
+    flops_regularizer,
+    info_nce_loss,
+    kl_distillation_loss,
+    l1_regularizer,
+    margin_mse_loss,
+    margin_ranking_loss,
+    sparsity_stats,
+    splade_scores,
+)
+from colsplade.training._negatives import load_negatives, mine_bm25_negatives, sample_negatives
+
+__all__ = [
+    "TRAINING_CONFIG_FILE",
+    "TrainConfig",
+    "TrainResult",
+    "calibrate_mlm_bias",
+    "evaluate_model",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the hyper-parameters of the run that produced a model directory.
+TRAINING_CONFIG_FILE = "training_config.json"
+CHECKPOINT_DIR = "checkpoints"
+LOG_FILE = "train_log.jsonl"
+LOSSES = ("infonce", "margin", "marginmse", "kl")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (see ``colsplade train --help`` for the flags).
+
+    Data: ``data`` a BEIR directory (``split`` trains; ``dev_split`` evaluates, else ``dev_queries`` are
+    held out of the training split) or ``triples`` a JSONL file (see
+    :func:`colsplade.training._data.load_training_jsonl`). ``negatives``: ``bm25`` (mined on the engine at
+    ``engine_url``, or the local node), ``none`` (in-batch only), or a negatives JSONL path.
+    Loss: ``infonce`` (+ ``in_batch_negatives``), ``margin``, ``marginmse`` / ``kl`` (need teacher scores).
+    SPLADE sparsity: ``regularizer`` flops | l1 | none with ``lambda_query`` / ``lambda_doc`` warmed up
+    quadratically over ``reg_warmup_ratio`` of the steps; ``train_max_doc_length`` truncates documents
+    harder while training than the model directory's ``max_doc_length`` does at inference (on a CPU it
+    halves the cost of a step); ``init_doc_nnz`` calibrates the MLM bias of a
+    fresh head so documents start with about that many active terms (None: leave the bias).
+    """
+
+    kind: str = "splade"
+    out: str = ""
+    data: str | None = None
+    base: str = "minilm"
+    split: str = "train"
+    dev_split: str | None = None
+    dev_queries: int = 0
+    dev_corpus_size: int = 1000
+    triples: str | None = None
+    negatives: str = "bm25"
+    engine_url: str | None = None
+    bm25_index: str | None = None
+    negatives_depth: int = 30
+    negatives_skip_top: int = 0
+    n_negatives: int = 1
+    loss: str = "infonce"
+    in_batch_negatives: bool = True
+    temperature: float = 1.0
+    margin: float = 1.0
+    splade_weight: float = 1.0
+    colbert_weight: float = 1.0
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-5
+    head_lr: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_query_length: int = 32
+    max_doc_length: int = 256
+    train_max_doc_length: int | None = None
+    dim: int = 128
+    pooling: str = "max"
+    regularizer: str = "flops"
+    lambda_query: float = 5e-4
+    lambda_doc: float = 3e-4
+    reg_warmup_ratio: float = 0.33
+    init_doc_nnz: int | None = 256
+    query_top_k: int | None = None
+    doc_top_k: int | None = None
+    seed: int = 42
+    device: str = "auto"
+    amp: bool = True
+    num_threads: int | None = None
+    eval_steps: int = 0
+    save_steps: int = 100
+    log_steps: int = 10
+    progress: bool = True
+    resume: bool = True
+    keep_checkpoints: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
+        """Read a JSON or TOML config file; ``overrides`` (e.g. command-line flags) win over it."""
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidInputError(f"config file {p} does not exist")
+        if p.suffix == ".toml":
+            import tomllib
+
+            values = tomllib.loads(p.read_text(encoding="utf-8"))
+        else:
+            try:
+                values = json.loads(p.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{p}: not JSON ({exc.msg}); use .json or .toml") from exc
+        return cls.from_dict({**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInputError(f"unknown training settings {unknown}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidInputError` for settings that cannot work together."""
+        if self.kind not in ("splade", "colbert", "joint"):
+            raise InvalidInputError(f"kind must be splade, colbert or joint, not {self.kind!r}")
+        if not self.out:
+            raise InvalidInputError("an output directory is needed (--out)")
+        if not self.data and not self.triples:
+            raise InvalidInputError("training data is needed: --data (BEIR directory) or --triples (JSONL)")
+        if self.loss not in LOSSES:
+            raise InvalidInputError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if self.regularizer not in ("flops", "l1", "none"):
+            raise InvalidInputError(f"regularizer must be flops, l1 or none, not {self.regularizer!r}")
+        if self.loss in ("margin", "marginmse", "kl") and self.n_negatives < 1:
+            raise InvalidInputError(f"loss {self.loss} needs n_negatives >= 1")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0:
+            raise InvalidInputError("batch_size, grad_accum and epochs must be positive")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced: the model directory, optimisation steps, wall time, last dev metrics."""
+
+    model_dir: Path
+    steps: int
+    wall_time_s: float
+    dev_metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from: int | None = None
+    losses: list[float] = field(default_factory=list)
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
+    """-> (train examples, dev examples, corpus), validated; negatives attached."""
+    from colsplade.evaluation._beir import load_beir, load_corpus, load_queries
+
+    corpus: dict[str, str] = {}
+    dev: list[TrainExample] = []
+    if config.data:
+        data = load_beir(config.data, config.split)
+        corpus = data.corpus
+        train_ex = examples_from_beir(data)
+        if config.triples:
+            train_ex = load_training_jsonl(
+                config.triples,
+                queries=load_queries(Path(config.data) / "queries.jsonl"),
+                qrels=data.qrels,
+                corpus=corpus,
+            )
+        if config.dev_split:
+            dev = examples_from_beir(load_beir(config.data, config.dev_split, corpus=corpus))
+    else:
+        assert config.triples
+        corpus_path = Path(config.triples).with_name("corpus.jsonl")
+        corpus = load_corpus(corpus_path) if corpus_path.is_file() else {}
+        train_ex = load_training_jsonl(config.triples, corpus=corpus)
+    validate_examples(train_ex, corpus)
+    if not dev and config.dev_queries:
+        train_ex, dev = split_dev(train_ex, config.dev_queries, seed=config.seed)
+    needs_mining = not any(e.negatives for e in train_ex)
+    if config.negatives == "bm25" and needs_mining and config.n_negatives > 0:
+        client = _connect(config)
+        index = (
+            config.bm25_index
+            or f"colsplade-bm25-{Path(config.data or config.triples or 'data').name}".lower()
+        )
+        mined = mine_bm25_negatives(
+            client,
+            index,
+            [*train_ex, *dev],
+            corpus,
+            depth=config.negatives_depth,
+            skip_top=config.negatives_skip_top,
+        )
+        train_ex, dev = mined[: len(train_ex)], mined[len(train_ex) :]
+    elif config.negatives not in ("bm25", "none"):
+        train_ex = load_negatives(config.negatives, train_ex, corpus)
+    if config.loss in ("marginmse", "kl") and not all(e.teacher for e in train_ex):
+        raise InvalidInputError(
+            f"loss {config.loss} needs teacher scores for every query (a triples file with scores)"
+        )
+    return train_ex, dev, corpus
+
+
+def _connect(config: TrainConfig) -> Any:
+    from colsplade.engines import connect, resolve_settings
+
+    if config.engine_url:
+        return connect(url=config.engine_url)
+    return connect(resolve_settings(autostart=True))
+
+
+@dataclass
+class _Batch:
+    queries: list[str]
+    docs: list[str]
+    labels: list[int]  # column of each query's positive in docs
+    groups: list[list[int]]  # columns of each query's own candidates (positive first)
+    false_negatives: list[list[int]]  # columns that hold another positive of the query
+    teacher: list[list[float]] | None
+
+
+def _make_batch(
+    examples: Sequence[TrainExample],
+    corpus: Mapping[str, str],
+    corpus_ids: Sequence[str],
+    n_neg: int,
+    rng: random.Random,
+) -> _Batch:
+    docs: list[str] = []
+    doc_ids: list[str] = []
+    labels, groups, teacher = [], [], []
+    for e in examples:
+        pos = e.positives[rng.randrange(len(e.positives))]
+        negs = sample_negatives(e, n_neg, rng, corpus_ids)
+        start = len(docs)
+        ids = [pos, *negs]
+        doc_ids.extend(ids)
+        docs.extend(corpus[d] for d in ids)
+        labels.append(start)
+        groups.append(list(range(start, start + len(ids))))
+        if e.teacher is not None:
+            teacher.append([e.teacher.get(d, 0.0) for d in ids])
+    false_neg = [
+        [j for j, d in enumerate(doc_ids) if d in set(e.positives) and j != labels[i]]
+        for i, e in enumerate(examples)
+    ]
+    return _Batch([e.query for e in examples], docs, labels, groups, false_neg, teacher or None)
+
+
+# -- model ------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def calibrate_mlm_bias(model: Any, texts: Sequence[str], target_nnz: int) -> float:
+    """Shift the MLM decoder bias so ``texts`` (documents) start with about ``target_nnz`` active terms.
+
+    A head grown from tied embeddings (all-MiniLM-L6-v2 has none) makes nearly every term positive under
+    max pooling, and from a fully dense start the FLOPS regulariser has to fight the ranking loss for
+    every term. A single scalar shift keeps the head's term ranking and only moves the cut. Returns it.
+    """
+    bias = model.backbone.get_output_embeddings().bias
+    if bias is None:
+        logger.warning("the MLM head has no bias; cannot calibrate its sparsity")
+        return 0.0
+    model.eval()
+    ids, mask = model.tokenize(list(texts), is_query=False)
+    hidden = model.backbone.base_model(input_ids=ids, attention_mask=mask)[0]
+    from colsplade.training._models import _mlm_head
+
+    logits = _mlm_head(model.backbone)(hidden)  # (B, seq, V)
+    pooled = (logits.float() - (1 - mask.unsqueeze(-1).float()) * 1e4).max(dim=1).values  # (B, V)
+    lo, hi = -float(pooled.max()) - 1, -float(pooled.min()) + 1
+    for _ in range(40):  # bisect the shift b with mean #(pooled + b > 0) == target
+        mid = (lo + hi) / 2
+        if float((pooled + mid > 0).sum(dim=1).float().mean()) > target_nnz:
+            hi = mid
+        else:
+            lo = mid
+    bias.add_(lo)
+    logger.info("MLM bias shifted by %.3f so documents start with ~%d active terms", lo, target_nnz)
+    return lo
+
+
+def _prepare_model(config: TrainConfig, corpus: Mapping[str, str], device: torch.device) -> Any:
+    from colsplade.encoders._config import CONFIG_FILE, read_model_config
+    from colsplade.training._model_dir import init_model_dir, load_model_dir
+
+    out = Path(config.out)
+    source = check_base_model(config.base, config.kind)
+    fresh = not (out / CONFIG_FILE).is_file()
+    if fresh and (Path(source) / CONFIG_FILE).is_file():
+        shutil.copytree(source, out, dirs_exist_ok=True)  # continue training an existing model directory
+        fresh = False
+    elif fresh:
+        init_model_dir(
+            config.kind,
+            out,
+            base=config.base,
+            dim=config.dim,
+            pooling=config.pooling,
+            max_query_length=config.max_query_length,
+            max_doc_length=config.max_doc_length,
+            seed=config.seed,
+        )
+    existing = read_model_config(out)
+    if existing.kind != config.kind:
+        raise InvalidInputError(
+            f"{out} holds a {existing.kind} model, not {config.kind}; choose another --out"
+        )
+    model = load_model_dir(out, device=str(device))
+    if fresh and config.kind != "colbert" and config.init_doc_nnz:
+        sample = list(corpus.values())[:: max(1, len(corpus) // 32)][:32]
+        calibrate_mlm_bias(model, sample, config.init_doc_nnz)
+    return model
+
+
+def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    head_lr = config.head_lr or config.lr
+    decay, no_decay, head = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith("linear.") or name == "query_weights":
+            head.append(p)  # freshly initialised: may learn faster than the pretrained backbone
+        elif p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay, "lr": config.lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": config.lr},
+        {"params": head, "weight_decay": 0.0, "lr": head_lr},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]])
+
+
+# -- losses -----------------------------------------------------------------------------------------
+
+
+def _ranking_loss(
+    scores: torch.Tensor, batch: _Batch, config: TrainConfig, device: torch.device
+) -> torch.Tensor:
+    """``scores`` (B, N) of every query against every document of the batch -> the configured loss."""
+    own = torch.stack([scores[i, g] for i, g in enumerate(batch.groups)])  # (B, 1 + k), positive first
+    if config.loss == "infonce":
+        if not config.in_batch_negatives:
+            return info_nce_loss(
+                own, torch.zeros(len(own), dtype=torch.long, device=device), config.temperature
+            )
+        masked = scores.clone()
+        for i, cols in enumerate(batch.false_negatives):
+            if cols:  # another copy / another positive of the same query is not a negative
+                masked[i, cols] = float("-inf")
+        return info_nce_loss(masked, torch.tensor(batch.labels, device=device), config.temperature)
+    if config.loss == "margin":
+        return margin_ranking_loss(own[:, 0], own[:, 1:], config.margin)
+    assert batch.teacher is not None
+    teacher = torch.tensor(batch.teacher, device=device, dtype=torch.float32)
+    if config.loss == "marginmse":
+        return margin_mse_loss(own[:, 0], own[:, 1:], teacher[:, 0], teacher[:, 1:])
+    return kl_distillation_loss(own, teacher, config.temperature)
+
+
+def _step_loss(
+    model: Any, batch: _Batch, config: TrainConfig, reg: RegularizerSchedule, step: int, device: torch.device
+) -> tuple[torch.Tensor, dict[str, float]]:
+    q_ids, q_mask = model.tokenize(batch.queries, is_query=True)
+    d_ids, d_mask = model.tokenize(batch.docs, is_query=False)
+    q_out = model(q_ids, q_mask)
+    d_out = model(d_ids, d_mask)
+    loss = torch.zeros((), device=device)
+    logs: dict[str, float] = {}
+    if "splade" in q_out:
+        qs, ds = q_out["splade"].float(), d_out["splade"].float()
+        rank = _ranking_loss(splade_scores(qs, ds), batch, config, device)
+        lam_q, lam_d = reg.lambdas(step)
+        if config.regularizer == "flops":
+            sparse = lam_q * flops_regularizer(qs) + lam_d * flops_regularizer(ds)
+        elif config.regularizer == "l1":
+            sparse = lam_q * l1_regularizer(qs) + lam_d * l1_regularizer(ds)
+        else:
+            sparse = torch.zeros((), device=device)
+        weight = config.splade_weight if config.kind == "joint" else 1.0
+        loss = loss + weight * rank + sparse
+        logs.update(splade_loss=float(rank.detach()), reg=float(sparse.detach()), **sparsity_stats(qs, ds))
+    if "colbert" in q_out:
+        scores = colbert_scores(
+            q_out["colbert"].float(), q_out["colbert_mask"], d_out["colbert"].float(), d_out["colbert_mask"]
+        )
+        rank = _ranking_loss(scores, batch, config, device)
+        weight = config.colbert_weight if config.kind == "joint" else 1.0
+        loss = loss + weight * rank
+        logs["colbert_loss"] = float(rank.detach())
+    logs["loss"] = float(loss.detach())
+    return loss, logs
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    corpus: Mapping[str, str],
+    *,
+    k: int = 100,
+    batch_size: int = 32,
+) -> dict[str, float]:
+    """Exhaustive retrieval over ``corpus`` with ``model`` (torch), metrics through ir-measures.
+
+    SPLADE (and joint): ``splade_*`` metrics + ``query_nnz`` / ``doc_nnz``; ColBERT (and joint):
+    ``colbert_*``; joint also ``rerank_*`` (SPLADE top ``k`` reranked by MaxSim).
+    """
+    from colsplade.evaluation._metrics import (
+        evaluate_run,
+        maxsim_rerank,
+        maxsim_retrieve,
+        sparse_retrieve,
+        sparsity,
+    )
+
+    was_training = model.training
+    model.eval()
+    doc_ids = list(corpus)
+    qids = list(queries)
+    splade_cfg = model.config.splade
+    # the model directory's pruning applies, as in the ONNX encoders
+    d_enc = model.encode(
+        [corpus[d] for d in doc_ids],
+        is_query=False,
+        batch_size=batch_size,
+        top_k=splade_cfg.doc_top_k if splade_cfg else None,
+    )
+    q_enc = model.encode(
+        [queries[q] for q in qids],
+        is_query=True,
+        batch_size=batch_size,
+        top_k=splade_cfg.query_top_k if splade_cfg else None,
+    )
+    out: dict[str, float] = {}
+    run = None
+    if "splade" in d_enc:
+        qv = dict(zip(qids, q_enc["splade"], strict=True))
+        run = sparse_retrieve(qv, d_enc["splade"], doc_ids, k=k)
+        out.update({f"splade_{m}": v for m, v in evaluate_run(qrels, run).items()})
+        out["query_nnz"] = sparsity(q_enc["splade"])["avg_nnz"]
+        out["doc_nnz"] = sparsity(d_enc["splade"])["avg_nnz"]
+    if "colbert" in d_enc:
+        qv = dict(zip(qids, q_enc["colbert"], strict=True))
+        crun = maxsim_retrieve(qv, d_enc["colbert"], doc_ids, k=k)
+        out.update({f"colbert_{m}": v for m, v in evaluate_run(qrels, crun).items()})
+        if run is not None:
+            dv = dict(zip(doc_ids, d_enc["colbert"], strict=True))
+            out.update(
+                {f"rerank_{m}": v for m, v in evaluate_run(qrels, maxsim_rerank(run, qv, dv, k)).items()}
+            )
+    model.train(was_training)
+    return out
+
+
+def _dev_corpus(
+    dev: Sequence[TrainExample], corpus: Mapping[str, str], size: int, seed: int
+) -> dict[str, str]:
+    """The dev documents: all positives and hard negatives of the dev queries, topped up with random ones."""
+    keep = {d for e in dev for d in (*e.positives, *e.negatives)}
+    rest = [d for d in corpus if d not in keep]
+    random.Random(seed).shuffle(rest)
+    keep.update(rest[: max(0, size - len(keep))])
+    return {d: corpus[d] for d in corpus if d in keep}
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(out: Path, state: dict[str, Any]) -> Path:
+    ckpt_dir = out / CHECKPOINT_DIR
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / f"step-{state['step']:07d}.pt"
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-write never leaves a half checkpoint as the latest
+    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-1]:
+        old.unlink()
+    return path
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    found = sorted((out / CHECKPOINT_DIR).glob("step-*.pt"))
+    return found[-1] if found else None
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def train(
+    config: TrainConfig, *, on_step: Callable[[int, dict[str, float]], None] | None = None
+) -> TrainResult:
+    """Train a ``config.kind`` model and write it to ``config.out`` (a complete model directory).
+
+    All inputs are validated before the first step. With ``config.resume`` an interrupted run in the same
+    ``out`` continues from its last checkpoint (same data order, same negatives, same RNG streams).
+    ``on_step(step, logs)`` is called after every optimisation step (tests use it to interrupt a run).
+    """
+    from tqdm.auto import tqdm
+
+    from colsplade.training._model_dir import save_model_dir
+
+    started = time.perf_counter()
+    config.validate()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = _device(config)
+    out = Path(config.out)
+    check_base_model(config.base, config.kind)  # fail on a wrong architecture before loading data
+    train_ex, dev, corpus = _load_data(config)
+    corpus_ids = list(corpus)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model = _prepare_model(config, corpus, device)
+    model.train()
+    if model.config.splade is not None and (config.query_top_k or config.doc_top_k):
+        # inference-time pruning caps, stored in colsplade.json (dev evaluation applies them too)
+        model.config = dataclasses.replace(
+            model.config,
+            splade=dataclasses.replace(
+                model.config.splade, query_top_k=config.query_top_k, doc_top_k=config.doc_top_k
+            ),
+        )
+        model.text_tokenizer.config = model.config
+    inference_cfg = model.text_tokenizer.config
+    train_cfg = (
+        dataclasses.replace(inference_cfg, max_doc_length=config.train_max_doc_length)
+        if config.train_max_doc_length
+        else inference_cfg
+    )
+    model.text_tokenizer.config = train_cfg
+    optimizer = _optimizer(model, config)
+    micro_per_epoch = math.ceil(len(train_ex) / config.batch_size)
+    steps_per_epoch = max(1, micro_per_epoch // config.grad_accum)
+    total_steps = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    reg = RegularizerSchedule(
+        config.lambda_query, config.lambda_doc, int(config.reg_warmup_ratio * total_steps)
+    )
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    step, epoch, micro_done, resumed_from = 0, 0, 0, None
+    ckpt = _latest_checkpoint(out) if config.resume else None
+    if ckpt is not None:
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        step, epoch, micro_done = state["step"], state["epoch"], state["micro_done"]
+        _set_rng_state(state["rng"])
+        resumed_from = step
+        logger.info("resumed from %s (step %d, epoch %d)", ckpt, step, epoch)
+    (out / TRAINING_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    dev_corpus = _dev_corpus(dev, corpus, config.dev_corpus_size, config.seed) if dev else {}
+    dev_qrels = {e.query_id: dict.fromkeys(e.positives, 1) for e in dev}
+    dev_queries = {e.query_id: e.query for e in dev}
+    logger.info(
+        "training %s on %d queries (%d dev), %d steps of %d x %d, %d negatives, device %s",
+        config.kind,
+        len(train_ex),
+        len(dev),
+        total_steps,
+        config.batch_size,
+        config.grad_accum,
+        config.n_negatives,
+        device,
+    )
+    log_file = (out / LOG_FILE).open("a", encoding="utf-8")
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not config.progress, desc=f"train {config.kind}", unit="step"
+    )
+    losses: list[float] = []
+    dev_metrics: dict[str, float] = {}
+    seen = 0
+    window_start = time.perf_counter()
+    try:
+        while step < total_steps:
+            order = list(range(len(train_ex)))
+            random.Random(config.seed * 1000 + epoch).shuffle(order)
+            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+            while micro_done + config.grad_accum <= len(batches) and step < total_steps:
+                acc_logs: dict[str, float] = {}
+                for a in range(config.grad_accum):
+                    idx = micro_done + a
+                    # negatives drawn from a stream keyed on (seed, epoch, batch): a resumed run draws the same
+                    rng = random.Random(hash((config.seed, epoch, idx)) & 0xFFFFFFFF)
+                    batch = _make_batch(
+                        [train_ex[i] for i in batches[idx]], corpus, corpus_ids, config.n_negatives, rng
+                    )
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss, logs = _step_loss(model, batch, config, reg, step, device)
+                    scaler.scale(loss / config.grad_accum).backward()
+                    for key, v in logs.items():
+                        acc_logs[key] = acc_logs.get(key, 0.0) + v / config.grad_accum
+                    seen += len(batch.queries)
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                micro_done += config.grad_accum
+                losses.append(acc_logs["loss"])
+                elapsed = time.perf_counter() - window_start
+                bar.set_postfix(
+                    loss=f"{acc_logs['loss']:.3f}",
+                    q_s=f"{seen / max(elapsed, 1e-9):.1f}",
+                    **({"nnz_d": f"{acc_logs['doc_nnz']:.0f}"} if "doc_nnz" in acc_logs else {}),
+                )
+                bar.update(1)
+                if step % config.log_steps == 0 or step == total_steps:
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": scheduler.get_last_lr()[0],
+                        "queries_per_s": seen / max(elapsed, 1e-9),
+                        **acc_logs,
+                    }
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    logger.info(
+                        "step %d %s",
+                        step,
+                        {k: round(v, 4) for k, v in record.items() if isinstance(v, float)},
+                    )
+                if on_step is not None:
+                    on_step(step, acc_logs)
+                if config.eval_steps and dev and step % config.eval_steps == 0:
+                    dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
+                if config.save_steps and step % config.save_steps == 0 and step < total_steps:
+                    _save_checkpoint(
+                        out, _state(model, optimizer, scheduler, scaler, step, epoch, micro_done)
+                    )
+            if micro_done + config.grad_accum > len(batches):
+                epoch += 1
+                micro_done = 0
+                if dev and not config.eval_steps and step < total_steps:
+                    dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
+    finally:
+        bar.close()
+    if dev:
+        dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
+    log_file.close()
+    model.text_tokenizer.config = inference_cfg
+    model.eval()
+    save_model_dir(model, out)
+    wall = time.perf_counter() - started
+    summary = {
+        "steps": step,
+        "wall_time_s": wall,
+        "dev": dev_metrics,
+        "resumed_from": resumed_from,
+        "train_queries": len(train_ex),
+        "dev_queries": len(dev),
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if not config.keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    logger.info("trained %s in %.0f s (%d steps); model directory %s", config.kind, wall, step, out)
+    return TrainResult(out, step, wall, dev_metrics, resumed_from, losses)
+
+
+def _state(
+    model: Any, optimizer: Any, scheduler: Any, scaler: Any, step: int, epoch: int, micro_done: int
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": step,
+        "epoch": epoch,
+        "micro_done": micro_done,
+        "rng": _rng_state(),
+    }
+
+
+def _evaluate_dev(
+    model: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    corpus: Mapping[str, str],
+    step: int,
+    log_file: Any,
+) -> dict[str, float]:
+    t = time.perf_counter()
+    train_cfg = model.text_tokenizer.config
+    model.text_tokenizer.config = model.config  # evaluate as the model will be used: inference lengths
+    try:
+        metrics = evaluate_model(model, queries, qrels, corpus)
+    finally:
+        model.text_tokenizer.config = train_cfg
+    log_file.write(json.dumps({"step": step, "dev": metrics, "eval_s": time.perf_counter() - t}) + "\n")
+    log_file.flush()
+    logger.info("dev at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
+    return metrics
