@@ -269,7 +269,7 @@ def _register_optional_commands() -> None:
         ("colsplade._cli_ingest", ("ingest_command",)),
         ("colsplade._cli_query", ("search_command",)),
         ("colsplade._cli_train", ("train_command",)),
-        ("colsplade._cli_eval", ("eval_command",)),
+        ("colsplade._cli_eval", ("eval_command", "compare_command")),
     )
     for module_name, attrs in optional:
         try:

@@ -1,0 +1,108 @@
+"""``colsplade eval`` and ``colsplade compare``: thin shells over colsplade.evaluation's engine evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command("eval")
+@click.option(
+    "--dataset",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).",
+)
+@click.option(
+    "--model", required=True, type=click.Path(exists=True, file_okay=False), help="Joint model directory."
+)
+@click.option("--variant", default="int8", show_default=True, help="ONNX variant: fp32, int8, fp16, auto.")
+@click.option(
+    "--engine",
+    "kind",
+    type=click.Choice(["elasticsearch", "opensearch"]),
+    default="elasticsearch",
+    show_default=True,
+    help="Local engine to start when no --url / COLSPLADE_URL is configured.",
+)
+@click.option("--index", "index_name", help="Index to (re)use; default eval-<dataset>-<model>.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--max-queries", type=int, help="Evaluate the first N queries only.")
+@click.option("--window", type=int, default=100, show_default=True, help="Rerank window.")
+@click.option(
+    "--knn-k", type=int, default=10, show_default=True, help="Token-ANN neighbours per query token."
+)
+@click.option("--plan", "plans", multiple=True, help="Plans to run (repeatable; default: all).")
+@click.option("--no-reuse", is_flag=True, help="Re-ingest even if the index already holds the corpus.")
+@click.option("--out", "out_dir", default="eval-results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True)
+@click.pass_obj
+def eval_command(
+    ctx: Any,
+    data_dir,
+    model,
+    variant,
+    kind,
+    index_name,
+    split,
+    max_queries,
+    window,
+    knn_k,
+    plans,
+    no_reuse,
+    out_dir,
+    no_progress,
+) -> None:
+    """Index a BEIR dataset and evaluate BM25, SPLADE, SPLADE+ColBERT, token-ANN and hybrid on it."""
+    from colsplade.engines import connect, resolve_settings
+    from colsplade.evaluation._engine_eval import (
+        default_plans,
+        evaluate_on_engine,
+        results_markdown,
+        write_results,
+    )
+    from colsplade.exceptions import InvalidInputError
+
+    settings = ctx.settings()
+    if not settings.urls:
+        settings = settings.replace(engine=settings.engine or kind)
+    chosen = default_plans(window=window, knn_k=knn_k)
+    if plans:
+        unknown = set(plans) - {p.name for p in chosen}
+        if unknown:
+            raise InvalidInputError(
+                f"unknown plan(s) {sorted(unknown)}; choose from {[p.name for p in chosen]}"
+            )
+        chosen = [p for p in chosen if p.name in plans]
+    with connect(resolve_settings(settings, autostart=True)) as client:
+        result = evaluate_on_engine(
+            client,
+            data_dir,
+            model,
+            index=index_name,
+            split=split,
+            plans=chosen,
+            max_queries=max_queries,
+            reuse_index=not no_reuse,
+            variant=variant,
+            progress=not no_progress,
+        )
+    paths = write_results(result, out_dir, stem=f"eval-{Path(data_dir).name}-{result['engine']}")
+    click.echo(results_markdown(result))
+    click.echo("written: " + ", ".join(paths.values()))
+
+
+@click.command("compare")
+@click.argument("result_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("result_b", type=click.Path(exists=True, dir_okay=False))
+def compare_command(result_a: str, result_b: str) -> None:
+    """Compare two `colsplade eval` JSON results: metrics and latency side by side."""
+    from colsplade.evaluation._engine_eval import compare_results
+
+    click.echo(
+        compare_results(json.loads(Path(result_a).read_text()), json.loads(Path(result_b).read_text()))
+    )

@@ -1,0 +1,306 @@
+"""End-to-end evaluation on a real engine: index a BEIR dataset, run every retrieval plan, measure.
+
+Used by ``colsplade eval`` and ``benchmarks/bench_query.py``. Every plan runs through the same
+:class:`~colsplade.query.SearchClient` that backend code uses, interleaved per query so that latency
+ratios are fair on a shared machine; quality goes through ir-measures (:func:`evaluate_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colsplade.evaluation._beir import load_beir
+from colsplade.evaluation._metrics import evaluate_run
+from colsplade.exceptions import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PLANS", "Plan", "compare_results", "evaluate_on_engine", "results_markdown", "write_results"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One retrieval plan: a name and the :meth:`SearchClient.search` arguments (None: the engine's BM25)."""
+
+    name: str
+    search_kwargs: Mapping[str, Any] | None
+
+
+def default_plans(
+    window: int = 100, knn_k: int = 10, bm25_fields: Sequence[str] = ("title", "text")
+) -> list[Plan]:
+    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), ColBERT token-ANN, hybrid BM25 + SPLADE."""
+    return [
+        Plan("bm25", None),
+        Plan("splade", {"rerank": "none", "window": window}),
+        Plan("splade+colbert(engine)", {"rerank": "engine", "window": window}),
+        Plan("splade+colbert(client)", {"rerank": "client", "window": window}),
+        Plan("colbert-ann", {"splade": False, "knn_k": knn_k, "rerank": "auto", "window": window}),
+        Plan(
+            "hybrid(bm25+splade)+colbert",
+            {"bm25_fields": list(bm25_fields), "hybrid": "rrf", "window": window},
+        ),
+    ]
+
+
+PLANS = tuple(p.name for p in default_plans())
+
+
+def _percentiles(ms: Sequence[float]) -> dict[str, float]:
+    if not ms:
+        return {}
+    a = np.asarray(ms, dtype=float)
+    return {
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p95": round(float(np.percentile(a, 95)), 2),
+        "p99": round(float(np.percentile(a, 99)), 2),
+        "mean": round(float(a.mean()), 2),
+        "n": len(a),
+    }
+
+
+def _ensure_index(
+    client: Any, index: str, encoder: Any, data_dir: Path, reuse: bool, progress: bool
+) -> dict[str, Any]:
+    from colsplade.ingest import FieldMapping, ingest
+
+    with open(data_dir / "corpus.jsonl", encoding="utf-8") as fh:
+        n_docs = sum(1 for line in fh if line.strip())
+    if reuse and client.index_exists(index):
+        count = client.count(index)
+        if count >= n_docs:
+            return {"reused": True, "documents": count}
+        logger.info("index %s holds %d of %d documents; ingesting the rest", index, count, n_docs)
+    started = time.monotonic()
+    summary = ingest(
+        str(data_dir / "corpus.jsonl"),
+        client,
+        index,
+        encoder,
+        fields=FieldMapping(id_field="_id", text_fields=("title", "text")),
+        progress=progress,
+    )
+    client.refresh(index)
+    return {"reused": False, "seconds": round(time.monotonic() - started, 1), **summary.as_dict()}
+
+
+def _store_size(client: Any, index: str) -> dict[str, Any]:
+    stats = client.stats(index).get("_all", {}).get("primaries", {})
+    docs = client.count(index)
+    store = stats.get("store", {}).get("size_in_bytes")
+    lucene_docs = stats.get("docs", {}).get("count")
+    return {
+        "documents": docs,
+        "lucene_documents": lucene_docs,
+        "store_bytes": store,
+        "bytes_per_document": round(store / docs, 1) if store and docs else None,
+        "bytes_per_token": round(store / (lucene_docs - docs), 1)
+        if store and lucene_docs and lucene_docs > docs
+        else None,
+    }
+
+
+def evaluate_on_engine(
+    client: Any,
+    data_dir: str | os.PathLike[str],
+    model: Any,
+    *,
+    index: str | None = None,
+    split: str = "test",
+    plans: Sequence[Plan] | None = None,
+    max_queries: int | None = None,
+    warmup: int = 5,
+    reuse_index: bool = True,
+    variant: str = "int8",
+    progress: bool = True,
+    on_query: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Index ``data_dir`` (BEIR) into ``client``'s engine and evaluate every plan on its ``split`` queries.
+
+    Returns a plain dict: engine, index size, query encoding time, and per plan nDCG@10 / MRR@10 /
+    Recall@100 plus latency percentiles (ms, end to end: encoding, engine round trips, client rerank).
+    Plans the engine cannot run (in-engine rerank without painless) are reported as skipped with the reason.
+    """
+    from colsplade.encoders import load_encoder
+    from colsplade.query import SearchClient
+
+    data_dir = Path(data_dir)
+    data = load_beir(data_dir, split)
+    encoder = model if hasattr(model, "encode_queries") else load_encoder(model, variant=variant)
+    index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-")
+    ingest_report = _ensure_index(client, index, encoder, data_dir, reuse_index, progress)
+    search = SearchClient(index, encoder, client=client, text_fields=("title", "text"))
+    plans = list(plans or default_plans())
+    runnable: list[Plan] = []
+    skipped: dict[str, str] = {}
+    for plan in plans:
+        if plan.search_kwargs and plan.search_kwargs.get("rerank") == "engine":
+            try:
+                search.resolve_rerank("engine")
+            except InvalidInputError as exc:
+                skipped[plan.name] = str(exc)
+                continue
+        runnable.append(plan)
+    query_ids = list(data.queries)[: max_queries or None]
+
+    def run(plan: Plan, text: str) -> dict[str, float]:
+        if plan.search_kwargs is None:
+            body = {
+                "query": {"multi_match": {"query": text, "fields": ["title", "text"]}},
+                "size": 100,
+                "_source": False,
+            }
+            return {h["_id"]: float(h["_score"]) for h in client.search(index, body)["hits"]["hits"]}
+        kwargs = dict(plan.search_kwargs)
+        window = int(kwargs.pop("window", 100))
+        result = search.search(text, k=min(100, window), window=window, **kwargs)
+        return {h.id: h.score for h in result.hits}
+
+    for qid in query_ids[:warmup]:
+        for plan in runnable:
+            run(plan, data.queries[qid])
+    latencies: dict[str, list[float]] = {p.name: [] for p in runnable}
+    runs: dict[str, dict[str, dict[str, float]]] = {p.name: {} for p in runnable}
+    encode_ms: list[float] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(query_ids), desc="eval queries", unit="q")
+    for n, qid in enumerate(query_ids, start=1):
+        text = data.queries[qid]
+        t = time.perf_counter()
+        search.encode_query(text)
+        encode_ms.append((time.perf_counter() - t) * 1000)
+        for plan in runnable:  # interleaved: every plan meets the same machine state
+            t = time.perf_counter()
+            runs[plan.name][qid] = run(plan, text)
+            latencies[plan.name].append((time.perf_counter() - t) * 1000)
+        if bar is not None:
+            bar.update(1)
+        if on_query is not None:
+            on_query(n, len(query_ids))
+    if bar is not None:
+        bar.close()
+    qrels = {q: data.qrels[q] for q in query_ids}
+    results = {
+        plan.name: {
+            **{k: round(v, 4) for k, v in evaluate_run(qrels, runs[plan.name]).items()},
+            "latency_ms": _percentiles(latencies[plan.name]),
+        }
+        for plan in runnable
+    }
+    caps = client.capabilities()
+    return {
+        "dataset": str(data_dir),
+        "split": split,
+        "queries": len(query_ids),
+        "engine": client.engine,
+        "engine_version": caps.version,
+        "index": index,
+        "model": {
+            "name": encoder.config.name,
+            "version": str(encoder.config.version),
+            "variant": getattr(encoder, "variant", variant),
+        },
+        "default_rerank": search.resolve_rerank("auto"),
+        "ingest": ingest_report,
+        "index_size": _store_size(client, index),
+        "query_encoding_ms": _percentiles(encode_ms),
+        "plans": results,
+        "skipped": skipped,
+    }
+
+
+def results_markdown(result: Mapping[str, Any]) -> str:
+    """A markdown table of one result: plan, quality, latency."""
+    lines = [
+        f"**{result['engine']} {result['engine_version']}**, {result['dataset']} ({result['split']}, "
+        f"{result['queries']} queries), model {result['model']['name']} v{result['model']['version']} "
+        f"({result['model']['variant']}); query encoding p50 {result['query_encoding_ms'].get('p50')} ms",
+        "",
+        "| plan | nDCG@10 | MRR@10 | Recall@100 | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["plans"].items():
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {name} | {r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@100']:.4f} | "
+            f"{lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} |"
+        )
+    for name, reason in result.get("skipped", {}).items():
+        lines.append(f"| {name} | skipped: {reason} | | | | | |")
+    size = result.get("index_size", {})
+    if size.get("bytes_per_document"):
+        lines += [
+            "",
+            f"Index: {size['store_bytes']} bytes, {size['bytes_per_document']} per document, "
+            f"{size['bytes_per_token']} per ColBERT token.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    result: Mapping[str, Any], out_dir: str | os.PathLike[str], stem: str | None = None
+) -> dict[str, str]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` (quality against p50 latency); returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem or f"eval-{result['engine']}"
+    paths = {"json": str(out / f"{stem}.json"), "markdown": str(out / f"{stem}.md")}
+    Path(paths["json"]).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    Path(paths["markdown"]).write_text(results_markdown(result), encoding="utf-8")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install 'colsplade[eval]'): no plot written")
+        return paths
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in result["plans"].items():
+        x, y = r["latency_ms"].get("p50"), r["ndcg@10"]
+        ax.scatter([x], [y], s=40)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("p50 latency per query (ms, encoding included)")
+    ax.set_ylabel("nDCG@10")
+    ax.set_title(
+        f"{result['dataset'].rstrip('/').split('/')[-1]} on {result['engine']} {result['engine_version']}"
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths["plot"] = str(out / f"{stem}.png")
+    fig.savefig(paths["plot"], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def compare_results(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """A markdown table of the plans two results share: each metric and p50 latency, A, B and B − A."""
+    lines = [
+        f"A: {a['engine']} {a['engine_version']}, model {a['model']['name']} v{a['model']['version']}",
+        f"B: {b['engine']} {b['engine_version']}, model {b['model']['name']} v{b['model']['version']}",
+        "",
+        "| plan | nDCG@10 A | nDCG@10 B | Δ | Recall@100 A | Recall@100 B | Δ | p50 ms A | p50 ms B | B/A |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in [n for n in a["plans"] if n in b["plans"]]:
+        ra, rb = a["plans"][name], b["plans"][name]
+        pa, pb = ra["latency_ms"].get("p50") or 0.0, rb["latency_ms"].get("p50") or 0.0
+        ratio = f"{pb / pa:.2f}" if pa else "n/a"
+        lines.append(
+            f"| {name} | {ra['ndcg@10']:.4f} | {rb['ndcg@10']:.4f} | {rb['ndcg@10'] - ra['ndcg@10']:+.4f} | "
+            f"{ra['recall@100']:.4f} | {rb['recall@100']:.4f} | {rb['recall@100'] - ra['recall@100']:+.4f} | "
+            f"{pa} | {pb} | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,72 @@
+"""`colsplade eval` / `compare` on a real engine with the shipped SciFact sample and a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import colsplade
+from colsplade.cli import main
+
+SAMPLE = Path(colsplade.__file__).parent / "data" / "scifact_sample"
+
+
+def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tmp_path_factory):
+    from colsplade.training import make_tiny_model_dir
+
+    model = make_tiny_model_dir("joint", tmp_path_factory.mktemp("m") / "joint", variants=("int8",))
+    url = engine.settings.urls[0]
+    args = [
+        "--url",
+        url,
+        "eval",
+        "--dataset",
+        str(SAMPLE),
+        "--model",
+        str(model),
+        "--variant",
+        "fp32",
+        "--index",
+        engine_index,
+        "--max-queries",
+        "8",
+        "--window",
+        "20",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    result_file = tmp_path / f"eval-scifact_sample-{engine.engine}.json"
+    result = json.loads(result_file.read_text())
+    assert result["queries"] == 8 and result["ingest"]["reused"] is False
+    assert result["index_size"]["documents"] == 559
+    expected = {"bm25", "splade", "splade+colbert(client)", "colbert-ann", "hybrid(bm25+splade)+colbert"}
+    assert expected <= set(result["plans"])
+    if engine.capabilities().painless:
+        assert "splade+colbert(engine)" in result["plans"]
+        same = (
+            result["plans"]["splade+colbert(engine)"]["ndcg@10"],
+            result["plans"]["splade+colbert(client)"]["ndcg@10"],
+        )
+        assert abs(same[0] - same[1]) < 1e-6, "both rerank paths give the same ranking"
+    else:
+        assert "painless" in result["skipped"]["splade+colbert(engine)"]
+    for plan in result["plans"].values():
+        assert 0.0 <= plan["ndcg@10"] <= 1.0 and plan["latency_ms"]["n"] == 8
+    assert (tmp_path / f"eval-scifact_sample-{engine.engine}.png").stat().st_size > 1000
+    assert "| plan | nDCG@10" in first.output
+
+    second = CliRunner().invoke(
+        main, [*args[:-3], "--out", str(tmp_path / "b"), "--no-progress", "--plan", "bm25"]
+    )
+    assert second.exit_code == 0, second.output
+    other = tmp_path / "b" / result_file.name
+    assert json.loads(other.read_text())["ingest"]["reused"] is True
+    compared = CliRunner().invoke(main, ["compare", str(result_file), str(other)])
+    assert compared.exit_code == 0 and "| bm25 |" in compared.output
+    bad = CliRunner().invoke(main, [*args[:-3], "--out", str(tmp_path / "c"), "--plan", "nope"])
+    assert bad.exit_code == 2 and "unknown plan" in bad.output
