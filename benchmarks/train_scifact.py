@@ -1,0 +1,205 @@
+"""SciFact figure run for issue 4: train from all-MiniLM-L6-v2 on SciFact train, evaluate on SciFact test.
+
+Reports, on the 300 test queries: nDCG@10 / MRR@10 / Recall@100 of SPLADE alone (exhaustive sparse dot),
+ColBERT alone (exhaustive MaxSim), SPLADE top-100 reranked by ColBERT, and the engine's BM25 on the same
+queries (same run); average non-zeros per query / document; training and evaluation wall times.
+
+    python benchmarks/train_scifact.py --config benchmarks/configs/scifact-joint.json \
+        --out /work/models/scifact-joint [--url http://127.0.0.1:9200] [--skip-train]
+    python benchmarks/train_scifact.py --splade DIR --colbert DIR --skip-train   # two separate models
+
+The engine is the one at --url, else a local Elasticsearch node (colsplade.engines.start_node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("train_scifact")
+
+
+def machine() -> dict:
+    info: dict = {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gb"] = round(int(line.split()[1]) / 1024**2, 1)
+        info["loadavg_at_start"] = os.getloadavg()
+    except OSError:
+        pass
+    import torch
+
+    info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+def versions() -> dict:
+    import ir_measures
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "ir_measures": ir_measures.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def encode(model_dir: str, texts: list[str], is_query: bool, batch_size: int = 32) -> tuple[dict, float]:
+    """Torch encoding with the model directory's pruning (as the ONNX encoders apply it)."""
+    import torch
+
+    from colsplade.training import load_model_dir
+
+    model = load_model_dir(model_dir)
+    s = model.config.splade
+    top_k = (s.query_top_k if is_query else s.doc_top_k) if s is not None else None
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = model.encode(texts, is_query=is_query, batch_size=batch_size, top_k=top_k)
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="training settings JSON (colsplade train --config)")
+    ap.add_argument("--out", help="model directory to train into / evaluate (joint or single model)")
+    ap.add_argument("--splade", help="evaluate this SPLADE model directory")
+    ap.add_argument("--colbert", help="evaluate this ColBERT model directory")
+    ap.add_argument("--data", default="/work/shared/data/scifact")
+    ap.add_argument("--url", help="engine URL (default: a local Elasticsearch node)")
+    ap.add_argument("--bm25-index", default="scifact-bm25")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default="benchmarks/results/train_scifact.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("elastic_transport.transport", "httpx", "colsplade.encoders._tokenize"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from colsplade.engines import connect, start_node
+    from colsplade.evaluation import (
+        evaluate_run,
+        load_beir,
+        maxsim_rerank,
+        maxsim_retrieve,
+        sparse_retrieve,
+        sparsity,
+    )
+    from colsplade.training._negatives import bm25_search, index_corpus_text
+    from colsplade.training._trainer import TrainConfig, train
+
+    url = args.url or start_node("elasticsearch", name="train4").url
+    client = connect(url=url)
+    result: dict = {
+        "benchmark": "train_scifact",
+        "command": "python " + " ".join(__import__("sys").argv),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "engine": {
+            "url": url,
+            "engine": client.capabilities().engine,
+            "version": client.capabilities().version,
+        },
+    }
+    test = load_beir(args.data, "test")
+    index_corpus_text(client, args.bm25_index, test.corpus)
+    t = time.perf_counter()
+    bm25 = bm25_search(client, args.bm25_index, test.queries, k=100)
+    result["bm25"] = {**evaluate_run(test.qrels, bm25), "query_s": time.perf_counter() - t}
+    logger.info("BM25: %s", result["bm25"])
+
+    splade_dir, colbert_dir = args.splade or args.out, args.colbert or args.out
+    if args.config and not args.skip_train:
+        config = TrainConfig.from_file(args.config, out=args.out, engine_url=url, bm25_index=args.bm25_index)
+        trained = train(config)
+        result["training"] = {
+            "wall_time_s": trained.wall_time_s,
+            "steps": trained.steps,
+            "dev": trained.dev_metrics,
+        }
+    result["settings"] = {}
+    for d in {splade_dir, colbert_dir}:
+        if d and (Path(d) / "training_config.json").is_file():
+            result["settings"][d] = json.loads((Path(d) / "training_config.json").read_text())
+        if d and (Path(d) / "training_summary.json").is_file():
+            result.setdefault("training_summaries", {})[d] = json.loads(
+                (Path(d) / "training_summary.json").read_text()
+            )
+
+    doc_ids = list(test.corpus)
+    docs = [test.corpus[d] for d in doc_ids]
+    qids = list(test.queries)
+    queries = [test.queries[q] for q in qids]
+    encoded: dict[str, tuple[dict, dict]] = {}
+    timings = {}
+    for d in dict.fromkeys(x for x in (splade_dir, colbert_dir) if x):
+        d_enc, d_s = encode(d, docs, is_query=False)
+        q_enc, q_s = encode(d, queries, is_query=True)
+        encoded[d] = (q_enc, d_enc)
+        timings[d] = {"docs_s": d_s, "docs_per_s": len(docs) / d_s, "queries_s": q_s}
+    result["encode_timings"] = timings
+    figures: dict = {}
+    srun = None
+    if splade_dir and "splade" in encoded[splade_dir][1]:
+        q_enc, d_enc = encoded[splade_dir]
+        srun = sparse_retrieve(dict(zip(qids, q_enc["splade"], strict=True)), d_enc["splade"], doc_ids, k=100)
+        figures["splade"] = evaluate_run(test.qrels, srun)
+        figures["splade"]["query_nnz"] = sparsity(q_enc["splade"])["avg_nnz"]
+        figures["splade"]["doc_nnz"] = sparsity(d_enc["splade"])["avg_nnz"]
+    if colbert_dir and "colbert" in encoded[colbert_dir][1]:
+        q_enc, d_enc = encoded[colbert_dir]
+        qv = dict(zip(qids, q_enc["colbert"], strict=True))
+        dv = dict(zip(doc_ids, d_enc["colbert"], strict=True))
+        figures["colbert"] = evaluate_run(test.qrels, maxsim_retrieve(qv, d_enc["colbert"], doc_ids, k=100))
+        figures["colbert"]["avg_doc_tokens"] = float(np.mean([len(v) for v in d_enc["colbert"]]))
+        figures["bm25_then_colbert"] = evaluate_run(test.qrels, maxsim_rerank(bm25, qv, dv, k=100))
+        if srun is not None:
+            figures["splade_then_colbert"] = evaluate_run(test.qrels, maxsim_rerank(srun, qv, dv, k=100))
+    result["figures"] = figures
+    result["bar"] = {
+        "splade_ge_bm25": bool(figures.get("splade", {}).get("ndcg@10", 0) >= result["bm25"]["ndcg@10"]),
+        "nnz_within_256_64": bool(
+            figures.get("splade", {}).get("doc_nnz", 1e9) <= 256
+            and figures.get("splade", {}).get("query_nnz", 1e9) <= 64
+        ),
+        "rerank_ge_0.78": bool(figures.get("splade_then_colbert", {}).get("ndcg@10", 0) >= 0.78),
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    logger.info("figures: %s", json.dumps(figures, indent=1))
+    logger.info("bm25: %s; bar: %s; wrote %s", result["bm25"], result["bar"], args.json)
+
+
+if __name__ == "__main__":
+    main()
