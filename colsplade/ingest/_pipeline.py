@@ -130,15 +130,18 @@ def prepare_index(
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
         if spec is None:
-            if index_vectors and client.engine == "opensearch":
-                if client.get_settings(index).get("index.knn") != "true":
-                    # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
-                    logger.warning(
-                        "%s was created without index.knn; its token vectors are stored for rerank only "
-                        "(reindex into a new index for nested kNN)",
-                        index,
-                    )
-                    index_vectors = False
+            if (
+                index_vectors
+                and client.engine == "opensearch"
+                and client.get_settings(index).get("index.knn") != "true"
+            ):
+                # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
+                logger.warning(
+                    "%s was created without index.knn; its token vectors are stored for rerank only "
+                    "(reindex into a new index for nested kNN)",
+                    index,
+                )
+                index_vectors = False
             wanted = FieldSpec(
                 colbert_dim=dim, element_type=element_type or "float", index_vectors=index_vectors
             )

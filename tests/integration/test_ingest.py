@@ -19,9 +19,24 @@ from colsplade.mappings import FieldSpec, unescape_impacts
 from colsplade.query import sparse_query
 
 FAST_RETRY = RetryPolicy(max_retries=8, initial_backoff=0.05, max_backoff=0.5)
-WORDS = (
-    "cell gene protein virus immune cancer patient blood brain heart liver lung mouse drug dose trial".split()
-)
+WORDS = [
+    "cell",
+    "gene",
+    "protein",
+    "virus",
+    "immune",
+    "cancer",
+    "patient",
+    "blood",
+    "brain",
+    "heart",
+    "liver",
+    "lung",
+    "mouse",
+    "drug",
+    "dose",
+    "trial",
+]
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +352,32 @@ def test_iterable_checkpoint_resume(engine, engine_index, encoder, tmp_path):
     )
     assert summary.read == 30 - seen[0]
     assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs)
+
+
+def test_cli_stdin_with_chunked_passages(engine, engine_index, tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    long_text = " ".join(WORDS[i % len(WORDS)] for i in range(200))
+    lines = [
+        json.dumps({"id": "short", "title": "cell", "text": "gene protein"}),
+        json.dumps({"id": "long", "title": "many words", "text": long_text}),
+        "{not json",
+    ]
+    command = [
+        sys.executable, "-m", "colsplade.cli", "--url", engine.settings.urls[0], "--engine", engine.engine,
+        "ingest", "-", "--index", engine_index, "--model", str(tiny_model), "--long-docs", "chunk",
+        "--dead-letter", str(tmp_path / "dead.jsonl"), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["read"] == 3 and summary["indexed"] == 2 and summary["dead_lettered"] == 1
+    assert summary["passages"] > 2
+    engine.refresh(engine_index)
+    # Passages collapse back to their documents on the keyword parent id.
+    body = {"query": {"match_all": {}}, "collapse": {"field": "parent_id"}, "_source": ["parent_id"]}
+    hits = engine.search(engine_index, body)["hits"]["hits"]
+    assert sorted(h["_source"]["parent_id"] for h in hits) == ["long", "short"]
+    assert engine.count(engine_index) == summary["passages"]
+    assert "malformed JSON" in (tmp_path / "dead.jsonl").read_text()
