@@ -90,7 +90,8 @@ class Encoder:
     ``device``: ``auto`` / ``cpu`` / ``cuda``. ``intra_op_threads`` / ``inter_op_threads``: ONNX
     Runtime thread pools (None: ONNX Runtime's default, one per core). ``batch_size``: texts per
     ONNX run; texts are sorted by length first so each batch pads little. ``query_top_k`` /
-    ``doc_top_k`` / ``threshold`` override the pruning of ``colsplade.json``.
+    ``doc_top_k`` / ``threshold`` override the pruning of ``colsplade.json``. ``memory_arena``:
+    ONNX Runtime's CPU memory arena (faster, but keeps the peak memory of the largest batch).
     """
 
     kind: str = ""
@@ -107,6 +108,7 @@ class Encoder:
         query_top_k: int | None = None,
         doc_top_k: int | None = None,
         threshold: float | None = None,
+        memory_arena: bool = True,
         config: ModelConfig | None = None,
     ) -> None:
         import onnxruntime as ort
@@ -139,6 +141,10 @@ class Encoder:
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ONNX Runtime's CPU arena keeps its peak allocation for the session's lifetime; a SPLADE
+        # batch of 32 x 256 tokens has a ~1 GB (batch, seq, vocab) logits tensor, so processes that
+        # hold several sessions may prefer to return that memory after each run.
+        options.enable_cpu_mem_arena = memory_arena
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads is not None:

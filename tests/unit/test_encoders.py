@@ -266,6 +266,8 @@ def test_providers_and_options(model_dirs: dict[str, Path]) -> None:
         select_providers("tpu")
     with pytest.raises(InvalidInputError):
         load_encoder(model_dirs["splade"], batch_size=0)
+    lean = load_encoder(model_dirs["splade"], memory_arena=False, intra_op_threads=1)
+    assert lean.encode_documents(["gene"]) == load_encoder(model_dirs["splade"]).encode_documents(["gene"])
 
 
 def test_importing_encoders_and_scoring_leaves_torch_out() -> None:
