@@ -706,7 +706,7 @@ def train(
                     logger.info(
                         "step %d %s",
                         step,
-                        {k: round(v, 4) for k, v in record.items() if isinstance(v, float)},
+                        {k: float(f"{v:.4g}") for k, v in record.items() if isinstance(v, float)},
                     )
                 if on_step is not None:
                     on_step(step, acc_logs)

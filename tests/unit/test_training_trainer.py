@@ -1,0 +1,161 @@
+"""The trainer on a tiny random model and a SciFact slice: loss falls, resume continues, CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from colsplade.exceptions import InvalidInputError
+from colsplade.training._tiny import make_tiny_base_model
+from colsplade.training._trainer import TrainConfig, train
+
+SCIFACT = Path("/work/shared/data/scifact")
+pytestmark = pytest.mark.skipif(not SCIFACT.is_dir(), reason="SciFact not available")
+
+
+@pytest.fixture(scope="module")
+def scifact_slice(tmp_path_factory) -> Path:
+    """16 SciFact train queries, their positives and 48 other abstracts (truncated), in BEIR format."""
+    root = tmp_path_factory.mktemp("scifact-slice")
+    qrels_rows = (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    rows = [r.split("\t") for r in qrels_rows]
+    queries = list(dict.fromkeys(r[0] for r in rows))[:16]
+    keep_rows = [r for r in rows if r[0] in set(queries)]
+    needed = {r[1] for r in keep_rows}
+    corpus_lines = []
+    with (SCIFACT / "corpus.jsonl").open() as f:
+        for line in f:
+            doc = json.loads(line)
+            if doc["_id"] in needed or len(corpus_lines) < 48 + len(needed):
+                doc["text"] = doc["text"][:300]
+                corpus_lines.append(json.dumps(doc))
+    (root / "corpus.jsonl").write_text("\n".join(corpus_lines) + "\n")
+    with (SCIFACT / "queries.jsonl").open() as f:
+        q_lines = [line for line in f if json.loads(line)["_id"] in set(queries)]
+    (root / "queries.jsonl").write_text("".join(q_lines))
+    (root / "qrels").mkdir()
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "\n".join("\t".join(r) for r in keep_rows) + "\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    return make_tiny_base_model(tmp_path_factory.mktemp("tiny") / "base", hidden=32, layers=1)
+
+
+def _config(kind: str, data: Path, base: Path, out: Path, **kw) -> TrainConfig:
+    values = dict(
+        kind=kind,
+        out=str(out),
+        data=str(data),
+        base=str(base),
+        negatives="none",
+        n_negatives=1,
+        batch_size=4,
+        lr=2e-3,
+        head_lr=2e-3,
+        warmup_ratio=0.0,
+        max_doc_length=48,
+        max_query_length=16,
+        dim=16,
+        init_doc_nnz=40,
+        progress=False,
+        log_steps=1,
+        save_steps=0,
+        num_threads=1,
+        seed=3,
+        lambda_query=1e-3,
+        lambda_doc=1e-3,
+    )
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("kind", ["splade", "colbert", "joint"])
+def test_training_reduces_loss_and_writes_model_dir(kind, scifact_slice, tiny_base, tmp_path):
+    out = tmp_path / kind
+    # 16 queries / batch 4 = 4 batches an epoch; 6 epochs revisit every batch, so the loss must fall
+    result = train(_config(kind, scifact_slice, tiny_base, out, epochs=6, dev_queries=4, dev_corpus_size=40))
+    assert result.steps == 18  # 12 training queries -> 3 steps an epoch
+    first, last = sum(result.losses[:3]) / 3, sum(result.losses[-3:]) / 3
+    assert last < first, result.losses
+    assert {"colsplade.json", "model.safetensors", "training_config.json", "train_log.jsonl"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert not (out / "checkpoints").exists()
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["kind"] == kind and saved["lr"] == 2e-3
+    prefix = {"splade": "splade_", "colbert": "colbert_", "joint": "rerank_"}[kind]
+    assert f"{prefix}ndcg@10" in result.dev_metrics
+    if kind != "colbert":
+        assert result.dev_metrics["doc_nnz"] > 0
+    from colsplade.training import load_model_dir
+
+    load_model_dir(out)  # what `colsplade export` loads
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_continues_from_checkpoint(scifact_slice, tiny_base, tmp_path):
+    settings = dict(epochs=3, save_steps=2, n_negatives=2)
+    reference = train(_config("splade", scifact_slice, tiny_base, tmp_path / "ref", **settings))
+
+    def stop_at_5(step: int, logs: dict) -> None:
+        if step == 5:
+            raise _Interrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train(_config("splade", scifact_slice, tiny_base, out, **settings), on_step=stop_at_5)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000004.pt"]
+    resumed = train(_config("splade", scifact_slice, tiny_base, out, **settings))
+    assert resumed.resumed_from == 4 and resumed.steps == reference.steps
+    # same data order, negatives and RNG streams: the resumed run ends where the uninterrupted one did
+    assert resumed.losses == pytest.approx(reference.losses[4:], rel=1e-4, abs=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "ref" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_bad_inputs_fail_before_training(scifact_slice, tiny_base, tmp_path):
+    with pytest.raises(InvalidInputError, match="no 'dev' split"):
+        train(_config("colbert", scifact_slice, tiny_base, tmp_path / "a", dev_split="dev"))
+    with pytest.raises(InvalidInputError, match="loss"):
+        train(_config("colbert", scifact_slice, tiny_base, tmp_path / "b", loss="hinge"))
+    with pytest.raises(InvalidInputError, match="teacher"):
+        train(_config("colbert", scifact_slice, tiny_base, tmp_path / "c", loss="marginmse"))
+    with pytest.raises(InvalidInputError, match="unknown training settings"):
+        TrainConfig.from_dict({"kind": "splade", "learning_rate": 1})
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
+
+
+def test_config_file_and_cli(scifact_slice, tiny_base, tmp_path):
+    from click.testing import CliRunner
+
+    from colsplade.cli import main
+
+    cfg = tmp_path / "train.toml"
+    cfg.write_text(
+        f'data = "{scifact_slice}"\nbase = "{tiny_base}"\nnegatives = "none"\nbatch_size = 4\n'
+        "max_doc_length = 48\nmax_query_length = 16\ndim = 16\nmax_steps = 2\nprogress = false\n"
+    )
+    out = tmp_path / "cli-model"
+    result = CliRunner().invoke(
+        main, ["train", "colbert", "--out", str(out), "--config", str(cfg), "--lr", "1e-4"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["max_steps"] == 2 and saved["lr"] == 1e-4 and saved["batch_size"] == 4  # flag beats file
+    bad = CliRunner().invoke(
+        main, ["train", "colbert", "--out", str(tmp_path / "x"), "--data", os.fspath(tmp_path)]
+    )
+    assert bad.exit_code == 2  # bad input: one line on stderr, exit 2 (the command group's convention)
