@@ -141,6 +141,14 @@ class ColspladeModel(nn.Module):
         device = next(self.parameters()).device
         return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
+    def _vocab_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Token strings (vocab,) and the special-token mask, built once: 30k lookups per call add up."""
+        cached = self.__dict__.get("_vocab_cache")
+        if cached is None:
+            cached = _vocab_arrays_for(self.text_tokenizer)
+            self.__dict__["_vocab_cache"] = cached
+        return cached
+
     @torch.no_grad()
     def encode(
         self, texts: Sequence[str | bytes], *, is_query: bool, batch_size: int = 32, top_k: int | None = None
@@ -151,9 +159,7 @@ class ColspladeModel(nn.Module):
         """
         cleaned = clean_texts(texts)
         tok = self.text_tokenizer.tokenize(cleaned, is_query=is_query)
-        vocab = [self.text_tokenizer.id_to_token(i) for i in range(self.text_tokenizer.vocab_size)]
-        excluded = np.zeros(len(vocab), dtype=bool)
-        excluded[self.text_tokenizer.special_ids] = True
+        vocab, excluded = self._vocab_arrays()
         threshold = self.config.splade.threshold if self.config.splade is not None else 0.0
         # Same documented result as the ONNX encoders for empty / whitespace-only texts.
         order = sorted((i for i in range(len(cleaned)) if not tok.empty[i]), key=lambda i: len(tok.ids[i]))
@@ -183,6 +189,15 @@ class ColspladeModel(nn.Module):
                 for i, r in zip(idx, rows, strict=True):
                     results["colbert"][i] = r
         return results
+
+
+def _vocab_arrays_for(text_tokenizer: TextTokenizer) -> tuple[np.ndarray, np.ndarray]:
+    vocab = np.asarray(
+        [text_tokenizer.id_to_token(i) for i in range(text_tokenizer.vocab_size)], dtype=object
+    )
+    excluded = np.zeros(len(vocab), dtype=bool)
+    excluded[text_tokenizer.special_ids] = True
+    return vocab, excluded
 
 
 def _mlm_head(backbone: nn.Module) -> Any:
