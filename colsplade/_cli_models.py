@@ -1,4 +1,4 @@
-"""CLI commands for models: ``colsplade export``, ``colsplade encode``, ``colsplade init-model``.
+"""CLI commands for models: ``colsplade export``, ``encode``, ``init-model``, ``import-model``.
 
 Registered in :mod:`colsplade.cli`; heavy imports (torch, onnxruntime) stay inside the functions so
 ``colsplade --help`` is fast and works without the ``[train]`` extra.
@@ -15,7 +15,7 @@ import click
 
 from colsplade.exceptions import ColspladeError
 
-__all__ = ["encode_command", "export_command", "init_model_command"]
+__all__ = ["encode_command", "export_command", "import_model_command", "init_model_command"]
 
 
 @contextmanager
@@ -153,6 +153,38 @@ def init_model_command(
             max_doc_length=max_doc_length,
         )
     click.echo(f"wrote {kind} model directory {path}")
+    if export:
+        from colsplade.onnx_export import ParityError, export_model_dir
+
+        try:
+            report = export_model_dir(path, variants=["int8"])
+        except ParityError as exc:
+            report = exc.report
+        except ColspladeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(report.summary())
+        if not report.ok:
+            sys.exit(1)
+
+
+@click.command("import-model")
+@click.argument("source")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "naver-splade", "colbertv2", "pylate", "colsplade"]),
+)
+@click.option("--export/--no-export", default=True, show_default=True, help="Also export fp32 + int8 ONNX.")
+def import_model_command(source: str, out_dir: str, fmt: str, export: bool) -> None:
+    """Convert a public checkpoint SOURCE (local directory or hub id) into a model directory OUT_DIR."""
+    from colsplade.training import import_checkpoint
+
+    with _clean_errors():
+        path = import_checkpoint(source, out_dir, format=fmt)
+    click.echo(f"wrote model directory {path}")
     if export:
         from colsplade.onnx_export import ParityError, export_model_dir
 

@@ -270,3 +270,17 @@ def test_colbertv2_without_linear_is_refused(tmp_path: Path) -> None:
     (base / "artifact.metadata").write_text("{}")
     with pytest.raises(ModelDirectoryError, match=r"linear\.weight"):
         import_checkpoint(base, tmp_path / "out")
+
+
+def test_import_model_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from colsplade._cli_models import import_model_command
+
+    src = make_tiny_base_model(tmp_path / "naver", mlm=True)
+    result = CliRunner().invoke(import_model_command, [str(src), str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert read_model_config(tmp_path / "m").kind == "splade"
+    assert (tmp_path / "m/onnx/model-int8.onnx").is_file()
+    bad = CliRunner().invoke(import_model_command, [str(tmp_path / "nothing-here"), str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
