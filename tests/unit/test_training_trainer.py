@@ -98,6 +98,13 @@ def test_training_reduces_loss_and_writes_model_dir(kind, scifact_slice, tiny_ba
     from colsplade.training import load_model_dir
 
     load_model_dir(out)  # what `colsplade export` loads
+    if kind == "joint":  # the directory goes to export as is, and the ONNX encoder reads it
+        from colsplade.encoders import load_encoder
+        from colsplade.onnx_export import export_model_dir
+
+        export_model_dir(out, variants=())
+        enc = load_encoder(out).encode_documents(["aspirin and heart attack"])
+        assert enc.splade[0] and enc.colbert[0].shape[1] == 16
 
 
 class _Interrupt(Exception):
