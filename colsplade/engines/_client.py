@@ -336,12 +336,17 @@ def _opensearch(settings: Settings) -> OpenSearchClient:
 def _detect(settings: Settings) -> str:
     """Ask the cluster which engine it is: OpenSearch says so in ``version.distribution``."""
     probe = _opensearch(settings.replace(max_retries=0))
+    # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
+    client_logger = logging.getLogger("opensearch")
+    level = client_logger.level
+    client_logger.setLevel(logging.ERROR)
     try:
         answer = probe.request("GET", "/")
     except EngineRefusedError:
         # Minimal Elasticsearch builds do not serve GET /; OpenSearch always does.
         return "elasticsearch"
     finally:
+        client_logger.setLevel(level)
         probe.close()
     distribution = (answer.get("version") or {}).get("distribution")
     return "opensearch" if distribution == "opensearch" else "elasticsearch"
