@@ -67,6 +67,10 @@ __all__ = ["ingest_command"]
 )
 @click.option("--alias", help="With --from-index: the alias the search reads (default: SOURCE if an alias).")
 @click.option(
+    "--target",
+    help="With --from-index: the new index (default <alias>-v<n>); name a partial one to resume it.",
+)
+@click.option(
     "--in-place", is_flag=True, help="With --from-index: add colsplade's fields to SOURCE's documents."
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -94,6 +98,7 @@ def ingest_command(
     max_retries,
     from_index,
     alias,
+    target,
     in_place,
     no_progress,
     as_json,
@@ -128,14 +133,20 @@ def ingest_command(
         bulk_docs=bulk_docs,
         bulk_bytes=int(bulk_mb * 1024 * 1024),
         retry=RetryPolicy(max_retries=max_retries),
-        progress=not no_progress and sys.stderr.isatty(),
+        progress=False if no_progress else None,
     )
     with connect_default(settings, autostart=False) as client:
         if from_index:
             target_name = alias or index_name or source
             options["dead_letter"] = dead_letter or f"{target_name}.dead-letter.jsonl"
             summary = reindex(
-                client, source, encoder, alias=alias or index_name, in_place=in_place, **options
+                client,
+                source,
+                encoder,
+                alias=alias or index_name,
+                in_place=in_place,
+                target=target,
+                **options,
             )
         else:
             index_name = index_name or settings.index

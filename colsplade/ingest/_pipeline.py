@@ -272,7 +272,7 @@ def ingest(
     bulk_bytes: int = 16 * 1024 * 1024,
     queue_batches: int = 4,
     retry: RetryPolicy | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     op: Literal["index", "update"] = "index",
     prepare: bool = True,
     on_batch: Callable[[IngestSummary], None] | None = None,
@@ -286,7 +286,8 @@ def ingest(
     reason (without one, rejects are only logged and counted). ``reencode``: allow an index encoded with
     another model version. ``long_docs``: ``truncate`` (the model's maximum length) or ``chunk`` (passages
     with a parent id). ``op="update"`` writes only colsplade's fields into existing documents.
-    ``bulk_docs`` / ``bulk_bytes`` cut bulk requests by count and by size.
+    ``bulk_docs`` / ``bulk_bytes`` cut bulk requests by count and by size. ``progress``: a tqdm bar on
+    stderr (None: only when stderr is a terminal); without it, progress is logged every 30 s.
 
     Raises:
         ModelVersionMismatchError: the index holds another model's encodings and ``reencode`` is False.
@@ -446,6 +447,7 @@ def ingest(
         summary.retried += n
 
     finished = False
+    last_log = time.monotonic()
     held: Any = None  # an end marker met while merging, handled on the next turn
     try:
         while True:
@@ -489,6 +491,15 @@ def ingest(
             if bar is not None:
                 bar.update(sum(len(b.items) for b in batches))
                 bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, refresh=False)
+            elif time.monotonic() - last_log >= 30:
+                last_log = time.monotonic()
+                logger.info(
+                    "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s",
+                    summary.read,
+                    summary.indexed,
+                    summary.dead_lettered,
+                    summary.indexed / max(1e-9, last_log - started),
+                )
             if on_batch is not None:
                 on_batch(summary)
     finally:
@@ -582,7 +593,11 @@ def _settle(
     dead.sync()
 
 
-def _progress_bar(src: Source, enabled: bool) -> Any:
+def _progress_bar(src: Source, enabled: bool | None) -> Any:
+    if enabled is None:
+        import sys
+
+        enabled = sys.stderr.isatty()
     if not enabled:
         return None
     from tqdm.auto import tqdm
