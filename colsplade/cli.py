@@ -250,14 +250,56 @@ def index_delete(ctx: _Context, name: str, yes: bool, missing_ok: bool) -> None:
     help="Local engine to start when no --url / COLSPLADE_URL is configured.",
 )
 @click.option("--index", "index_name", default="colsplade-quickstart", show_default=True)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False),
+    help="Joint model directory (default: the quick model, trained once and cached; needs [train]).",
+)
+@click.option("--query", help="Query to answer (default: a SciFact claim from the sample).")
+@click.option(
+    "--variant", default="auto", show_default=True, help="ONNX variant: auto (int8 if exported), fp32, int8."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_obj
-def quickstart_cmd(ctx: _Context, kind: str, index_name: str) -> None:
-    """Run the main job: engine up (if none configured), colsplade index, capabilities report."""
+def quickstart_cmd(
+    ctx: _Context, kind: str, index_name: str, model, query, variant: str, no_progress: bool
+) -> None:
+    """Run the main job: engine, model, ingest the SciFact sample, answer a query with its explanation."""
     from colsplade._quickstart import quickstart
 
-    report = quickstart(ctx.settings(), engine=kind, index=index_name)
-    for key, value in report.items():
-        click.echo(f"{key:>18}: {value}")
+    report = quickstart(
+        ctx.settings(),
+        engine=kind,
+        index=index_name,
+        model=model,
+        query=query,
+        variant=variant,
+        progress=not no_progress,
+        say=lambda line: click.echo(f"-- {line}", err=True),
+    )
+    click.echo(f"\nquery: {report['query']}")
+    click.echo(
+        f"{report['engine']} {report['engine_version']}, rerank={report['rerank']}, model {report['model']} ({report['variant']})"
+    )
+    for rank, hit in enumerate(report["hits"], start=1):
+        title = (hit.source or {}).get("title", "")
+        click.echo(f"{rank}. [{hit.id}] {hit.score:.3f}  {title[:90]}")
+    if report["hits"] and report["hits"][0].explanation:
+        ex = report["hits"][0].explanation
+        click.echo("\nwhy the top hit matched:")
+        terms = ", ".join(f"{t.term} ({t.query_weight:.2f}x{t.doc_weight:.2f})" for t in ex.terms[:8])
+        click.echo(f"  SPLADE {ex.sparse_score:.2f} from: {terms}")
+        tokens = ", ".join(
+            f"{t.query_token}->{t.doc_token or t.doc_position} {t.contribution:.2f}"
+            for t in ex.tokens
+            if t.query_token not in ("[CLS]", "[SEP]", "[MASK]", "[unused0]")
+        )
+        click.echo(f"  MaxSim {ex.maxsim_score or 0:.2f}, query token -> best document token: {tokens[:400]}")
+    t = report["timings"]
+    click.echo(
+        f"\ntimings: engine {t['engine_s']} s, model {t['model_s']} s, ingest {t['ingest_s']} s, "
+        f"query {t['query_ms']} ms, total {t['total_s']} s"
+    )
 
 
 def _register_optional_commands() -> None:
@@ -265,7 +307,10 @@ def _register_optional_commands() -> None:
     import importlib
 
     optional = (
-        ("colsplade._cli_models", ("export_command", "encode_command", "init_command")),
+        (
+            "colsplade._cli_models",
+            ("export_command", "encode_command", "init_model_command", "import_model_command"),
+        ),
         ("colsplade._cli_ingest", ("ingest_command",)),
         ("colsplade._cli_query", ("search_command",)),
         ("colsplade._cli_train", ("train_command",)),
