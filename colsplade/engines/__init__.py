@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from colsplade.config import Settings, load_settings
+from colsplade.engines._bulk import BulkAction, BulkItemResult, RetryPolicy, bulk_write
 from colsplade.engines._client import Capabilities, EngineClient, connect
 from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
 from colsplade.engines._local import (
@@ -23,6 +24,14 @@ from colsplade.engines._local import (
     start_node,
     stop_node,
 )
+from colsplade.engines._scan import (
+    ScanHit,
+    alias_indices,
+    close_point_in_time,
+    open_point_in_time,
+    scan_index,
+    switch_alias,
+)
 from colsplade.exceptions import EngineUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -30,9 +39,16 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_VERSIONS",
     "ENGINES",
+    "BulkAction",
+    "BulkItemResult",
     "Capabilities",
     "EngineClient",
     "LocalNode",
+    "RetryPolicy",
+    "ScanHit",
+    "alias_indices",
+    "bulk_write",
+    "close_point_in_time",
     "connect",
     "connect_default",
     "create_index",
@@ -41,10 +57,13 @@ __all__ = [
     "index_info",
     "install_distribution",
     "node_status",
+    "open_point_in_time",
     "resolve_settings",
+    "scan_index",
     "spec_for",
     "start_node",
     "stop_node",
+    "switch_alias",
 ]
 
 
