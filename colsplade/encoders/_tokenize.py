@@ -162,12 +162,20 @@ class TextTokenizer:
             ids.append(seq)
             empty.append(len(content) == 0)
         if truncated:
-            logger.warning(
-                "%d of %d %s were longer than %d tokens and were truncated",
+            # Once per tokenizer and side at warning level, then debug: every batch of a corpus would
+            # otherwise repeat it (encoders keep the running count in ``truncated_count``).
+            kind = "queries" if is_query else "documents"
+            warned = self.__dict__.setdefault("_truncation_warned", set())
+            level = logging.DEBUG if kind in warned else logging.WARNING
+            warned.add(kind)
+            logger.log(
+                level,
+                "%d of %d %s were longer than %d tokens and were truncated%s",
                 truncated,
                 len(ids),
-                "queries" if is_query else "documents",
+                kind,
                 max_len,
+                "" if level == logging.DEBUG else " (further truncations are logged at debug level)",
             )
         return TokenizedTexts(ids=ids, attended=attended, empty=empty, truncated=truncated)
 

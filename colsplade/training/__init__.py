@@ -13,6 +13,14 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
     raise MissingExtraError(exc.name or "torch", "train") from exc
 
+from colsplade.training._data import (
+    TrainExample,
+    check_base_model,
+    examples_from_beir,
+    load_training_jsonl,
+    split_dev,
+    validate_examples,
+)
 from colsplade.training._loaders import (
     detect_checkpoint_format,
     import_checkpoint,
@@ -20,30 +28,74 @@ from colsplade.training._loaders import (
     load_naver_splade,
     load_pylate,
 )
+from colsplade.training._losses import (
+    RegularizerSchedule,
+    colbert_scores,
+    flops_regularizer,
+    info_nce_loss,
+    kl_distillation_loss,
+    l1_regularizer,
+    margin_mse_loss,
+    margin_ranking_loss,
+    sparsity_stats,
+    splade_scores,
+)
 from colsplade.training._model_dir import init_model_dir, load_model_dir, resolve_base_model, save_model_dir
 from colsplade.training._models import ColspladeModel, colbert_keep_mask, splade_pool
+from colsplade.training._negatives import (
+    load_negatives,
+    mine_bm25_negatives,
+    sample_negatives,
+    save_negatives,
+)
 from colsplade.training._tiny import (
     TINY_WORDS,
     make_tiny_base_model,
     make_tiny_model_dir,
     make_tiny_tokenizer,
 )
+from colsplade.training._trainer import TrainConfig, TrainResult, calibrate_mlm_bias, evaluate_model, train
 
 __all__ = [
     "TINY_WORDS",
     "ColspladeModel",
+    "RegularizerSchedule",
+    "TrainConfig",
+    "TrainExample",
+    "TrainResult",
+    "calibrate_mlm_bias",
+    "check_base_model",
     "colbert_keep_mask",
+    "colbert_scores",
     "detect_checkpoint_format",
+    "evaluate_model",
+    "examples_from_beir",
+    "flops_regularizer",
     "import_checkpoint",
+    "info_nce_loss",
     "init_model_dir",
+    "kl_distillation_loss",
+    "l1_regularizer",
     "load_colbertv2",
     "load_model_dir",
     "load_naver_splade",
+    "load_negatives",
     "load_pylate",
+    "load_training_jsonl",
     "make_tiny_base_model",
     "make_tiny_model_dir",
     "make_tiny_tokenizer",
+    "margin_mse_loss",
+    "margin_ranking_loss",
+    "mine_bm25_negatives",
     "resolve_base_model",
+    "sample_negatives",
     "save_model_dir",
+    "save_negatives",
+    "sparsity_stats",
     "splade_pool",
+    "splade_scores",
+    "split_dev",
+    "train",
+    "validate_examples",
 ]
