@@ -112,7 +112,7 @@ def quickstart(
     """
     from colsplade.encoders import load_encoder
     from colsplade.engines import connect, resolve_settings
-    from colsplade.ingest import FieldMapping, ingest
+    from colsplade.evaluation._engine_eval import ensure_dataset_index
     from colsplade.query import SearchClient
 
     timings: dict[str, float] = {}
@@ -144,25 +144,10 @@ def quickstart(
 
         t = time.monotonic()
         data = sample_dataset()
-        with open(data / "corpus.jsonl", encoding="utf-8") as fh:
-            n_docs = sum(1 for line in fh if line.strip())
-        have = client.count(index) if client.index_exists(index) else 0
-        ingest_summary: dict[str, Any] | None = None
-        if have < n_docs:
-            say(f"ingesting {n_docs} SciFact abstracts into {index!r}")
-            summary = ingest(
-                str(data / "corpus.jsonl"),
-                client,
-                index,
-                encoder,
-                fields=FieldMapping(id_field="_id", text_fields=("title", "text")),
-                reencode=True,
-                progress=progress,
-            )
-            client.refresh(index)
-            ingest_summary = summary.as_dict()
-        else:
-            say(f"index {index!r} already holds the sample ({have} documents)")
+        say(f"ingesting the SciFact sample into {index!r} (skipped when it is already there)")
+        ingest_summary = ensure_dataset_index(client, index, encoder, data, progress=progress, reencode=True)
+        if ingest_summary.get("reused"):
+            say(f"index {index!r} already holds the sample ({ingest_summary['documents']} documents)")
         timings["ingest_s"] = round(time.monotonic() - t, 1)
 
         if query is None:

@@ -24,7 +24,15 @@ from colsplade.exceptions import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PLANS", "Plan", "compare_results", "evaluate_on_engine", "results_markdown", "write_results"]
+__all__ = [
+    "PLANS",
+    "Plan",
+    "compare_results",
+    "ensure_dataset_index",
+    "evaluate_on_engine",
+    "results_markdown",
+    "write_results",
+]
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,16 @@ def _percentiles(ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _ensure_index(
-    client: Any, index: str, encoder: Any, data_dir: Path, reuse: bool, progress: bool
+def ensure_dataset_index(
+    client: Any,
+    index: str,
+    encoder: Any,
+    data_dir: Path,
+    reuse: bool = True,
+    progress: bool = True,
+    reencode: bool = False,
 ) -> dict[str, Any]:
+    """Ingest a BEIR ``corpus.jsonl`` (title + text) into ``index`` unless it already holds every document."""
     from colsplade.ingest import FieldMapping, ingest
 
     with open(data_dir / "corpus.jsonl", encoding="utf-8") as fh:
@@ -87,6 +102,7 @@ def _ensure_index(
         index,
         encoder,
         fields=FieldMapping(id_field="_id", text_fields=("title", "text")),
+        reencode=reencode,
         progress=progress,
     )
     client.refresh(index)
@@ -137,7 +153,7 @@ def evaluate_on_engine(
     data = load_beir(data_dir, split)
     encoder = model if hasattr(model, "encode_queries") else load_encoder(model, variant=variant)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-")
-    ingest_report = _ensure_index(client, index, encoder, data_dir, reuse_index, progress)
+    ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
     search = SearchClient(index, encoder, client=client, text_fields=("title", "text"))
     plans = list(plans or default_plans())
     runnable: list[Plan] = []
