@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -154,17 +155,22 @@ def init_model_command(
         )
     click.echo(f"wrote {kind} model directory {path}")
     if export:
-        from colsplade.onnx_export import ParityError, export_model_dir
+        _export_and_report(path)
 
-        try:
-            report = export_model_dir(path, variants=["int8"])
-        except ParityError as exc:
-            report = exc.report
-        except ColspladeError as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(report.summary())
-        if not report.ok:
-            sys.exit(1)
+
+def _export_and_report(path: Any) -> None:
+    """Export fp32 + int8 ONNX with the parity check; print the report; exit 1 when a check failed."""
+    from colsplade.onnx_export import ParityError, export_model_dir
+
+    try:
+        report = export_model_dir(path, variants=["int8"])
+    except ParityError as exc:
+        report = exc.report
+    except ColspladeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
 
 
 @click.command("import-model")
@@ -186,14 +192,4 @@ def import_model_command(source: str, out_dir: str, fmt: str, export: bool) -> N
         path = import_checkpoint(source, out_dir, format=fmt)
     click.echo(f"wrote model directory {path}")
     if export:
-        from colsplade.onnx_export import ParityError, export_model_dir
-
-        try:
-            report = export_model_dir(path, variants=["int8"])
-        except ParityError as exc:
-            report = exc.report
-        except ColspladeError as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(report.summary())
-        if not report.ok:
-            sys.exit(1)
+        _export_and_report(path)
