@@ -17,8 +17,14 @@ import click
     type=click.Path(exists=True, file_okay=False),
     help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).",
 )
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Joint model directory.")
 @click.option(
-    "--model", required=True, type=click.Path(exists=True, file_okay=False), help="Joint model directory."
+    "--splade-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="A separate SPLADE model (with --colbert-model, instead of --model).",
+)
+@click.option(
+    "--colbert-model", type=click.Path(exists=True, file_okay=False), help="A separate ColBERT model."
 )
 @click.option("--variant", default="int8", show_default=True, help="ONNX variant: fp32, int8, fp16, auto.")
 @click.option(
@@ -45,6 +51,8 @@ def eval_command(
     ctx: Any,
     data_dir,
     model,
+    splade_model,
+    colbert_model,
     variant,
     kind,
     index_name,
@@ -67,6 +75,12 @@ def eval_command(
     )
     from colsplade.exceptions import InvalidInputError
 
+    if bool(model) == bool(splade_model and colbert_model) or bool(splade_model) != bool(colbert_model):
+        raise InvalidInputError("give --model (a joint model) or both --splade-model and --colbert-model")
+    if splade_model:
+        from colsplade.encoders import load_encoder_pair
+
+        model = load_encoder_pair(splade_model, colbert_model, variant=variant)
     settings = ctx.settings()
     if not settings.urls:
         settings = settings.replace(engine=settings.engine or kind)

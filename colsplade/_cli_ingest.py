@@ -18,6 +18,16 @@ __all__ = ["ingest_command"]
 @click.option(
     "--model", "model_dir", type=click.Path(file_okay=False), help="Model directory [env COLSPLADE_MODEL]."
 )
+@click.option(
+    "--splade-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="A separate SPLADE model (with --colbert-model, instead of a joint --model).",
+)
+@click.option(
+    "--colbert-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="A separate ColBERT model (with --splade-model).",
+)
 @click.option("--variant", default="int8", show_default=True, help="ONNX variant: int8, fp32, fp16.")
 @click.option("--id-field", help="Field holding the id (default: _id or id, else a content hash).")
 @click.option(
@@ -81,6 +91,8 @@ def ingest_command(
     source,
     index_name,
     model_dir,
+    splade_model,
+    colbert_model,
     variant,
     id_field,
     text_fields,
@@ -108,21 +120,31 @@ def ingest_command(
     SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, or with --from-index an index or alias.
     Exit code 0 when every document was indexed, 3 when some were dead-lettered, 1 on engine errors.
     """
-    from colsplade.encoders import load_encoder
+    from colsplade.encoders import load_encoder, load_encoder_pair
     from colsplade.engines import connect_default
     from colsplade.exceptions import InvalidInputError
     from colsplade.ingest import FieldMapping, RetryPolicy, ingest, reindex
 
     settings = ctx.settings()
-    model_dir = model_dir or settings.model
-    if not model_dir:
-        raise InvalidInputError("no model: pass --model DIR or set COLSPLADE_MODEL")
+    if bool(splade_model) != bool(colbert_model):
+        raise InvalidInputError("give both --splade-model and --colbert-model (or one joint --model)")
+    if splade_model and model_dir:
+        raise InvalidInputError("give either --model (joint) or --splade-model + --colbert-model, not both")
+    model_dir = model_dir or (None if splade_model else settings.model)
+    if not model_dir and not splade_model:
+        raise InvalidInputError(
+            "no model: pass --model DIR (or --splade-model + --colbert-model) or set COLSPLADE_MODEL"
+        )
     fields = FieldMapping(
         id_field=id_field,
         text_fields=tuple(text_fields) or ("title", "text"),
         copy_fields=() if no_copy else (tuple(copy_fields) or None),
     )
-    encoder = load_encoder(model_dir, variant=variant, batch_size=batch_size)
+    encoder = (
+        load_encoder_pair(splade_model, colbert_model, variant=variant, batch_size=batch_size)
+        if splade_model
+        else load_encoder(model_dir, variant=variant, batch_size=batch_size)
+    )
     options = dict(
         fields=fields,
         checkpoint=checkpoint,

@@ -30,6 +30,7 @@ from colsplade.encoders._encoder import (
     load_encoder,
     select_providers,
 )
+from colsplade.encoders._pair import EncoderPair, load_encoder_pair
 from colsplade.encoders._tokenize import TextTokenizer, TokenizedTexts, clean_texts
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ColbertEncoder",
     "ColbertSettings",
     "Encoder",
+    "EncoderPair",
     "JointEncoder",
     "JointEncoding",
     "ModelConfig",
@@ -49,6 +51,7 @@ __all__ = [
     "TokenizedTexts",
     "clean_texts",
     "load_encoder",
+    "load_encoder_pair",
     "read_model_config",
     "select_providers",
     "write_model_config",

@@ -152,7 +152,7 @@ def evaluate_on_engine(
     data_dir = Path(data_dir)
     data = load_beir(data_dir, split)
     encoder = model if hasattr(model, "encode_queries") else load_encoder(model, variant=variant)
-    index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-")
+    index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
     ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
     search = SearchClient(index, encoder, client=client, text_fields=("title", "text"))
     plans = list(plans or default_plans())

@@ -114,7 +114,10 @@ class SearchClient:
                     f"splade_model= must be a splade model and colbert_model= a colbert model, got "
                     f"{splade.config.kind} and {colbert.config.kind}"
                 )
-            self._encoders = (splade, colbert)
+            from colsplade.encoders import EncoderPair
+
+            # one joint face: ingest records the same identity for the pair (EncoderPair.config)
+            self._encoders = (EncoderPair(splade, colbert),)
         self.model_name, self.model_version = model_identity(self._encoders)
         self._owns_client = client is None
         self.client = client if client is not None else connect_default(settings)
@@ -206,13 +209,8 @@ class SearchClient:
     def encode_query(self, query: str) -> tuple[dict[str, float], np.ndarray]:
         """SPLADE terms ``{token: weight}`` and ColBERT query vectors (m, dim) float32, one model pass each."""
         query = self._check_query(query)
-        if len(self._encoders) == 1:
-            encoding = self._encoders[0].encode_queries([query])
-            return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
-        splade, colbert = self._encoders
-        return splade.encode_queries([query])[0], np.asarray(
-            colbert.encode_queries([query])[0], dtype=np.float32
-        )
+        encoding = self._encoders[0].encode_queries([query])
+        return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
 
     # -- search ----------------------------------------------------------------------------------
 

@@ -562,6 +562,23 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
+def _autocast_dtype(amp: bool, device: torch.device) -> tuple[bool, torch.dtype]:
+    """-> (use autocast, its dtype). CUDA: bf16 where supported, else fp16 with a grad scaler. CPU: bf16
+    only where the CPU computes it natively (AVX512-BF16 / AMX; 1.5x faster steps on a 2-core EPYC),
+    since emulated bf16 is slower than fp32. The weights and optimiser state stay fp32 either way."""
+    if not amp:
+        return False, torch.float32
+    if device.type == "cuda":
+        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return native, torch.bfloat16
+    return False, torch.float32
+
+
 def train(
     config: TrainConfig, *, on_step: Callable[[int, dict[str, float]], None] | None = None
 ) -> TrainResult:
@@ -618,8 +635,7 @@ def train(
     reg = RegularizerSchedule(
         config.lambda_query, config.lambda_doc, int(config.reg_warmup_ratio * total_steps)
     )
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    use_amp, amp_dtype = _autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     step, epoch, micro_done, resumed_from = 0, 0, 0, None

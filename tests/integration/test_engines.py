@@ -108,7 +108,12 @@ def test_add_fields_to_existing_index_keeps_documents(engine, engine_index):
     with pytest.raises(InvalidInputError, match="already exists"):
         create_index(engine, engine_index, FieldSpec(colbert_dim=DIM))
     result = create_index(engine, engine_index, FieldSpec(colbert_dim=DIM), existing_ok=True)
-    assert not result["created"] and result["added_fields"] == ["colbert", "colbert_packed", "colsplade", "splade"]
+    assert not result["created"] and result["added_fields"] == [
+        "colbert",
+        "colbert_packed",
+        "colsplade",
+        "splade",
+    ]
     again = create_index(engine, engine_index, FieldSpec(colbert_dim=DIM), existing_ok=True)
     assert again["added_fields"] == []
 

@@ -310,3 +310,95 @@ def test_search_command(engine, engine_index, encoder, tiny_joint):
     assert len(_json.loads(as_json.output)["hits"]) == 2
     bad = CliRunner().invoke(main, [*args, "--filter", "{not json"])
     assert bad.exit_code == 2 and "--filter must be a JSON" in bad.output
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory):
+    from colsplade.training import make_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("pair")
+    return (
+        make_tiny_model_dir("splade", root / "splade", variants=()),
+        make_tiny_model_dir("colbert", root / "colbert", variants=(), dim=24),
+    )
+
+
+def test_separate_models_ingest_and_search_as_a_pair(engine, engine_index, tiny_pair):
+    """Two model directories: ingest fills both fields with the pair, the client reranks like numpy."""
+    from colsplade.encoders import load_encoder, load_encoder_pair
+    from colsplade.ingest import FieldMapping, ingest
+    from colsplade.mappings import unpack_token_vectors
+
+    splade_dir, colbert_dir = tiny_pair
+    pair = load_encoder_pair(splade_dir, colbert_dir, variant="fp32")
+    docs = [{"id": f"d{i}", "title": t, "text": x} for i, (t, x) in enumerate(TEXTS)]
+    summary = ingest(docs, engine, engine_index, pair, fields=FieldMapping(id_field="id"), progress=False)
+    assert summary.indexed == len(TEXTS) and summary.dead_lettered == 0
+    engine.refresh(engine_index)
+    client = SearchClient(
+        engine_index,
+        splade_model=splade_dir,
+        colbert_model=colbert_dir,
+        client=engine,
+        encoder_options={"variant": "fp32"},
+    )
+    assert client.spec.colbert_dim == 24
+    colbert = load_encoder(colbert_dir, variant="fp32")
+    splade = load_encoder(splade_dir, variant="fp32")
+    query = QUERIES[0]
+    q_impacts, q_vectors = client.encode_query(query)
+    assert q_impacts == splade.encode_queries([query])[0]
+    np.testing.assert_allclose(q_vectors, colbert.encode_queries([query])[0], atol=1e-6)
+    result = client.search(query, k=len(TEXTS), window=len(TEXTS), rerank="client")
+    assert result.hits
+    doc_vectors = colbert.encode_documents([f"{t} {x}" for t, x in TEXTS])
+    expected = {f"d{i}": float((q_vectors @ v.T).max(axis=1).sum()) for i, v in enumerate(doc_vectors)}
+    for hit in result.hits:
+        assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-4, abs_tol=1e-4)
+    assert result.ids() == sorted(result.ids(), key=lambda d: -expected[d])
+    stored = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
+    np.testing.assert_allclose(
+        unpack_token_vectors(stored["colbert_packed"], 24, "float"), doc_vectors[0], atol=1e-6
+    )
+    # a joint model's client may not read the pair's index, and the pair's identity is what the index holds
+    assert stored["colsplade"]["model_name"] == pair.config.name == client.model_name
+
+
+def test_cli_ingest_and_search_with_a_pair(engine, engine_index, tiny_pair, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    splade_dir, colbert_dir = tiny_pair
+    base = [
+        sys.executable,
+        "-m",
+        "colsplade.cli",
+        "--url",
+        engine.settings.urls[0],
+        "--engine",
+        engine.engine,
+    ]
+    lines = "".join(
+        json.dumps({"id": f"d{i}", "title": t, "text": x}) + "\n" for i, (t, x) in enumerate(TEXTS)
+    )
+    pair_flags = ["--splade-model", str(splade_dir), "--colbert-model", str(colbert_dir), "--variant", "fp32"]
+    done = subprocess.run(
+        [*base, "ingest", "-", "--index", engine_index, *pair_flags, "--json"],
+        input=lines, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["indexed"] == len(TEXTS)
+    done = subprocess.run(
+        [*base, "search", QUERIES[0], "--index", engine_index, *pair_flags, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    hits = json.loads(done.stdout)["hits"]
+    assert hits and {h["id"] for h in hits} <= {f"d{i}" for i in range(len(TEXTS))}
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    half = subprocess.run(
+        [*base, "ingest", "-", "--index", engine_index, "--splade-model", str(splade_dir)],
+        input=lines, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert half.returncode != 0 and "give both --splade-model and --colbert-model" in half.stderr

@@ -313,3 +313,26 @@ def test_encode_cli_reports_bad_model_dir_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(encode_command, ["--model", str(tmp_path), "gene"])
     assert result.exit_code == 1
     assert "colsplade.json" in result.output and "Traceback" not in result.output
+
+
+def test_encoder_pair_has_the_joint_face(model_dirs: dict[str, Path]) -> None:
+    from colsplade.encoders import EncoderPair, load_encoder, load_encoder_pair
+    from colsplade.query import model_identity
+
+    pair = load_encoder_pair(model_dirs["splade"], model_dirs["colbert"], variant="fp32")
+    splade = load_encoder(model_dirs["splade"], variant="fp32")
+    colbert = load_encoder(model_dirs["colbert"], variant="fp32")
+    assert pair.config.kind == "joint" and pair.variant == "fp32"
+    assert (pair.config.name, pair.config.version) == model_identity([splade, colbert])
+    assert pair.config.colbert == colbert.config.colbert and pair.config.splade == splade.config.splade
+    texts = ["gene expression in cells", "a second, longer document about the heart and drugs"]
+    both = pair.encode_documents(texts)
+    assert both.splade == splade.encode_documents(texts)
+    for got, want in zip(both.colbert, colbert.encode_documents(texts), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    explanation = pair.explain(texts[0], is_query=False)
+    assert explanation.impacts and explanation.colbert_tokens
+    with pytest.raises(InvalidInputError, match="needs a splade model and a colbert model"):
+        EncoderPair(colbert, splade)
+    with pytest.raises(InvalidInputError, match="needs a splade model and a colbert model"):
+        EncoderPair(load_encoder(model_dirs["joint"], variant="fp32"), colbert)

@@ -166,3 +166,16 @@ def test_config_file_and_cli(scifact_slice, tiny_base, tmp_path):
         main, ["train", "colbert", "--out", str(tmp_path / "x"), "--data", os.fspath(tmp_path)]
     )
     assert bad.exit_code == 2  # bad input: one line on stderr, exit 2 (the command group's convention)
+
+
+def test_autocast_dtype_per_device(monkeypatch) -> None:
+    import torch
+
+    from colsplade.training._trainer import _autocast_dtype
+
+    assert _autocast_dtype(False, torch.device("cpu")) == (False, torch.float32)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert _autocast_dtype(True, torch.device("cpu")) == (True, torch.bfloat16)
+    # emulated bf16 is slower than fp32 on a CPU without it: stay in fp32 there
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert _autocast_dtype(True, torch.device("cpu")) == (False, torch.bfloat16)
