@@ -28,6 +28,13 @@ import click
 @click.option(
     "--rerank", type=click.Choice(["auto", "engine", "client", "none"]), default="auto", show_default=True
 )
+@click.option(
+    "--first-stage-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="w in score = MaxSim + w * first-stage score (0: MaxSim alone).",
+)
 @click.option("--filter", "filters", multiple=True, help="Query-DSL filter clause as JSON (repeatable).")
 @click.option("--knn-k", type=int, help="Add nested-kNN token candidates (k per query token).")
 @click.option(
@@ -50,6 +57,7 @@ def search_command(
     offset: int,
     window: int,
     rerank: str,
+    first_stage_weight: float,
     filters,
     knn_k,
     bm25_fields,
@@ -77,6 +85,7 @@ def search_command(
             colbert_model=colbert_model,
             client=client,
             window=window,
+            first_stage_weight=first_stage_weight,
             encoder_options={"variant": variant},
         )
         result = search.search(

@@ -131,14 +131,28 @@ def maxsim_rerank(
     query_vectors: Mapping[str, np.ndarray],
     doc_vectors: Mapping[str, np.ndarray],
     k: int = 100,
+    first_stage_weight: float = 0.0,
 ) -> Run:
-    """Rerank the top ``k`` candidates of ``run`` by ColBERT MaxSim (second stage of colsplade)."""
+    """Rerank the top ``k`` candidates of ``run`` by ColBERT MaxSim (second stage of colsplade).
+
+    ``first_stage_weight`` w: score = MaxSim + w * first-stage score, as
+    :meth:`colsplade.query.SearchClient.search` computes it (0: MaxSim alone).
+
+    >>> q = {"q": np.array([[1.0, 0.0]], dtype=np.float32)}
+    >>> d = {"a": np.array([[0.6, 0.8]], dtype=np.float32), "b": np.array([[0.8, 0.6]], dtype=np.float32)}
+    >>> list(maxsim_rerank({"q": {"a": 10.0, "b": 1.0}}, q, d)["q"])
+    ['b', 'a']
+    >>> list(maxsim_rerank({"q": {"a": 10.0, "b": 1.0}}, q, d, first_stage_weight=0.1)["q"])
+    ['a', 'b']
+    """
     from colsplade.scoring import maxsim
 
     out: Run = {}
     for q, cands in run.items():
         top = sorted(cands.items(), key=lambda kv: -kv[1])[:k]
-        scored = {d: float(maxsim(query_vectors[q], doc_vectors[d])) for d, _ in top}
+        scored = {
+            d: float(maxsim(query_vectors[q], doc_vectors[d])) + first_stage_weight * float(s) for d, s in top
+        }
         out[q] = dict(sorted(scored.items(), key=lambda kv: -kv[1]))
     return out
 

@@ -276,6 +276,7 @@ def ingest(
     op: Literal["index", "update"] = "index",
     prepare: bool = True,
     on_batch: Callable[[IngestSummary], None] | None = None,
+    refresh: bool = True,
 ) -> IngestSummary:
     """Ingest ``source`` into ``index`` with ``encoder`` (an encoder or a model directory, int8 variant).
 
@@ -288,6 +289,7 @@ def ingest(
     with a parent id). ``op="update"`` writes only colsplade's fields into existing documents.
     ``bulk_docs`` / ``bulk_bytes`` cut bulk requests by count and by size. ``progress``: a tqdm bar on
     stderr (None: only when stderr is a terminal); without it, progress is logged every 30 s.
+    ``refresh``: refresh the index once at the end, so a search right after the run sees every document.
 
     Raises:
         ModelVersionMismatchError: the index holds another model's encodings and ``reencode`` is False.
@@ -513,6 +515,8 @@ def ingest(
         ckpt.save(ckpt.position, complete=True)
     if switch_model and summary.dead_lettered == 0:
         _record_model(client, index, spec, name, version)
+    if refresh and finished and summary.indexed:
+        client.refresh(index)
     summary.truncated = getattr(encoder, "truncated_count", 0) - truncated_before
     summary.reasons = dict(dead.reasons)
     summary.seconds = time.monotonic() - started

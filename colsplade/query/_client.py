@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -60,6 +61,7 @@ class SearchClient:
             (rescore with painless in the same request), ``client`` (numpy MaxSim on fetched vectors),
             ``none`` (SPLADE order).
         window: how many first-stage candidates are reranked (default 100; per shard for ``engine``).
+        first_stage_weight: default w of ``score = MaxSim + w * first-stage score`` (see :meth:`search`).
         text_fields: source fields whose text was encoded (title + body ...), used by ``explain`` to
             name the document tokens, and the default BM25 fields of hybrid search.
         max_query_chars: longer queries are refused (the model reads at most its max query length anyway).
@@ -77,6 +79,7 @@ class SearchClient:
         client: EngineClient | None = None,
         rerank: str = "auto",
         window: int = 100,
+        first_stage_weight: float = 0.0,
         text_fields: Sequence[str] = ("title", "text"),
         max_query_chars: int = 4096,
         encoder_options: Mapping[str, Any] | None = None,
@@ -96,6 +99,7 @@ class SearchClient:
         self.index = index
         self.default_rerank = rerank
         self.window = window
+        self.first_stage_weight = first_stage_weight
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
@@ -227,6 +231,7 @@ class SearchClient:
         bm25_fields: Sequence[str] | None = None,
         hybrid: str = "rrf",
         bm25_weight: float = 1.0,
+        first_stage_weight: float | None = None,
         source: Sequence[str] | bool | None = None,
         highlight: Sequence[str] | None = None,
         explain: bool = False,
@@ -242,6 +247,9 @@ class SearchClient:
             knn_k: also take each query token's ``knn_k`` nearest document tokens (nested kNN) as candidates.
             bm25_fields: also take BM25 candidates from these text fields; ``hybrid`` fuses them with the
                 SPLADE list by reciprocal rank (``rrf``) or by adding ``bm25_weight`` * BM25 scores (``sum``).
+            first_stage_weight: w in ``score = MaxSim + w * first-stage score`` (default: the client's, 0:
+                MaxSim alone). The first stage adds the lexical-expansion evidence MaxSim lacks; with
+                ``hybrid="rrf"`` its score is constant and w has no effect.
             source: source fields to return (True: all but the vectors).
             highlight: fields to highlight (engine highlighter, on the BM25 / match of the query text).
             explain: add each hit's SPLADE term shares and ColBERT token matches.
@@ -250,6 +258,9 @@ class SearchClient:
         """
         started = time.perf_counter()
         window = window or self.window
+        weight = self.first_stage_weight if first_stage_weight is None else float(first_stage_weight)
+        if not math.isfinite(weight) or weight < 0:
+            raise InvalidInputError(f"first_stage_weight must be a finite number >= 0, got {weight}")
         if k < 1 or offset < 0:
             raise InvalidInputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}")
         if offset + k > window:
@@ -318,7 +329,9 @@ class SearchClient:
             body: dict[str, Any] = {
                 "query": first,
                 "size": offset + k,
-                "rescore": maxsim_rescore(self.client.engine, query_vectors, spec, window=window),
+                "rescore": maxsim_rescore(
+                    self.client.engine, query_vectors, spec, window=window, first_stage_weight=weight
+                ),
                 "_source": source_filter,
                 "track_total_hits": False,
             }
@@ -331,7 +344,11 @@ class SearchClient:
                 Hit(
                     id=h["_id"],
                     score=float(h["_score"]) - m,
-                    stage_scores={"maxsim": float(h["_score"]) - m, **_known(stage, h["_id"])},
+                    # with w > 0 the engine returns only the sum, not its parts
+                    stage_scores={
+                        "maxsim" if not weight else "fused": float(h["_score"]) - m,
+                        **_known(stage, h["_id"]),
+                    },
                     source=h.get("_source") if source_filter is not False else None,
                     highlight=h.get("highlight"),
                 )
@@ -353,12 +370,15 @@ class SearchClient:
             raw = answer["hits"]["hits"]
             candidates = len(raw)
             scored: list[tuple[float, dict[str, Any]]] = []
+            maxsims: dict[str, float] = {}
             if mode == "client":
                 t_rerank = time.perf_counter()
                 fallback = self._nested_fallback(raw, spec, timings)
                 for h in raw:
                     doc_vectors = _source_vectors(fallback.get(h["_id"], h.get("_source") or {}), spec)
-                    scored.append((_maxsim(query_vectors, doc_vectors, spec), h))
+                    maxsim = _maxsim(query_vectors, doc_vectors, spec)
+                    scored.append((maxsim + weight * float(h["_score"] or 0.0), h))
+                    maxsims[h["_id"]] = maxsim
                 # Stable sort: equal MaxSim keeps the first-stage order, as the engine's rescore does.
                 scored.sort(key=lambda item: -item[0])
                 timings["rerank"] = (time.perf_counter() - t_rerank) * 1000
@@ -373,7 +393,7 @@ class SearchClient:
                 stages = _known(stage, h["_id"])
                 if mode == "client":
                     stages.setdefault("first_stage", float(h["_score"]))
-                    stages["maxsim"] = score
+                    stages["maxsim"] = maxsims[h["_id"]]
                 else:
                     stages["first_stage"] = score
                 hits.append(

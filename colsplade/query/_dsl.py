@@ -92,9 +92,15 @@ _MAXSIM_SCRIPTS = {
 
 
 def maxsim_rescore(
-    engine: str, query_vectors: Sequence[Sequence[float]], spec: FieldSpec | None = None, *, window: int = 100
+    engine: str,
+    query_vectors: Sequence[Sequence[float]],
+    spec: FieldSpec | None = None,
+    *,
+    window: int = 100,
+    first_stage_weight: float = 0.0,
 ) -> dict[str, Any]:
-    """A rescore that replaces the top ``window`` scores (per shard) by ``m + MaxSim``.
+    """A rescore that replaces the top ``window`` scores (per shard) by ``m + MaxSim`` (+ ``w`` times the
+    first-stage score when ``first_stage_weight`` w is not 0: the rescore's ``query_weight``).
 
     One nested clause per query token (``score_mode: max`` over the document's tokens) of a script
     score ``1 + q_i · d_j``; their ``bool.should`` sums to ``Σ_i (1 + max_j q_i · d_j) = m + MaxSim``,
@@ -130,7 +136,7 @@ def maxsim_rescore(
         "window_size": window,
         "query": {
             "rescore_query": {"bool": {"should": clauses}},
-            "query_weight": 0.0,
+            "query_weight": float(first_stage_weight),
             "rescore_query_weight": 1.0,
             "score_mode": "total",
         },

@@ -390,7 +390,7 @@ def test_cli_ingest_and_search_with_a_pair(engine, engine_index, tiny_pair, tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["indexed"] == len(TEXTS)
     done = subprocess.run(
-        [*base, "search", QUERIES[0], "--index", engine_index, *pair_flags, "--json"],
+        [*base, "search", QUERIES[0], "--index", engine_index, *pair_flags, "--first-stage-weight", "0.2", "--json"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -402,3 +402,26 @@ def test_cli_ingest_and_search_with_a_pair(engine, engine_index, tiny_pair, tmp_
         input=lines, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert half.returncode != 0 and "give both --splade-model and --colbert-model" in half.stderr
+
+
+def test_first_stage_weight_fuses_scores_on_both_paths(engine, engine_index, encoder):
+    spec, vectors = _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine, first_stage_weight=0.5)
+    for query in QUERIES[:3]:
+        sparse = {h.id: h.score for h in client.search(query, k=12, window=12, rerank="none").hits}
+        _, maxsims = _brute_force(client, query, spec, vectors, list(sparse))
+        expected = {d: maxsims[d] + 0.5 * sparse[d] for d in sparse}
+        fused = client.search(query, k=len(sparse), window=12, rerank="client")
+        assert fused.ids() == sorted(sparse, key=lambda d: -expected[d])
+        for hit in fused.hits:
+            assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-4, abs_tol=1e-4)
+            assert math.isclose(hit.stage_scores["maxsim"], maxsims[hit.id], rel_tol=1e-5, abs_tol=1e-5)
+        if engine.capabilities().painless:
+            in_engine = client.search(query, k=len(sparse), window=12, rerank="engine")
+            assert in_engine.ids() == fused.ids()
+            for hit in in_engine.hits:
+                assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-3, abs_tol=1e-3)
+        pure = client.search(query, k=len(sparse), window=12, rerank="client", first_stage_weight=0)
+        assert [h.score for h in pure.hits] == pytest.approx(sorted(maxsims.values(), reverse=True), abs=1e-4)
+    with pytest.raises(InvalidInputError, match="first_stage_weight"):
+        client.search(QUERIES[0], first_stage_weight=-1)
