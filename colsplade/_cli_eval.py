@@ -42,6 +42,13 @@ import click
 @click.option(
     "--knn-k", type=int, default=10, show_default=True, help="Token-ANN neighbours per query token."
 )
+@click.option(
+    "--first-stage-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Also run the fused plan: MaxSim + w * SPLADE score (w chosen on held-out queries, not on the test set).",
+)
 @click.option("--plan", "plans", multiple=True, help="Plans to run (repeatable; default: all).")
 @click.option("--no-reuse", is_flag=True, help="Re-ingest even if the index already holds the corpus.")
 @click.option("--out", "out_dir", default="eval-results", show_default=True, type=click.Path(file_okay=False))
@@ -60,6 +67,7 @@ def eval_command(
     max_queries,
     window,
     knn_k,
+    first_stage_weight,
     plans,
     no_reuse,
     out_dir,
@@ -84,7 +92,7 @@ def eval_command(
     settings = ctx.settings()
     if not settings.urls:
         settings = settings.replace(engine=settings.engine or kind)
-    chosen = default_plans(window=window, knn_k=knn_k)
+    chosen = default_plans(window=window, knn_k=knn_k, first_stage_weight=first_stage_weight)
     if plans:
         unknown = set(plans) - {p.name for p in chosen}
         if unknown:

@@ -44,10 +44,25 @@ class Plan:
 
 
 def default_plans(
-    window: int = 100, knn_k: int = 10, bm25_fields: Sequence[str] = ("title", "text")
+    window: int = 100,
+    knn_k: int = 10,
+    bm25_fields: Sequence[str] = ("title", "text"),
+    first_stage_weight: float = 0.0,
 ) -> list[Plan]:
-    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), ColBERT token-ANN, hybrid BM25 + SPLADE."""
+    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), ColBERT token-ANN, hybrid BM25 + SPLADE;
+    with ``first_stage_weight`` > 0 also SPLADE + ColBERT with MaxSim + w * SPLADE score (``fused``)."""
+    fused = (
+        [
+            Plan(
+                "splade+colbert(fused)",
+                {"rerank": "auto", "window": window, "first_stage_weight": first_stage_weight},
+            )
+        ]
+        if first_stage_weight
+        else []
+    )
     return [
+        *fused,
         Plan("bm25", None),
         Plan("splade", {"rerank": "none", "window": window}),
         Plan("splade+colbert(engine)", {"rerank": "engine", "window": window}),
@@ -60,7 +75,7 @@ def default_plans(
     ]
 
 
-PLANS = tuple(p.name for p in default_plans())
+PLANS = tuple(p.name for p in default_plans(first_stage_weight=1.0))
 
 
 def _percentiles(ms: Sequence[float]) -> dict[str, float]:

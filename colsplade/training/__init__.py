@@ -48,6 +48,7 @@ from colsplade.training._negatives import (
     sample_negatives,
     save_negatives,
 )
+from colsplade.training._teacher import teacher_rankings
 from colsplade.training._tiny import (
     TINY_WORDS,
     make_tiny_base_model,
@@ -96,6 +97,7 @@ __all__ = [
     "splade_pool",
     "splade_scores",
     "split_dev",
+    "teacher_rankings",
     "train",
     "validate_examples",
 ]

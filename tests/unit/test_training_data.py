@@ -199,3 +199,45 @@ def test_split_dev_deterministic():
     assert len(a) == 7 and len(b) == 3 and split_dev(ex, 3, seed=1)[1] == b
     with pytest.raises(InvalidInputError):
         split_dev(ex, 10)
+
+
+def test_teacher_rankings_score_candidates_by_maxsim(tmp_path):
+    import json
+
+    import numpy as np
+
+    from colsplade.scoring import maxsim
+    from colsplade.training import TrainExample, load_model_dir, load_training_jsonl, make_tiny_model_dir
+    from colsplade.training._teacher import teacher_rankings
+
+    model_dir = make_tiny_model_dir("colbert", tmp_path / "colbert", export=False)
+    corpus = {
+        "d1": "the gene expression of cancer cells",
+        "d2": "drug therapy and the heart",
+        "d3": "the brain of the mouse",
+        "d4": "virus infection in patients",
+    }
+    examples = [
+        TrainExample("q1", "gene expression in cells", ["d1"], ["d2", "d3"]),
+        TrainExample("q2", "heart drug", ["d2"], ["d4", "d1", "d3"]),
+    ]
+    out = tmp_path / "teacher.jsonl"
+    records = teacher_rankings(model_dir, examples, corpus, out=out, depth=2)
+    model = load_model_dir(model_dir)
+    for e, r in zip(examples, records, strict=True):
+        ids = [d for d, _ in r["ranking"]]
+        assert sorted(ids) == sorted([*e.positives, *e.negatives[:2]])
+        scores = [s for _, s in r["ranking"]]
+        assert scores == sorted(scores, reverse=True)
+        q = model.encode([e.query], is_query=True)["colbert"][0]
+        for d, s in r["ranking"]:
+            assert s == pytest.approx(
+                float(maxsim(q, model.encode([corpus[d]], is_query=False)["colbert"][0])), abs=1e-4
+            )
+    assert [json.loads(line)["query_id"] for line in out.read_text().splitlines()] == ["q1", "q2"]
+    # the file is a valid distillation input: teacher scores for every candidate
+    loaded = load_training_jsonl(out, corpus=corpus)
+    assert all(set(x.teacher) == set(x.positives) | set(x.negatives) for x in loaded)
+    assert np.isfinite([s for x in loaded for s in x.teacher.values()]).all()
+    with pytest.raises(InvalidInputError, match="no negatives"):
+        teacher_rankings(model_dir, [TrainExample("q1", "gene", ["d1"], [])], corpus)
