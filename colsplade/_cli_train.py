@@ -33,6 +33,12 @@ __all__ = ["train_command"]
 )
 @click.option("--n-negatives", type=int, default=None, help="Hard negatives per query per step [1].")
 @click.option("--loss", type=click.Choice(["infonce", "margin", "marginmse", "kl"]), default=None)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Trained ColBERT / joint model whose MaxSim scores the candidates (with --loss marginmse or kl).",
+)
 @click.option("--epochs", type=float, default=None)
 @click.option("--max-steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)

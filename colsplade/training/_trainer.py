@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 TRAINING_CONFIG_FILE = "training_config.json"
 CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "train_log.jsonl"
+TEACHER_FILE = "teacher_rankings.jsonl"
 LOSSES = ("infonce", "margin", "marginmse", "kl")
 
 
@@ -73,7 +74,9 @@ class TrainConfig:
     held out of the training split) or ``triples`` a JSONL file (see
     :func:`colsplade.training._data.load_training_jsonl`). ``negatives``: ``bm25`` (mined on the engine at
     ``engine_url``, or the local node), ``none`` (in-batch only), or a negatives JSONL path.
-    Loss: ``infonce`` (+ ``in_batch_negatives``), ``margin``, ``marginmse`` / ``kl`` (need teacher scores).
+    Loss: ``infonce`` (+ ``in_batch_negatives``), ``margin``, ``marginmse`` / ``kl`` (need teacher scores:
+    from the triples file, or ``teacher`` = a trained ColBERT / joint model directory that scores each
+    query's positives and first ``teacher_depth`` hard negatives before training).
     SPLADE sparsity: ``regularizer`` flops | l1 | none with ``lambda_query`` / ``lambda_doc`` warmed up
     quadratically over ``reg_warmup_ratio`` of the steps; ``train_max_doc_length`` truncates documents
     harder while training than the model directory's ``max_doc_length`` does at inference (on a CPU it
@@ -96,6 +99,8 @@ class TrainConfig:
     negatives_depth: int = 30
     negatives_skip_top: int = 0
     n_negatives: int = 1
+    teacher: str | None = None
+    teacher_depth: int = 20
     loss: str = "infonce"
     in_batch_negatives: bool = True
     temperature: float = 1.0
@@ -177,6 +182,12 @@ class TrainConfig:
             raise InvalidInputError(f"regularizer must be flops, l1 or none, not {self.regularizer!r}")
         if self.loss in ("margin", "marginmse", "kl") and self.n_negatives < 1:
             raise InvalidInputError(f"loss {self.loss} needs n_negatives >= 1")
+        if self.teacher and not Path(self.teacher).is_dir():
+            raise InvalidInputError(f"teacher {self.teacher!r} is not a model directory")
+        if self.teacher and self.negatives == "none" and not self.triples:
+            raise InvalidInputError(
+                "a teacher scores hard negatives; use negatives='bm25' or a negatives file"
+            )
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0:
             raise InvalidInputError("batch_size, grad_accum and epochs must be positive")
 
@@ -241,11 +252,41 @@ def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExamp
         train_ex, dev = mined[: len(train_ex)], mined[len(train_ex) :]
     elif config.negatives not in ("bm25", "none"):
         train_ex = load_negatives(config.negatives, train_ex, corpus)
+    if config.teacher:
+        train_ex, dev = _attach_teacher(config, train_ex, dev, corpus)
     if config.loss in ("marginmse", "kl") and not all(e.teacher for e in train_ex):
         raise InvalidInputError(
             f"loss {config.loss} needs teacher scores for every query (a triples file with scores)"
         )
     return train_ex, dev, corpus
+
+
+def _attach_teacher(
+    config: TrainConfig, train_ex: list[TrainExample], dev: list[TrainExample], corpus: Mapping[str, str]
+) -> tuple[list[TrainExample], list[TrainExample]]:
+    """Teacher scores from the model at ``config.teacher`` for each query's positives and first
+    ``teacher_depth`` negatives (cached in the output directory, so a resumed run reuses them)."""
+    from colsplade.training._teacher import teacher_rankings
+
+    examples = [*train_ex, *dev]
+    cache = Path(config.out) / TEACHER_FILE
+    records: dict[str, Any] | None = None
+    if cache.is_file():
+        with cache.open(encoding="utf-8") as fh:
+            records = {r["query_id"]: r for r in map(json.loads, fh)}
+        if set(records) != {e.query_id for e in examples}:
+            records = None  # another data set or split: score again
+    if records is None:
+        logger.info("scoring the training candidates with the teacher %s", config.teacher)
+        scored = teacher_rankings(config.teacher, examples, corpus, out=cache, depth=config.teacher_depth)
+        records = {r["query_id"]: r for r in scored}
+    out = []
+    for e in examples:
+        scores = {str(d): float(s) for d, s in records[e.query_id]["ranking"]}
+        # only scored negatives may be sampled: an unscored one would get a made-up teacher score
+        negatives = [d for d in e.negatives if d in scores]
+        out.append(TrainExample(e.query_id, e.query, list(e.positives), negatives, scores))
+    return out[: len(train_ex)], out[len(train_ex) :]
 
 
 def _connect(config: TrainConfig) -> Any:

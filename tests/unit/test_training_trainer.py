@@ -179,3 +179,38 @@ def test_autocast_dtype_per_device(monkeypatch) -> None:
     # emulated bf16 is slower than fp32 on a CPU without it: stay in fp32 there
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert _autocast_dtype(True, torch.device("cpu")) == (False, torch.bfloat16)
+
+
+def test_splade_distilled_from_a_colbert_teacher(scifact_slice, tiny_base, tmp_path):
+    """--teacher: a trained ColBERT scores each query's candidates; MarginMSE trains the SPLADE student."""
+    from colsplade.evaluation import load_beir
+    from colsplade.training import save_negatives
+    from colsplade.training._data import examples_from_beir
+
+    data = load_beir(scifact_slice, "train")
+    ids = list(data.corpus)
+    examples = examples_from_beir(data)
+    for i, e in enumerate(examples):  # a deterministic negatives file (no engine in unit tests)
+        e.negatives = [d for d in ids[i : i + 8] if d not in e.positives][:5]
+    negatives = save_negatives(tmp_path / "negatives.jsonl", examples)
+    teacher = train(_config("colbert", scifact_slice, tiny_base, tmp_path / "teacher", epochs=2)).model_dir
+    config = _config(
+        "splade",
+        scifact_slice,
+        tiny_base,
+        tmp_path / "student",
+        negatives=str(negatives),
+        teacher=str(teacher),
+        teacher_depth=3,
+        loss="marginmse",
+        n_negatives=2,
+        epochs=6,
+    )
+    result = train(config)
+    first, last = sum(result.losses[:4]) / 4, sum(result.losses[-4:]) / 4
+    assert last < first, result.losses
+    cached = [json.loads(line) for line in (tmp_path / "student" / "teacher_rankings.jsonl").open()]
+    assert len(cached) == len(examples)
+    assert all(len(r["ranking"]) <= len(r["positives"]) + 3 for r in cached)
+    with pytest.raises(InvalidInputError, match="not a model directory"):
+        train(_config("splade", scifact_slice, tiny_base, tmp_path / "x", teacher=str(tmp_path / "nope")))
