@@ -70,3 +70,26 @@ def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tmp
     assert compared.exit_code == 0 and "| bm25 |" in compared.output
     bad = CliRunner().invoke(main, [*args[:-3], "--out", str(tmp_path / "c"), "--plan", "nope"])
     assert bad.exit_code == 2 and "unknown plan" in bad.output
+
+
+def test_eval_a_model_pair_with_the_fused_plan(engine, engine_index, tmp_path, tmp_path_factory):
+    from colsplade.training import make_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("pair")
+    splade = make_tiny_model_dir("splade", root / "splade", variants=())
+    colbert = make_tiny_model_dir("colbert", root / "colbert", variants=())
+    base = ["--url", engine.settings.urls[0], "eval", "--dataset", str(SAMPLE), "--variant", "fp32"]
+    args = [
+        *base, "--splade-model", str(splade), "--colbert-model", str(colbert), "--index", engine_index,
+        "--max-queries", "5", "--window", "20", "--out", str(tmp_path), "--no-progress",
+        "--first-stage-weight", "0.3", "--plan", "splade", "--plan", "splade+colbert(fused)",
+        "--plan", "splade+colbert(client)",
+    ]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    result = json.loads((tmp_path / f"eval-scifact_sample-{engine.engine}.json").read_text())
+    assert set(result["plans"]) == {"splade", "splade+colbert(fused)", "splade+colbert(client)"}
+    assert result["model"]["name"].count("+") == 1, "the index records the pair's identity"
+    assert result["index_size"]["documents"] == 559
+    both = CliRunner().invoke(main, [*base, "--model", str(splade), "--splade-model", str(splade)])
+    assert both.exit_code == 2 and "--splade-model and --colbert-model" in both.output
