@@ -32,6 +32,7 @@ __all__ = ["train_command"]
     "--url", "engine_url", default=None, help="Engine for BM25 mining [the configured / local node]."
 )
 @click.option("--n-negatives", type=int, default=None, help="Hard negatives per query per step [1].")
+@click.option("--name", default=None, help="Model name in colsplade.json [the --out directory's name].")
 @click.option("--loss", type=click.Choice(["infonce", "margin", "marginmse", "kl"]), default=None)
 @click.option(
     "--teacher",

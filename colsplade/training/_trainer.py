@@ -82,6 +82,8 @@ class TrainConfig:
     harder while training than the model directory's ``max_doc_length`` does at inference (on a CPU it
     halves the cost of a step); ``init_doc_nnz`` calibrates the MLM bias of a
     fresh head so documents start with about that many active terms (None: leave the bias).
+    Identity: ``name`` goes into ``colsplade.json`` (default: the output directory's name) and the
+    version is the first 12 hex digits of the weights' SHA-256, so indexes tell trained models apart.
     """
 
     kind: str = "splade"
@@ -138,6 +140,7 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True
     keep_checkpoints: bool = False
+    name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -786,6 +789,7 @@ def train(
     model.text_tokenizer.config = inference_cfg
     model.eval()
     save_model_dir(model, out)
+    _stamp_identity(out, config.name)
     wall = time.perf_counter() - started
     summary = {
         "steps": step,
@@ -803,6 +807,27 @@ def train(
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("trained %s in %.0f s (%d steps); model directory %s", config.kind, wall, step, out)
     return TrainResult(out, step, wall, dev_metrics, resumed_from, losses)
+
+
+def _stamp_identity(out: Path, name: str | None) -> None:
+    """Name the trained model (``name``, else its directory's name) and version it by its weights.
+
+    An index records the model name and version that encoded it and a query with another model is
+    refused; two runs both called ``colsplade-splade-model`` v0 could not be told apart.
+    """
+    import hashlib
+
+    from colsplade.encoders._config import read_model_config, write_model_config
+    from colsplade.training._model_dir import WEIGHTS_FILE
+
+    digest = hashlib.sha256()
+    with (out / WEIGHTS_FILE).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    model_config = read_model_config(out)
+    model_config.name = name or out.resolve().name
+    model_config.version = digest.hexdigest()[:12]
+    write_model_config(out, model_config)
 
 
 def _state(

@@ -91,6 +91,10 @@ def test_training_reduces_loss_and_writes_model_dir(kind, scifact_slice, tiny_ba
     assert not (out / "checkpoints").exists()
     saved = json.loads((out / "training_config.json").read_text())
     assert saved["kind"] == kind and saved["lr"] == 2e-3
+    identity = json.loads((out / "colsplade.json").read_text())
+    assert identity["name"] == kind and len(identity["version"]) == 12, (
+        "named after --out, versioned by weights"
+    )
     prefix = {"splade": "splade_", "colbert": "colbert_", "joint": "rerank_"}[kind]
     assert f"{prefix}ndcg@10" in result.dev_metrics
     if kind != "colbert":
