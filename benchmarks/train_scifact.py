@@ -195,6 +195,14 @@ def main() -> None:
         figures["bm25_then_colbert"] = evaluate_run(test.qrels, maxsim_rerank(bm25, qv, dv, k=100))
         if srun is not None:
             figures["splade_then_colbert"] = evaluate_run(test.qrels, maxsim_rerank(srun, qv, dv, k=100))
+            # context for the window setting: the same rerank over SPLADE's top 200 (SearchClient window=200)
+            q_s = encoded[splade_dir][0]["splade"]
+            srun200 = sparse_retrieve(
+                dict(zip(qids, q_s, strict=True)), encoded[splade_dir][1]["splade"], doc_ids, k=200
+            )
+            figures["splade_top200_then_colbert"] = evaluate_run(
+                test.qrels, maxsim_rerank(srun200, qv, dv, k=200)
+            )
             # fused rerank (SearchClient first_stage_weight): w chosen on the held-out training queries
             s_dev = dev_encoded[splade_dir]["splade"]
             c_dev = dict(zip(dev_qids, dev_encoded[colbert_dir]["colbert"], strict=True))
