@@ -74,6 +74,7 @@ def eval_command(
     no_progress,
 ) -> None:
     """Index a BEIR dataset and evaluate BM25, SPLADE, SPLADE+ColBERT, token-ANN and hybrid on it."""
+    from colsplade.encoders import load_joint_encoder
     from colsplade.engines import connect, resolve_settings
     from colsplade.evaluation._engine_eval import (
         default_plans,
@@ -83,12 +84,9 @@ def eval_command(
     )
     from colsplade.exceptions import InvalidInputError
 
-    if bool(model) == bool(splade_model and colbert_model) or bool(splade_model) != bool(colbert_model):
-        raise InvalidInputError("give --model (a joint model) or both --splade-model and --colbert-model")
-    if splade_model:
-        from colsplade.encoders import load_encoder_pair
-
-        model = load_encoder_pair(splade_model, colbert_model, variant=variant)
+    encoder = load_joint_encoder(
+        model, splade_model=splade_model, colbert_model=colbert_model, variant=variant
+    )
     settings = ctx.settings()
     if not settings.urls:
         settings = settings.replace(engine=settings.engine or kind)
@@ -104,7 +102,7 @@ def eval_command(
         result = evaluate_on_engine(
             client,
             data_dir,
-            model,
+            encoder,
             index=index_name,
             split=split,
             plans=chosen,

@@ -120,18 +120,15 @@ def ingest_command(
     SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, or with --from-index an index or alias.
     Exit code 0 when every document was indexed, 3 when some were dead-lettered, 1 on engine errors.
     """
-    from colsplade.encoders import load_encoder, load_encoder_pair
+    from colsplade.encoders import load_encoder, load_joint_encoder
     from colsplade.engines import connect_default
     from colsplade.exceptions import InvalidInputError
     from colsplade.ingest import FieldMapping, RetryPolicy, ingest, reindex
 
     settings = ctx.settings()
-    if bool(splade_model) != bool(colbert_model):
-        raise InvalidInputError("give both --splade-model and --colbert-model (or one joint --model)")
-    if splade_model and model_dir:
-        raise InvalidInputError("give either --model (joint) or --splade-model + --colbert-model, not both")
-    model_dir = model_dir or (None if splade_model else settings.model)
-    if not model_dir and not splade_model:
+    pair = splade_model or colbert_model
+    model_dir = model_dir or (None if pair else settings.model)
+    if not model_dir and not pair:
         raise InvalidInputError(
             "no model: pass --model DIR (or --splade-model + --colbert-model) or set COLSPLADE_MODEL"
         )
@@ -140,9 +137,16 @@ def ingest_command(
         text_fields=tuple(text_fields) or ("title", "text"),
         copy_fields=() if no_copy else (tuple(copy_fields) or None),
     )
+    # a single model of any kind may be ingested; a pair becomes one joint encoder
     encoder = (
-        load_encoder_pair(splade_model, colbert_model, variant=variant, batch_size=batch_size)
-        if splade_model
+        load_joint_encoder(
+            model_dir,
+            splade_model=splade_model,
+            colbert_model=colbert_model,
+            variant=variant,
+            batch_size=batch_size,
+        )
+        if pair
         else load_encoder(model_dir, variant=variant, batch_size=batch_size)
     )
     options = dict(

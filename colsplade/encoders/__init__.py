@@ -30,7 +30,7 @@ from colsplade.encoders._encoder import (
     load_encoder,
     select_providers,
 )
-from colsplade.encoders._pair import EncoderPair, load_encoder_pair
+from colsplade.encoders._pair import EncoderPair, load_encoder_pair, load_joint_encoder
 from colsplade.encoders._tokenize import TextTokenizer, TokenizedTexts, clean_texts
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "clean_texts",
     "load_encoder",
     "load_encoder_pair",
+    "load_joint_encoder",
     "read_model_config",
     "select_providers",
     "write_model_config",

@@ -18,7 +18,7 @@ from colsplade.encoders._config import ModelConfig
 from colsplade.encoders._encoder import Encoder, JointEncoding, TextExplanation, load_encoder
 from colsplade.exceptions import InvalidInputError
 
-__all__ = ["EncoderPair", "load_encoder_pair"]
+__all__ = ["EncoderPair", "load_encoder_pair", "load_joint_encoder"]
 
 
 class EncoderPair:
@@ -47,8 +47,8 @@ class EncoderPair:
             base_model=None,
             max_query_length=max(s.max_query_length, c.max_query_length),
             max_doc_length=min(s.max_doc_length, c.max_doc_length),
-            splade=dataclasses.replace(s.splade) if s.splade else None,
-            colbert=dataclasses.replace(c.colbert) if c.colbert else None,
+            splade=dataclasses.replace(s.splade),
+            colbert=dataclasses.replace(c.colbert),
             source={"pair": {"splade": str(splade.model_dir), "colbert": str(colbert.model_dir)}},
         )
 
@@ -87,3 +87,36 @@ def load_encoder_pair(
     """Open a SPLADE and a ColBERT model directory as one :class:`EncoderPair` (``options`` as
     :func:`load_encoder`)."""
     return EncoderPair(load_encoder(splade_model_dir, **options), load_encoder(colbert_model_dir, **options))
+
+
+def _opened(model: Any, options: dict[str, Any]) -> Any:
+    return model if hasattr(model, "encode_queries") else load_encoder(model, **options)
+
+
+def load_joint_encoder(
+    model: Any = None, *, splade_model: Any = None, colbert_model: Any = None, **options: Any
+) -> Any:
+    """What ingest, search and eval encode with: one joint model, or a SPLADE + ColBERT pair as an
+    :class:`EncoderPair`. Each argument is a model directory or an already loaded encoder; ``options``
+    go to :func:`load_encoder`. Any other combination is an :class:`InvalidInputError`.
+    """
+    pair = (splade_model is not None, colbert_model is not None)
+    if model is not None and any(pair):
+        raise InvalidInputError(
+            "give either one joint --model (model=) or --splade-model and --colbert-model "
+            "(splade_model= + colbert_model=), not both"
+        )
+    if model is None:
+        if not all(pair):
+            raise InvalidInputError(
+                "give both --splade-model and --colbert-model (splade_model= + colbert_model=), "
+                "or one joint --model (model=)"
+            )
+        return EncoderPair(_opened(splade_model, options), _opened(colbert_model, options))
+    joint = _opened(model, options)
+    if joint.config.kind != "joint":
+        raise InvalidInputError(
+            f"a single model must be joint (SPLADE + ColBERT heads), got a {joint.config.kind} model; "
+            "give a splade model and a colbert model as a pair instead"
+        )
+    return joint

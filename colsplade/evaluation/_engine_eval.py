@@ -120,7 +120,6 @@ def ensure_dataset_index(
         reencode=reencode,
         progress=progress,
     )
-    client.refresh(index)
     return {"reused": False, "seconds": round(time.monotonic() - started, 1), **summary.as_dict()}
 
 

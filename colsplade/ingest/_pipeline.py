@@ -515,7 +515,7 @@ def ingest(
         ckpt.save(ckpt.position, complete=True)
     if switch_model and summary.dead_lettered == 0:
         _record_model(client, index, spec, name, version)
-    if refresh and finished and summary.indexed:
+    if refresh and finished:
         client.refresh(index)
     summary.truncated = getattr(encoder, "truncated_count", 0) - truncated_before
     summary.reasons = dict(dead.reasons)

@@ -129,9 +129,7 @@ def reindex(
         summary = ingest(
             source, client, source_index, encoder, fields=fields, op="update", reencode=True, **options
         )
-        # Searches (and a rerun's filter on the model version) see the new fields once refreshed.
-        client.refresh(source_index)
-        return summary
+        return summary  # ingest refreshed: searches (and a rerun's model filter) see the new fields
 
     current = alias_indices(client, source_index)
     if current:
@@ -170,7 +168,6 @@ def reindex(
             concrete,
         )
         return summary
-    client.refresh(target)
-    switch_alias(client, alias, target)
+    switch_alias(client, alias, target)  # ingest refreshed the target
     summary.alias_switched = True
     return summary

@@ -40,14 +40,6 @@ def model_identity(encoders: Sequence[Any]) -> tuple[str, str]:
     return "+".join(c.name for c in configs), "+".join(str(c.version) for c in configs)
 
 
-def _load(model: Any, options: Mapping[str, Any]) -> Any:
-    if model is None or hasattr(model, "encode_queries"):
-        return model
-    from colsplade.encoders import load_encoder
-
-    return load_encoder(model, **options)
-
-
 class SearchClient:
     """Two-stage search over one colsplade index. Thread-safe and reusable: create it once per process.
 
@@ -89,13 +81,6 @@ class SearchClient:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
         if window < 1:
             raise InvalidInputError(f"window must be >= 1, got {window}")
-        options = dict(encoder_options or {})
-        if model is not None and (splade_model is not None or colbert_model is not None):
-            raise InvalidInputError("give either model (joint) or splade_model + colbert_model, not both")
-        if model is None and (splade_model is None or colbert_model is None):
-            raise InvalidInputError(
-                "a SearchClient needs model= (a joint model) or both splade_model= and colbert_model="
-            )
         self.index = index
         self.default_rerank = rerank
         self.window = window
@@ -103,26 +88,13 @@ class SearchClient:
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
-        if model is not None:
-            joint = _load(model, options)
-            if joint.config.kind != "joint":
-                raise InvalidInputError(
-                    f"model= must be a joint model (SPLADE + ColBERT heads), got a {joint.config.kind} model; "
-                    "pass splade_model= and colbert_model= for two separate models"
-                )
-            self._encoders: tuple[Any, ...] = (joint,)
-        else:
-            splade, colbert = _load(splade_model, options), _load(colbert_model, options)
-            if splade.config.kind != "splade" or colbert.config.kind != "colbert":
-                raise InvalidInputError(
-                    f"splade_model= must be a splade model and colbert_model= a colbert model, got "
-                    f"{splade.config.kind} and {colbert.config.kind}"
-                )
-            from colsplade.encoders import EncoderPair
+        from colsplade.encoders import load_joint_encoder
 
-            # one joint face: ingest records the same identity for the pair (EncoderPair.config)
-            self._encoders = (EncoderPair(splade, colbert),)
-        self.model_name, self.model_version = model_identity(self._encoders)
+        # a pair gets the joint face (EncoderPair): the identity ingest recorded for it, one encode path
+        self._encoder = load_joint_encoder(
+            model, splade_model=splade_model, colbert_model=colbert_model, **(encoder_options or {})
+        )
+        self.model_name, self.model_version = model_identity([self._encoder])
         self._owns_client = client is None
         self.client = client if client is not None else connect_default(settings)
         self._lock = threading.Lock()
@@ -167,7 +139,7 @@ class SearchClient:
             raise ModelVersionMismatchError(
                 self.index, f"{index_model[0]} v{index_model[1]}", f"{self.model_name} v{self.model_version}"
             )
-        dim = self._encoders[-1].config.colbert.dim
+        dim = self._encoder.config.colbert.dim
         if spec.element_type != "bit" and spec.colbert_dim != dim:
             raise InvalidInputError(
                 f"index {self.index!r} holds {spec.colbert_dim}-dimensional token vectors, the model makes {dim}"
@@ -213,7 +185,7 @@ class SearchClient:
     def encode_query(self, query: str) -> tuple[dict[str, float], np.ndarray]:
         """SPLADE terms ``{token: weight}`` and ColBERT query vectors (m, dim) float32, one model pass each."""
         query = self._check_query(query)
-        encoding = self._encoders[0].encode_queries([query])
+        encoding = self._encoder.encode_queries([query])
         return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
 
     # -- search ----------------------------------------------------------------------------------
@@ -369,33 +341,29 @@ class SearchClient:
             answer = self._search(body, timings)
             raw = answer["hits"]["hits"]
             candidates = len(raw)
-            scored: list[tuple[float, dict[str, Any]]] = []
-            maxsims: dict[str, float] = {}
+            scored: list[tuple[float, float | None, dict[str, Any]]] = []  # (score, MaxSim, hit)
             if mode == "client":
                 t_rerank = time.perf_counter()
                 fallback = self._nested_fallback(raw, spec, timings)
                 for h in raw:
                     doc_vectors = _source_vectors(fallback.get(h["_id"], h.get("_source") or {}), spec)
                     maxsim = _maxsim(query_vectors, doc_vectors, spec)
-                    scored.append((maxsim + weight * float(h["_score"] or 0.0), h))
-                    maxsims[h["_id"]] = maxsim
-                # Stable sort: equal MaxSim keeps the first-stage order, as the engine's rescore does.
+                    scored.append((maxsim + weight * float(h["_score"] or 0.0), maxsim, h))
+                # Stable sort: equal scores keep the first-stage order, as the engine's rescore does.
                 scored.sort(key=lambda item: -item[0])
                 timings["rerank"] = (time.perf_counter() - t_rerank) * 1000
             else:
-                scored = [(float(h["_score"]), h) for h in raw]
+                scored = [(float(h["_score"]), None, h) for h in raw]
             hits = []
-            for score, h in scored[offset : offset + k]:
+            for score, maxsim, h in scored[offset : offset + k]:
                 src = dict(h.get("_source") or {})
                 src.pop(spec.colbert_field, None)
                 if spec.packed_field:
                     src.pop(spec.packed_field, None)
-                stages = _known(stage, h["_id"])
-                if mode == "client":
-                    stages.setdefault("first_stage", float(h["_score"]))
-                    stages["maxsim"] = maxsims[h["_id"]]
+                if maxsim is not None:
+                    stages = {"first_stage": float(h["_score"]), **_known(stage, h["_id"]), "maxsim": maxsim}
                 else:
-                    stages["first_stage"] = score
+                    stages = {**_known(stage, h["_id"]), "first_stage": score}
                 hits.append(
                     Hit(
                         id=h["_id"],
@@ -526,8 +494,7 @@ class SearchClient:
             fields.append(spec.packed_field)
         body = {"query": {"ids": {"values": [h.id for h in hits]}}, "size": len(hits), "_source": fields}
         docs = {h["_id"]: h.get("_source") or {} for h in self._search(body, timings)["hits"]["hits"]}
-        colbert_encoder = self._encoders[-1]
-        query_tokens = _safe_tokens(colbert_encoder, query, is_query=True)
+        query_tokens = _safe_tokens(self._encoder, query, is_query=True)
         for hit in hits:
             src = docs.get(hit.id, {})
             doc_impacts = unescape_impacts(src.get(spec.splade_field) or {})
@@ -541,7 +508,7 @@ class SearchClient:
             doc_vectors = _source_vectors(src, spec)
             if len(doc_vectors) and len(query_vectors):
                 text = " ".join(str(src[f]) for f in self.text_fields if src.get(f))
-                doc_tokens = _safe_tokens(colbert_encoder, text, is_query=False) if text else []
+                doc_tokens = _safe_tokens(self._encoder, text, is_query=False) if text else []
                 if len(doc_tokens) != len(doc_vectors):
                     doc_tokens = []
                 sims = _similarities(query_vectors, doc_vectors, spec)

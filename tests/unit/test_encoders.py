@@ -336,3 +336,19 @@ def test_encoder_pair_has_the_joint_face(model_dirs: dict[str, Path]) -> None:
         EncoderPair(colbert, splade)
     with pytest.raises(InvalidInputError, match="needs a splade model and a colbert model"):
         EncoderPair(load_encoder(model_dirs["joint"], variant="fp32"), colbert)
+
+
+def test_load_joint_encoder_takes_one_joint_model_or_a_pair(model_dirs: dict[str, Path]) -> None:
+    from colsplade.encoders import EncoderPair, load_joint_encoder
+
+    assert load_joint_encoder(model_dirs["joint"], variant="fp32").config.kind == "joint"
+    pair = load_joint_encoder(
+        splade_model=model_dirs["splade"], colbert_model=model_dirs["colbert"], variant="fp32"
+    )
+    assert isinstance(pair, EncoderPair)
+    with pytest.raises(InvalidInputError, match="not both"):
+        load_joint_encoder(model_dirs["joint"], splade_model=model_dirs["splade"])
+    with pytest.raises(InvalidInputError, match="give both"):
+        load_joint_encoder(splade_model=model_dirs["splade"])
+    with pytest.raises(InvalidInputError, match="must be joint"):
+        load_joint_encoder(model_dirs["splade"], variant="fp32")
