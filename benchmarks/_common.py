@@ -1,4 +1,4 @@
-"""What every benchmark JSON records (see ../shared/BENCHMARKS.md): machine, versions, commit, command."""
+"""What every benchmark JSON records (rules: benchmarks/README.md): machine, versions, commit, command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+#: the benchmarks' dataset: a name resolved by colsplade's loaders (``colsplade datasets download scifact``
+#: once), or pass ``--data DIR`` for a BEIR directory
+DATA = "scifact"
 
 
 def machine() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Ingest speed, memory and index footprint (see ../shared/BENCHMARKS.md).
+"""Ingest speed, memory and index footprint (measurement rules: benchmarks/README.md).
 
     python3 benchmarks/bench_ingest.py --model MODEL_DIR --out benchmarks/results/ingest.json
     python3 benchmarks/bench_ingest.py --build-model /tmp/joint-minilm ...   # untrained joint model from MiniLM
@@ -215,7 +215,9 @@ def main() -> None:
     )
     parser.add_argument("--model", help="joint model directory with onnx/model-int8.onnx")
     parser.add_argument("--build-model", help="build an untrained joint MiniLM model directory here first")
-    parser.add_argument("--data", default=str(DATA), help="BEIR folder with corpus.jsonl")
+    parser.add_argument(
+        "--data", default=str(DATA), help="BEIR folder with corpus.jsonl, or a downloaded dataset's name"
+    )
     parser.add_argument("--docs", type=int, default=None, help="limit the corpus (default: all 5,183)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--engines", default="elasticsearch,opensearch")
@@ -237,6 +239,7 @@ def main() -> None:
 
     from colsplade.encoders import load_encoder
     from colsplade.engines import connect, start_node
+    from colsplade.evaluation import resolve_dataset
 
     model = args.model
     if args.build_model:
@@ -251,7 +254,7 @@ def main() -> None:
         parser.error("--model or --build-model is needed")
     encoder = load_encoder(model, variant="int8", batch_size=args.batch, doc_top_k=args.doc_top_k or None)
 
-    data = Path(args.data)
+    data = resolve_dataset(args.data)
     corpus = load_corpus(data / "corpus.jsonl", args.docs)
     work = Path("/tmp") / f"bench-ingest-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)

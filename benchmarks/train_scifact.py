@@ -5,7 +5,7 @@ ColBERT alone (exhaustive MaxSim), SPLADE top-100 reranked by ColBERT, and the e
 queries (same run); average non-zeros per query / document; training and evaluation wall times.
 
     python benchmarks/train_scifact.py --config benchmarks/configs/scifact-joint.json \
-        --out /work/models/scifact-joint [--url http://127.0.0.1:9200] [--skip-train]
+        --out models/scifact-joint [--url http://127.0.0.1:9200] [--skip-train]
     python benchmarks/train_scifact.py --splade DIR --colbert DIR --skip-train   # two separate models
 
 The engine is the one at --url, else a local Elasticsearch node (colsplade.engines.start_node).
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--out", help="model directory to train into / evaluate (joint or single model)")
     ap.add_argument("--splade", help="evaluate this SPLADE model directory")
     ap.add_argument("--colbert", help="evaluate this ColBERT model directory")
-    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--data", default=str(DATA), help="BEIR directory or downloaded dataset name [scifact]")
     ap.add_argument(
         "--dev-queries",
         type=int,

@@ -14,8 +14,9 @@ import click
     "--dataset",
     "data_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).",
+    metavar="DIR|NAME",
+    help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), or a dataset name "
+    "(colsplade datasets download NAME).",
 )
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="Joint model directory.")
 @click.option(

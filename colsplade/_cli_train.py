@@ -16,7 +16,9 @@ __all__ = ["train_command"]
 @click.command("train")
 @click.argument("kind", type=click.Choice(["splade", "colbert", "joint"]))
 @click.option(
-    "--data", type=click.Path(exists=True, file_okay=False), help="BEIR directory (corpus, queries, qrels/)."
+    "--data",
+    metavar="DIR|NAME",
+    help="BEIR directory (corpus, queries, qrels/), or a dataset name (colsplade datasets download NAME).",
 )
 @click.option("--base", default=None, help="Base model: 'minilm' (default), a local directory or a hub id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")

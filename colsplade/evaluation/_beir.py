@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colsplade.evaluation._download import resolve_dataset
 from colsplade.exceptions import InvalidInputError
 
 __all__ = ["BeirData", "doc_text", "load_beir", "load_corpus", "load_qrels", "load_queries"]
@@ -103,13 +104,13 @@ def load_beir(
 ) -> BeirData:
     """Load ``split`` of a BEIR directory; only the queries that have judgements in the split are kept.
 
+    ``data_dir`` is a directory, or the name of a downloaded dataset (:func:`resolve_dataset`).
+
     With ``strict`` (the default) qrels naming unknown query or document ids, or queries with empty
     text, raise :class:`InvalidInputError` listing a few of them (so a bad file fails before any work).
     ``corpus`` reuses an already loaded corpus (loading several splits of one directory).
     """
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise InvalidInputError(f"data directory {root} does not exist")
+    root = resolve_dataset(data_dir)
     qrels_path = root / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         have = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []

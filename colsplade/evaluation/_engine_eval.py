@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from colsplade.evaluation._beir import load_beir
+from colsplade.evaluation._download import resolve_dataset
 from colsplade.evaluation._metrics import evaluate_run
 from colsplade.exceptions import InvalidInputError
 
@@ -156,6 +157,8 @@ def evaluate_on_engine(
 ) -> dict[str, Any]:
     """Index ``data_dir`` (BEIR) into ``client``'s engine and evaluate every plan on its ``split`` queries.
 
+    ``data_dir`` is a BEIR directory or the name of a downloaded dataset (``colsplade datasets download``).
+
     Returns a plain dict: engine, index size, query encoding time, and per plan nDCG@10 / MRR@10 /
     Recall@100 plus latency percentiles (ms, end to end: encoding, engine round trips, client rerank).
     Plans the engine cannot run (in-engine rerank without painless) are reported as skipped with the reason.
@@ -163,7 +166,8 @@ def evaluate_on_engine(
     from colsplade.encoders import load_encoder
     from colsplade.query import SearchClient
 
-    data_dir = Path(data_dir)
+    given = os.fspath(data_dir)
+    data_dir = resolve_dataset(data_dir)
     data = load_beir(data_dir, split)
     encoder = model if hasattr(model, "encode_queries") else load_encoder(model, variant=variant)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
@@ -231,7 +235,7 @@ def evaluate_on_engine(
     }
     caps = client.capabilities()
     return {
-        "dataset": str(data_dir),
+        "dataset": given,
         "split": split,
         "queries": len(query_ids),
         "engine": client.engine,

@@ -70,8 +70,8 @@ LOSSES = ("infonce", "margin", "marginmse", "kl")
 class TrainConfig:
     """Every setting of a training run (see ``colsplade train --help`` for the flags).
 
-    Data: ``data`` a BEIR directory (``split`` trains; ``dev_split`` evaluates, else ``dev_queries`` are
-    held out of the training split) or ``triples`` a JSONL file (see
+    Data: ``data`` a BEIR directory or a downloaded dataset's name (``split`` trains; ``dev_split``
+    evaluates, else ``dev_queries`` are held out of the training split) or ``triples`` a JSONL file (see
     :func:`colsplade.training._data.load_training_jsonl`). ``negatives``: ``bm25`` (mined on the engine at
     ``engine_url``, or the local node), ``none`` (in-batch only), or a negatives JSONL path.
     Loss: ``infonce`` (+ ``in_batch_negatives``), ``margin``, ``marginmse`` / ``kl`` (need teacher scores:
@@ -213,22 +213,24 @@ class TrainResult:
 def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
     """-> (train examples, dev examples, corpus), validated; negatives attached."""
     from colsplade.evaluation._beir import load_beir, load_corpus, load_queries
+    from colsplade.evaluation._download import resolve_dataset
 
     corpus: dict[str, str] = {}
     dev: list[TrainExample] = []
     if config.data:
-        data = load_beir(config.data, config.split)
+        data_dir = resolve_dataset(config.data)  # a BEIR directory or a downloaded dataset's name
+        data = load_beir(data_dir, config.split)
         corpus = data.corpus
         train_ex = examples_from_beir(data)
         if config.triples:
             train_ex = load_training_jsonl(
                 config.triples,
-                queries=load_queries(Path(config.data) / "queries.jsonl"),
+                queries=load_queries(data_dir / "queries.jsonl"),
                 qrels=data.qrels,
                 corpus=corpus,
             )
         if config.dev_split:
-            dev = examples_from_beir(load_beir(config.data, config.dev_split, corpus=corpus))
+            dev = examples_from_beir(load_beir(data_dir, config.dev_split, corpus=corpus))
     else:
         assert config.triples
         corpus_path = Path(config.triples).with_name("corpus.jsonl")
