@@ -12,6 +12,8 @@ with the base install. Typical use::
 
 from colsplade.encoders._config import (
     CONFIG_FILE,
+    DEFAULT_SKIPLIST,
+    FORMAT_VERSION,
     KINDS,
     ONNX_VARIANTS,
     ColbertSettings,
@@ -21,6 +23,7 @@ from colsplade.encoders._config import (
     write_model_config,
 )
 from colsplade.encoders._encoder import (
+    QUERY_WEIGHTS_FILE,
     ColbertEncoder,
     Encoder,
     JointEncoder,
@@ -31,12 +34,16 @@ from colsplade.encoders._encoder import (
     select_providers,
 )
 from colsplade.encoders._pair import EncoderPair, load_encoder_pair, load_joint_encoder
+from colsplade.encoders._postprocess import colbert_rows, prune_splade_row, splade_rows
 from colsplade.encoders._tokenize import TextTokenizer, TokenizedTexts, clean_texts
 
 __all__ = [
     "CONFIG_FILE",
+    "DEFAULT_SKIPLIST",
+    "FORMAT_VERSION",
     "KINDS",
     "ONNX_VARIANTS",
+    "QUERY_WEIGHTS_FILE",
     "ColbertEncoder",
     "ColbertSettings",
     "Encoder",
@@ -50,10 +57,13 @@ __all__ = [
     "TextTokenizer",
     "TokenizedTexts",
     "clean_texts",
+    "colbert_rows",
     "load_encoder",
     "load_encoder_pair",
     "load_joint_encoder",
+    "prune_splade_row",
     "read_model_config",
     "select_providers",
+    "splade_rows",
     "write_model_config",
 ]

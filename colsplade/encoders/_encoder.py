@@ -17,6 +17,7 @@ from colsplade.encoders._tokenize import TextTokenizer, clean_texts
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
 
 __all__ = [
+    "QUERY_WEIGHTS_FILE",
     "ColbertEncoder",
     "Encoder",
     "JointEncoder",

@@ -29,6 +29,7 @@ __all__ = [
     "PLANS",
     "Plan",
     "compare_results",
+    "default_plans",
     "ensure_dataset_index",
     "evaluate_on_engine",
     "results_markdown",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from colsplade.encoders._config import ONNX_VARIANTS, read_model_config, write_model_config
+from colsplade.encoders import ONNX_VARIANTS, read_model_config, write_model_config
 from colsplade.exceptions import ColspladeError, InvalidInputError
 from colsplade.onnx_export._parity import (
     PARITY_DOCUMENTS,

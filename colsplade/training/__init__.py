@@ -3,6 +3,7 @@
 This part holds the models and their directories: :class:`ColspladeModel`, :func:`init_model_dir`
 (an untrained starting point from a base model), :func:`import_checkpoint` (naver SPLADE, ColBERTv2,
 PyLate / sentence-transformers ColBERT), :func:`load_model_dir` / :func:`save_model_dir`.
+Tiny random models for tests are in :mod:`colsplade.testing`.
 """
 
 try:
@@ -49,16 +50,9 @@ from colsplade.training._negatives import (
     save_negatives,
 )
 from colsplade.training._teacher import teacher_rankings
-from colsplade.training._tiny import (
-    TINY_WORDS,
-    make_tiny_base_model,
-    make_tiny_model_dir,
-    make_tiny_tokenizer,
-)
 from colsplade.training._trainer import TrainConfig, TrainResult, calibrate_mlm_bias, evaluate_model, train
 
 __all__ = [
-    "TINY_WORDS",
     "ColspladeModel",
     "RegularizerSchedule",
     "TrainConfig",
@@ -83,9 +77,6 @@ __all__ = [
     "load_negatives",
     "load_pylate",
     "load_training_jsonl",
-    "make_tiny_base_model",
-    "make_tiny_model_dir",
-    "make_tiny_tokenizer",
     "margin_mse_loss",
     "margin_ranking_loss",
     "mine_bm25_negatives",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from colsplade.evaluation._beir import BeirData
+from colsplade.evaluation import BeirData
 from colsplade.exceptions import InvalidInputError
 
 __all__ = [

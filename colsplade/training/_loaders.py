@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
-from colsplade.encoders._config import (
+from colsplade.encoders import (
     CONFIG_FILE,
     DEFAULT_SKIPLIST,
     ColbertSettings,
     ModelConfig,
     SpladeSettings,
+    TextTokenizer,
     write_model_config,
 )
-from colsplade.encoders._tokenize import TextTokenizer
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
 from colsplade.training._model_dir import save_model_dir
 from colsplade.training._models import ColspladeModel

@@ -12,16 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from colsplade.encoders._config import (
+from colsplade.encoders import (
     CONFIG_FILE,
+    QUERY_WEIGHTS_FILE,
     ColbertSettings,
     ModelConfig,
     SpladeSettings,
+    TextTokenizer,
     read_model_config,
     write_model_config,
 )
-from colsplade.encoders._encoder import QUERY_WEIGHTS_FILE
-from colsplade.encoders._tokenize import TextTokenizer
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
 from colsplade.training._models import ColspladeModel
 

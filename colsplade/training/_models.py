@@ -10,9 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from colsplade.encoders._config import ModelConfig
-from colsplade.encoders._postprocess import colbert_rows, splade_rows
-from colsplade.encoders._tokenize import TextTokenizer, clean_texts
+from colsplade.encoders import ModelConfig, TextTokenizer, clean_texts, colbert_rows, splade_rows
 
 __all__ = ["ColspladeModel", "colbert_keep_mask", "splade_pool"]
 

@@ -59,7 +59,7 @@ def index_corpus_text(
         logger.warning("engine has no 'english' analyser; BM25 index %s uses 'standard'", index)
         client.create_index(index, _bm25_mapping("standard"))  # type: ignore[attr-defined]
     try:
-        from colsplade.engines._bulk import BulkAction, bulk_write
+        from colsplade.engines import BulkAction, bulk_write
     except ImportError:  # older engines package: one request per document
         for doc_id, text in corpus.items():
             client.index_document(index, doc_id, {"text": text})  # type: ignore[attr-defined]

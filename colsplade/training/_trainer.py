@@ -212,8 +212,7 @@ class TrainResult:
 
 def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
     """-> (train examples, dev examples, corpus), validated; negatives attached."""
-    from colsplade.evaluation._beir import load_beir, load_corpus, load_queries
-    from colsplade.evaluation._download import resolve_dataset
+    from colsplade.evaluation import load_beir, load_corpus, load_queries, resolve_dataset
 
     corpus: dict[str, str] = {}
     dev: list[TrainExample] = []
@@ -375,7 +374,7 @@ def calibrate_mlm_bias(model: Any, texts: Sequence[str], target_nnz: int) -> flo
 
 
 def _prepare_model(config: TrainConfig, corpus: Mapping[str, str], device: torch.device) -> Any:
-    from colsplade.encoders._config import CONFIG_FILE, read_model_config
+    from colsplade.encoders import CONFIG_FILE, read_model_config
     from colsplade.training._model_dir import init_model_dir, load_model_dir
 
     out = Path(config.out)
@@ -506,7 +505,7 @@ def evaluate_model(
     SPLADE (and joint): ``splade_*`` metrics + ``query_nnz`` / ``doc_nnz``; ColBERT (and joint):
     ``colbert_*``; joint also ``rerank_*`` (SPLADE top ``k`` reranked by MaxSim).
     """
-    from colsplade.evaluation._metrics import (
+    from colsplade.evaluation import (
         evaluate_run,
         maxsim_rerank,
         maxsim_retrieve,
@@ -819,7 +818,7 @@ def _stamp_identity(out: Path, name: str | None) -> None:
     """
     import hashlib
 
-    from colsplade.encoders._config import read_model_config, write_model_config
+    from colsplade.encoders import read_model_config, write_model_config
     from colsplade.training._model_dir import WEIGHTS_FILE
 
     digest = hashlib.sha256()

@@ -13,10 +13,8 @@ from colsplade.cli import main
 SAMPLE = Path(colsplade.__file__).parent / "data" / "scifact_sample"
 
 
-def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tmp_path_factory):
-    from colsplade.training import make_tiny_model_dir
-
-    model = make_tiny_model_dir("joint", tmp_path_factory.mktemp("m") / "joint", variants=("int8",))
+def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tiny_joint_model):
+    model = tiny_joint_model
     url = engine.settings.urls[0]
     args = [
         "--url",
@@ -73,7 +71,7 @@ def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tmp
 
 
 def test_eval_a_model_pair_with_the_fused_plan(engine, engine_index, tmp_path, tmp_path_factory):
-    from colsplade.training import make_tiny_model_dir
+    from colsplade.testing import make_tiny_model_dir
 
     root = tmp_path_factory.mktemp("pair")
     splade = make_tiny_model_dir("splade", root / "splade", variants=())

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from colsplade.training._data import TrainExample
-from colsplade.training._negatives import (
-    bm25_search,
-    index_corpus_text,
-    mine_bm25_negatives,
-    sample_negatives,
-)
+from colsplade.training import TrainExample, mine_bm25_negatives, sample_negatives
+from colsplade.training._negatives import bm25_search, index_corpus_text
 
 CORPUS = {
     "d0": "aspirin reduces the risk of heart attack in adults",

@@ -5,12 +5,9 @@ from click.testing import CliRunner
 from colsplade.cli import main
 
 
-def test_quickstart_answers_with_an_explanation(engine, engine_index, tmp_path_factory):
-    from colsplade.training import make_tiny_model_dir
-
-    model = make_tiny_model_dir("joint", tmp_path_factory.mktemp("qs") / "joint", variants=("int8",))
-    url = engine.settings.urls[0]
-    args = ["--url", url, "quickstart", "--model", str(model), "--index", engine_index, "--no-progress"]
+def test_quickstart_answers_with_an_explanation(engine, engine_index, tiny_joint_model):
+    model, url = str(tiny_joint_model), engine.settings.urls[0]
+    args = ["--url", url, "quickstart", "--model", model, "--index", engine_index, "--no-progress"]
     first = CliRunner().invoke(main, [*args, "--query", "cancer cells in mice"])
     assert first.exit_code == 0, first.output
     assert "query: cancer cells in mice" in first.output

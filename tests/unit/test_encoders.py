@@ -36,7 +36,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("torch")
-    from colsplade.training import make_tiny_model_dir
+    from colsplade.testing import make_tiny_model_dir
 
     root = tmp_path_factory.mktemp("models")
     dirs = {kind: make_tiny_model_dir(kind, root / kind) for kind in ("splade", "colbert", "joint")}

@@ -17,7 +17,8 @@ from colsplade._cli_models import export_command  # noqa: E402
 from colsplade.encoders import read_model_config  # noqa: E402
 from colsplade.exceptions import InvalidInputError  # noqa: E402
 from colsplade.onnx_export import ParityError, export_model_dir, kendall_tau, top_k_overlap  # noqa: E402
-from colsplade.training import load_model_dir, make_tiny_model_dir  # noqa: E402
+from colsplade.testing import make_tiny_model_dir  # noqa: E402
+from colsplade.training import load_model_dir  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", ["splade", "colbert", "joint"])

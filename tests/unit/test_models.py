@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 
 from colsplade.encoders import read_model_config  # noqa: E402
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError  # noqa: E402
+from colsplade.testing import make_tiny_base_model  # noqa: E402
 from colsplade.training import (  # noqa: E402
     colbert_keep_mask,
     init_model_dir,
     load_model_dir,
-    make_tiny_base_model,
     save_model_dir,
     splade_pool,
 )

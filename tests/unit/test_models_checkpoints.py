@@ -21,12 +21,8 @@ from colsplade.encoders import load_encoder, read_model_config  # noqa: E402
 from colsplade.exceptions import ModelDirectoryError  # noqa: E402
 from colsplade.onnx_export import export_model_dir  # noqa: E402
 from colsplade.scoring import maxsim, sparse_dot  # noqa: E402
-from colsplade.training import (  # noqa: E402
-    detect_checkpoint_format,
-    import_checkpoint,
-    load_model_dir,
-    make_tiny_base_model,
-)
+from colsplade.testing import make_tiny_base_model  # noqa: E402
+from colsplade.training import detect_checkpoint_format, import_checkpoint, load_model_dir  # noqa: E402
 
 QUERIES = ["immune response in mice", "what does the drug do to the heart?", "gene"]
 DOCS = [

@@ -10,15 +10,17 @@ import pytest
 
 from colsplade.evaluation import load_beir
 from colsplade.exceptions import InvalidInputError
-from colsplade.training._data import (
+from colsplade.training import (
     TrainExample,
     check_base_model,
     examples_from_beir,
+    load_negatives,
     load_training_jsonl,
+    sample_negatives,
+    save_negatives,
     split_dev,
     validate_examples,
 )
-from colsplade.training._negatives import load_negatives, sample_negatives, save_negatives
 
 
 def write_beir(root: Path, *, corpus=None, queries=None, qrels=None, split: str = "train") -> Path:
@@ -207,8 +209,8 @@ def test_teacher_rankings_score_candidates_by_maxsim(tmp_path):
     import numpy as np
 
     from colsplade.scoring import maxsim
-    from colsplade.training import TrainExample, load_model_dir, load_training_jsonl, make_tiny_model_dir
-    from colsplade.training._teacher import teacher_rankings
+    from colsplade.testing import make_tiny_model_dir
+    from colsplade.training import TrainExample, load_model_dir, load_training_jsonl, teacher_rankings
 
     model_dir = make_tiny_model_dir("colbert", tmp_path / "colbert", export=False)
     corpus = {

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from colsplade.training._losses import (
+from colsplade.training import (
     RegularizerSchedule,
     colbert_scores,
     flops_regularizer,

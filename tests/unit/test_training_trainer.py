@@ -11,8 +11,8 @@ import torch
 
 import colsplade
 from colsplade.exceptions import InvalidInputError
-from colsplade.training._tiny import make_tiny_base_model
-from colsplade.training._trainer import TrainConfig, train
+from colsplade.testing import make_tiny_base_model
+from colsplade.training import TrainConfig, train
 
 #: the SciFact sample shipped in the package (300 train claims with their abstracts, BEIR layout)
 SCIFACT = Path(colsplade.__file__).parent / "data" / "scifact_sample"
@@ -189,8 +189,7 @@ def test_autocast_dtype_per_device(monkeypatch) -> None:
 def test_splade_distilled_from_a_colbert_teacher(scifact_slice, tiny_base, tmp_path):
     """--teacher: a trained ColBERT scores each query's candidates; MarginMSE trains the SPLADE student."""
     from colsplade.evaluation import load_beir
-    from colsplade.training import save_negatives
-    from colsplade.training._data import examples_from_beir
+    from colsplade.training import examples_from_beir, save_negatives
 
     data = load_beir(scifact_slice, "train")
     ids = list(data.corpus)

@@ -1,9 +1,16 @@
-"""Tiny random models for tests and examples (no network, seconds to build)."""
+"""Tiny random models for tests and examples (no network, seconds to build; need the [train] extra).
+
+They live here, not in ``colsplade.training``, because a finished tiny model directory is exported to ONNX:
+``training`` must not depend on ``onnx_export``, which depends on ``training``.
+"""
 
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from pathlib import Path
+
+from colsplade._types import ModelKind, OnnxVariant
 
 __all__ = ["TINY_WORDS", "make_tiny_base_model", "make_tiny_model_dir", "make_tiny_tokenizer"]
 
@@ -129,11 +136,11 @@ def make_tiny_base_model(
 
 
 def make_tiny_model_dir(
-    kind: str,
+    kind: ModelKind,
     out_dir: str | Path,
     *,
     export: bool = True,
-    variants: tuple[str, ...] = ("int8",),
+    variants: Sequence[OnnxVariant] = ("int8",),
     dim: int = 16,
     max_query_length: int = 16,
     max_doc_length: int = 48,
@@ -144,7 +151,7 @@ def make_tiny_model_dir(
 
     ``options`` go to :func:`colsplade.training.init_model_dir` (``pooling``, ``query_encoder``, ...).
     """
-    from colsplade.training._model_dir import init_model_dir
+    from colsplade.training import init_model_dir
 
     out = Path(out_dir)
     base = make_tiny_base_model(out.parent / f".{out.name}-base")
