@@ -21,13 +21,13 @@ def test_index_commands(engine, engine_index):
     deleted = runner.invoke(main, ["--url", url, "index", "delete", engine_index, "--yes"])
     assert deleted.exit_code == 0 and "deleted" in deleted.output
     missing = runner.invoke(main, ["--url", url, "index", "delete", engine_index, "--yes"])
-    assert missing.exit_code == 1 and "index_not_found_exception" in missing.output
+    assert missing.exit_code == 5 and "index_not_found_exception" in missing.output  # engine refused
 
 
 def test_unreachable_engine_is_one_clear_line():
     result = CliRunner().invoke(
         main, ["--url", "http://127.0.0.1:9", "--engine", "opensearch", "index", "info", "x"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # engine unreachable
     assert "cannot reach the engine at http://127.0.0.1:9" in result.output
     assert "Traceback" not in result.output

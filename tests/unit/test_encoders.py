@@ -166,7 +166,7 @@ def test_explain_marks_expansion_terms(model_dirs: dict[str, Path]) -> None:
 def test_encode_cli(model_dirs: dict[str, Path]) -> None:
     from click.testing import CliRunner
 
-    from colsplade._cli_models import encode_command
+    from colsplade.cli._encode import encode_command
 
     result = CliRunner().invoke(encode_command, ["--model", str(model_dirs["joint"]), "immune response"])
     assert result.exit_code == 0, result.output
@@ -308,10 +308,10 @@ def test_encoding_without_torch_installed(model_dirs: dict[str, Path]) -> None:
 def test_encode_cli_reports_bad_model_dir_cleanly(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from colsplade._cli_models import encode_command
+    from colsplade.cli import main
 
-    result = CliRunner().invoke(encode_command, ["--model", str(tmp_path), "gene"])
-    assert result.exit_code == 1
+    result = CliRunner().invoke(main, ["encode", "--model", str(tmp_path), "gene"])
+    assert result.exit_code == 2  # a bad model directory is bad input
     assert "colsplade.json" in result.output and "Traceback" not in result.output
 
 

@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 
 from click.testing import CliRunner  # noqa: E402
 
-from colsplade._cli_models import export_command  # noqa: E402
+from colsplade.cli._export import export_command  # noqa: E402
 from colsplade.encoders import read_model_config  # noqa: E402
 from colsplade.exceptions import InvalidInputError  # noqa: E402
 from colsplade.onnx_export import ParityError, export_model_dir, kendall_tau, top_k_overlap  # noqa: E402

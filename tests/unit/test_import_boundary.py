@@ -8,9 +8,9 @@ import pytest
 INFERENCE_MODULES = [
     "colsplade",
     "colsplade.cli",
-    "colsplade._cli_ingest",
-    "colsplade._cli_query",
-    "colsplade._quickstart",
+    "colsplade.cli._ingest",
+    "colsplade.cli._search",
+    "colsplade.cli._quickstart",
     "colsplade.config",
     "colsplade.encoders",
     "colsplade.engines",

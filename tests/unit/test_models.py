@@ -143,16 +143,16 @@ def test_load_model_dir_errors(tmp_path: Path, tiny_base: Path) -> None:
 def test_init_model_cli(tmp_path: Path, tiny_base: Path) -> None:
     from click.testing import CliRunner
 
-    from colsplade._cli_models import init_model_command
+    from colsplade.cli import main
 
     out = tmp_path / "cli-joint"
     result = CliRunner().invoke(
-        init_model_command,
-        ["joint", str(out), "--base", str(tiny_base), "--dim", "8", "--max-doc-length", "40"],
+        main,
+        ["init-model", "joint", str(out), "--base", str(tiny_base), "--dim", "8", "--max-doc-length", "40"],
     )
     assert result.exit_code == 0, result.output
     assert "OK" in result.output and (out / "onnx/model-int8.onnx").is_file()
     bad = CliRunner().invoke(
-        init_model_command, ["joint", str(tmp_path / "x"), "--base", str(tmp_path / "missing")]
+        main, ["init-model", "joint", str(tmp_path / "x"), "--base", str(tmp_path / "missing")]
     )
-    assert bad.exit_code == 1 and "not a directory" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "not a directory" in bad.output and "Traceback" not in bad.output

@@ -271,12 +271,12 @@ def test_colbertv2_without_linear_is_refused(tmp_path: Path) -> None:
 def test_import_model_cli(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from colsplade._cli_models import import_model_command
+    from colsplade.cli import main
 
     src = make_tiny_base_model(tmp_path / "naver", mlm=True)
-    result = CliRunner().invoke(import_model_command, [str(src), str(tmp_path / "m")])
+    result = CliRunner().invoke(main, ["import-model", str(src), str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     assert read_model_config(tmp_path / "m").kind == "splade"
     assert (tmp_path / "m/onnx/model-int8.onnx").is_file()
-    bad = CliRunner().invoke(import_model_command, [str(tmp_path / "nothing-here"), str(tmp_path / "x")])
-    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    bad = CliRunner().invoke(main, ["import-model", str(tmp_path / "nothing-here"), str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -1,27 +1,27 @@
-"""``colsplade search``: the query client on the command line (a thin shell over SearchClient.search)."""
+"""``colsplade search``: the query client on the command line (a thin shell over
+:meth:`colsplade.query.SearchClient.search`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
+
+from colsplade.cli._options import (
+    CliState,
+    connection_options,
+    model_options,
+    model_or_default,
+    pass_state,
+)
+
+__all__ = ["search_command"]
 
 
 @click.command("search")
 @click.argument("query")
 @click.option("--index", "index_name", envvar="COLSPLADE_INDEX", default="colsplade", show_default=True)
-@click.option(
-    "--model",
-    type=click.Path(exists=True, file_okay=False),
-    envvar="COLSPLADE_MODEL",
-    help="Joint model directory [env COLSPLADE_MODEL].",
-)
-@click.option("--splade-model", type=click.Path(exists=True, file_okay=False), help="Separate SPLADE model.")
-@click.option(
-    "--colbert-model", type=click.Path(exists=True, file_okay=False), help="Separate ColBERT model."
-)
-@click.option("--variant", default="auto", show_default=True, help="ONNX variant: auto, fp32, int8, fp16.")
+@model_options(variant="auto")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True)
 @click.option("--offset", type=int, default=0, show_default=True)
 @click.option("--window", type=int, default=100, show_default=True, help="Candidates reranked by MaxSim.")
@@ -44,25 +44,26 @@ import click
 @click.option("--source", "source_fields", multiple=True, help="Source field to show (repeatable).")
 @click.option("--explain", is_flag=True, help="Show SPLADE term shares and ColBERT token matches.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_obj
+@connection_options()
+@pass_state
 def search_command(
-    ctx: Any,
+    state: CliState,
     query: str,
     index_name: str,
-    model,
-    splade_model,
-    colbert_model,
+    model: str | None,
+    splade_model: str | None,
+    colbert_model: str | None,
     variant: str,
     k: int,
     offset: int,
     window: int,
     rerank: str,
     first_stage_weight: float,
-    filters,
-    knn_k,
-    bm25_fields,
+    filters: tuple[str, ...],
+    knn_k: int | None,
+    bm25_fields: tuple[str, ...],
     hybrid: str,
-    source_fields,
+    source_fields: tuple[str, ...],
     explain: bool,
     as_json: bool,
 ) -> None:
@@ -77,10 +78,11 @@ def search_command(
         parsed_filters = [json.loads(f) for f in filters]
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"--filter must be a JSON query clause: {exc}") from None
-    with connect_default(ctx.settings()) as client:
+    settings = state.settings()
+    with connect_default(settings) as client:
         search = SearchClient(
             index_name,
-            model,
+            model_or_default(settings, model, splade_model, colbert_model),
             splade_model=splade_model,
             colbert_model=colbert_model,
             client=client,

@@ -1,12 +1,22 @@
-"""``colsplade eval`` and ``colsplade compare``: thin shells over colsplade.evaluation's engine evaluation."""
+"""``colsplade eval`` and ``colsplade compare``: thin shells over colsplade.evaluation's engine evaluation
+(:func:`colsplade.evaluation._engine_eval.evaluate_on_engine` and ``compare_results``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
+
+from colsplade.cli._options import (
+    CliState,
+    connection_options,
+    model_options,
+    model_or_default,
+    pass_state,
+)
+
+__all__ = ["compare_command", "eval_command"]
 
 
 @click.command("eval")
@@ -18,24 +28,7 @@ import click
     help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), or a dataset name "
     "(colsplade datasets download NAME).",
 )
-@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Joint model directory.")
-@click.option(
-    "--splade-model",
-    type=click.Path(exists=True, file_okay=False),
-    help="A separate SPLADE model (with --colbert-model, instead of --model).",
-)
-@click.option(
-    "--colbert-model", type=click.Path(exists=True, file_okay=False), help="A separate ColBERT model."
-)
-@click.option("--variant", default="int8", show_default=True, help="ONNX variant: fp32, int8, fp16, auto.")
-@click.option(
-    "--engine",
-    "kind",
-    type=click.Choice(["elasticsearch", "opensearch"]),
-    default="elasticsearch",
-    show_default=True,
-    help="Local engine to start when no --url / COLSPLADE_URL is configured.",
-)
+@model_options(variant="int8")
 @click.option("--index", "index_name", help="Index to (re)use; default eval-<dataset>-<model>.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--max-queries", type=int, help="Evaluate the first N queries only.")
@@ -54,15 +47,15 @@ import click
 @click.option("--no-reuse", is_flag=True, help="Re-ingest even if the index already holds the corpus.")
 @click.option("--out", "out_dir", default="eval-results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
-@click.pass_obj
+@connection_options(local_engine="elasticsearch")
+@pass_state
 def eval_command(
-    ctx: Any,
+    state: CliState,
     data_dir,
     model,
     splade_model,
     colbert_model,
     variant,
-    kind,
     index_name,
     split,
     max_queries,
@@ -85,12 +78,13 @@ def eval_command(
     )
     from colsplade.exceptions import InvalidInputError
 
+    settings = state.settings()  # with no URL configured: the local node of --engine
     encoder = load_joint_encoder(
-        model, splade_model=splade_model, colbert_model=colbert_model, variant=variant
+        model_or_default(settings, model, splade_model, colbert_model),
+        splade_model=splade_model,
+        colbert_model=colbert_model,
+        variant=variant,
     )
-    settings = ctx.settings()
-    if not settings.urls:
-        settings = settings.replace(engine=settings.engine or kind)
     chosen = default_plans(window=window, knn_k=knn_k, first_stage_weight=first_stage_weight)
     if plans:
         unknown = set(plans) - {p.name for p in chosen}

@@ -6,6 +6,9 @@
    and cached, so only the first run trains;
 3. ingest the sample corpus (skipped when the index already holds it, encoded by the same model);
 4. answer a query: SPLADE on the inverted index, MaxSim rerank, and the explanation of the top hit.
+
+:func:`quickstart` is the job (a plain dict report); ``colsplade quickstart`` (:data:`quickstart_command`)
+is its thin shell. Both import the heavy parts only when they run.
 """
 
 from __future__ import annotations
@@ -18,11 +21,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import click
+
+from colsplade.cli._options import CliState, connection_options, model_options, pass_state
 from colsplade.config import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUICK_MODEL_VERSION", "quick_model_dir", "quickstart", "sample_dataset"]
+__all__ = [
+    "QUICK_MODEL_VERSION",
+    "quick_model_dir",
+    "quickstart",
+    "quickstart_command",
+    "sample_dataset",
+]
 
 #: Bump when the quick recipe changes, so cached models are retrained.
 QUICK_MODEL_VERSION = "1"
@@ -42,7 +54,7 @@ def quick_model_dir() -> Path:
 def _train_quick_model(out: Path, engine_url: str, say: Callable[[str], None], progress: bool) -> Path:
     try:
         from colsplade.onnx_export import export_model_dir
-        from colsplade.training._trainer import TrainConfig, train
+        from colsplade.training import TrainConfig, train
     except ImportError as exc:
         from colsplade.exceptions import MissingExtraError
 
@@ -172,3 +184,54 @@ def quickstart(
             "hits": result.hits,
             "timings": timings,
         }
+
+
+@click.command("quickstart")
+@click.option("--index", "index_name", default="colsplade-quickstart", show_default=True)
+@model_options(
+    pair=False,
+    model_help="Joint model directory (default: the quick model, trained once and cached; needs [train]).",
+    variant_help="ONNX variant: auto (int8 if exported), fp32, int8.",
+)
+@click.option("--query", help="Query to answer (default: a SciFact claim from the sample).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@connection_options(local_engine="elasticsearch")
+@pass_state
+def quickstart_command(
+    state: CliState, index_name: str, model: str | None, variant: str, query: str | None, no_progress: bool
+) -> None:
+    """Run the main job: engine, model, ingest the SciFact sample, answer a query with its explanation."""
+    settings = state.settings()
+    report = quickstart(
+        settings,
+        engine=settings.engine or "elasticsearch",
+        index=index_name,
+        model=model,
+        query=query,
+        variant=variant,
+        progress=not no_progress,
+        say=lambda line: click.echo(f"-- {line}", err=True),
+    )
+    click.echo(f"\nquery: {report['query']}")
+    click.echo(
+        f"{report['engine']} {report['engine_version']}, rerank={report['rerank']}, model {report['model']} ({report['variant']})"
+    )
+    for rank, hit in enumerate(report["hits"], start=1):
+        title = (hit.source or {}).get("title", "")
+        click.echo(f"{rank}. [{hit.id}] {hit.score:.3f}  {title[:90]}")
+    if report["hits"] and report["hits"][0].explanation:
+        ex = report["hits"][0].explanation
+        click.echo("\nwhy the top hit matched:")
+        terms = ", ".join(f"{t.term} ({t.query_weight:.2f}x{t.doc_weight:.2f})" for t in ex.terms[:8])
+        click.echo(f"  SPLADE {ex.sparse_score:.2f} from: {terms}")
+        tokens = ", ".join(
+            f"{t.query_token}->{t.doc_token or t.doc_position} {t.contribution:.2f}"
+            for t in ex.tokens
+            if t.query_token not in ("[CLS]", "[SEP]", "[MASK]", "[unused0]")
+        )
+        click.echo(f"  MaxSim {ex.maxsim_score or 0:.2f}, query token -> best document token: {tokens[:400]}")
+    t = report["timings"]
+    click.echo(
+        f"\ntimings: engine {t['engine_s']} s, model {t['model_s']} s, ingest {t['ingest_s']} s, "
+        f"query {t['query_ms']} ms, total {t['total_s']} s"
+    )

@@ -1,4 +1,8 @@
-"""``colsplade ingest``: a thin shell over :func:`colsplade.ingest.ingest` and :func:`colsplade.ingest.reindex`."""
+"""``colsplade ingest``: a thin shell over :func:`colsplade.ingest.ingest` and :func:`colsplade.ingest.reindex`.
+
+A new ingest option is one ``click.option`` below, one parameter of :func:`ingest_command` and one entry of
+``options`` (the keyword arguments both functions take).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import sys
 
 import click
+
+from colsplade.cli._options import CliState, connection_options, model_options, pass_state
 
 __all__ = ["ingest_command"]
 
@@ -15,20 +21,7 @@ __all__ = ["ingest_command"]
 @click.option(
     "--index", "index_name", help="Target index [env COLSPLADE_INDEX]; the alias with --from-index."
 )
-@click.option(
-    "--model", "model_dir", type=click.Path(file_okay=False), help="Model directory [env COLSPLADE_MODEL]."
-)
-@click.option(
-    "--splade-model",
-    type=click.Path(exists=True, file_okay=False),
-    help="A separate SPLADE model (with --colbert-model, instead of a joint --model).",
-)
-@click.option(
-    "--colbert-model",
-    type=click.Path(exists=True, file_okay=False),
-    help="A separate ColBERT model (with --splade-model).",
-)
-@click.option("--variant", default="int8", show_default=True, help="ONNX variant: int8, fp32, fp16.")
+@model_options(variant="int8")
 @click.option("--id-field", help="Field holding the id (default: _id or id, else a content hash).")
 @click.option(
     "--text-field",
@@ -85,12 +78,13 @@ __all__ = ["ingest_command"]
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.pass_obj
+@connection_options()
+@pass_state
 def ingest_command(
-    ctx,
+    state: CliState,
     source,
     index_name,
-    model_dir,
+    model,
     splade_model,
     colbert_model,
     variant,
@@ -118,16 +112,17 @@ def ingest_command(
     """Encode the documents of SOURCE and write them into an index.
 
     SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, or with --from-index an index or alias.
-    Exit code 0 when every document was indexed, 3 when some were dead-lettered, 1 on engine errors.
+    Exit status 0 when every document was indexed, 3 when some were dead-lettered; `colsplade --help`
+    lists the others.
     """
     from colsplade.encoders import load_encoder, load_joint_encoder
     from colsplade.engines import connect_default
     from colsplade.exceptions import InvalidInputError
     from colsplade.ingest import FieldMapping, RetryPolicy, ingest, reindex
 
-    settings = ctx.settings()
+    settings = state.settings()
     pair = splade_model or colbert_model
-    model_dir = model_dir or (None if pair else settings.model)
+    model_dir = model or (None if pair else settings.model)
     if not model_dir and not pair:
         raise InvalidInputError(
             "no model: pass --model DIR (or --splade-model + --colbert-model) or set COLSPLADE_MODEL"

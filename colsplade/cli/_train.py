@@ -1,4 +1,4 @@
-"""CLI command ``colsplade train splade|colbert|joint``: a thin shell over :func:`colsplade.training._trainer.train`.
+"""CLI command ``colsplade train splade|colbert|joint``: a thin shell over :func:`colsplade.training.train`.
 
 Registered by :mod:`colsplade.cli`; torch is imported only when the command runs.
 """
@@ -6,9 +6,12 @@ Registered by :mod:`colsplade.cli`; torch is imported only when the command runs
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import click
+
+from colsplade.cli._options import CONNECTION_FLAGS, CliState, connection_options, pass_state
 
 __all__ = ["train_command"]
 
@@ -30,9 +33,6 @@ __all__ = ["train_command"]
 @click.option("--dev-queries", type=int, default=None, help="Hold this many training queries out as dev.")
 @click.option("--triples", type=click.Path(exists=True, dir_okay=False), help="Triples / ranked-list JSONL.")
 @click.option("--negatives", default=None, help="bm25 (mine on the engine), none, or a negatives JSONL file.")
-@click.option(
-    "--url", "engine_url", default=None, help="Engine for BM25 mining [the configured / local node]."
-)
 @click.option("--n-negatives", type=int, default=None, help="Hard negatives per query per step [1].")
 @click.option("--name", default=None, help="Model name in colsplade.json [the --out directory's name].")
 @click.option("--loss", type=click.Choice(["infonce", "margin", "marginmse", "kl"]), default=None)
@@ -61,16 +61,42 @@ __all__ = ["train_command"]
 @click.option("--threads", "num_threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("--no-resume", is_flag=True, help="Ignore checkpoints in --out and start over.")
+@connection_options()
+@pass_state
 def train_command(
-    kind: str, config_file: str | None, no_progress: bool, no_resume: bool, base: str | None, **flags: Any
+    state: CliState,
+    kind: str,
+    config_file: str | None,
+    no_progress: bool,
+    no_resume: bool,
+    base: str | None,
+    **flags: Any,
 ) -> None:
-    """Train a SPLADE, ColBERT or joint model; writes a model directory that `colsplade export` takes."""
-    import logging
+    """Train a SPLADE, ColBERT or joint model; writes a model directory that `colsplade export` takes.
 
-    from colsplade.training._trainer import TrainConfig, train
+    BM25 negatives are mined on the engine of --url, else on the one COLSPLADE_URL / colsplade.toml names,
+    else on the local node. --config here is the training settings file (JSON / TOML), not colsplade.toml.
+    """
+    from colsplade.exceptions import InvalidInputError
+
+    # The trainer takes one engine URL (TrainConfig.engine_url); without it, it reads the environment and
+    # ./colsplade.toml itself. Flags it cannot pass on are refused rather than silently ignored.
+    unsupported = [flag for key, flag in CONNECTION_FLAGS.items() if key != "urls" and key in state.overrides]
+    if state.config_file:
+        unsupported.append("--config (of the command group)")
+    if unsupported:
+        raise InvalidInputError(
+            f"train hands only --url to the BM25 negatives miner, not {', '.join(unsupported)}; set those "
+            "in the environment (COLSPLADE_ENGINE, COLSPLADE_USERNAME, COLSPLADE_PASSWORD, "
+            "COLSPLADE_API_KEY, COLSPLADE_CA_CERTS, COLSPLADE_VERIFY_CERTS, COLSPLADE_TIMEOUT, "
+            "COLSPLADE_CONFIG) or in ./colsplade.toml, with the URL there too"
+        )
+    from colsplade.training import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {k: v for k, v in flags.items() if v is not None}
+    if state.overrides.get("urls"):
+        overrides["engine_url"] = state.overrides["urls"][0]
     overrides.update(kind=kind)
     if base is not None:
         overrides["base"] = base
