@@ -10,25 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
 
 import pytest
 
 from colsplade.engines import connect, start_node
 from colsplade.ingest import RetryPolicy, ingest
+from colsplade.testing import ForwardingProxy
 
 WORDS = ["cell", "gene", "protein", "virus", "immune", "cancer", "patient", "blood", "brain", "heart"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("torch")
-    from colsplade.training._tiny import make_tiny_model_dir
-
-    return make_tiny_model_dir("joint", tmp_path_factory.mktemp("model") / "joint", dim=16)
 
 
 def _write_docs(path: Path, n: int) -> list[str]:
@@ -49,13 +39,15 @@ def _ids(engine, index: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_rerun_gives_every_doc_exactly_once(engine, engine_index, tiny_model, tmp_path):
+def test_kill_9_mid_run_then_rerun_gives_every_doc_exactly_once(
+    engine, engine_index, tiny_joint_model, tmp_path
+):
     n = 600
     ids = _write_docs(tmp_path / "docs.jsonl", n)
     checkpoint = tmp_path / "ckpt.json"
     command = [
         sys.executable, "-m", "colsplade.cli", "--url", engine.settings.urls[0], "--engine", engine.engine,
-        "ingest", str(tmp_path / "docs.jsonl"), "--index", engine_index, "--model", str(tiny_model),
+        "ingest", str(tmp_path / "docs.jsonl"), "--index", engine_index, "--model", str(tiny_joint_model),
         "--checkpoint", str(checkpoint), "--dead-letter", str(tmp_path / "dead.jsonl"),
         "--batch-size", "8", "--bulk-docs", "8", "--no-progress",
     ]  # fmt: skip
@@ -91,70 +83,21 @@ def test_kill_9_mid_run_then_rerun_gives_every_doc_exactly_once(engine, engine_i
     assert json.loads(checkpoint.read_text())["complete"] is True
 
 
-class _Forwarder:
-    """A real HTTP proxy whose target can move: the client keeps one URL while the node restarts.
-
-    The restarted node listens on a new port because the old one lingers in TIME_WAIT for a minute.
-    """
-
-    def __init__(self, target: str) -> None:
-        self.target = target.rstrip("/")
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
-                }
-                request = Request(proxy.target + self.path, data=body, headers=headers, method=self.command)
-                try:
-                    with urlopen(request, timeout=60) as answer:
-                        status, data, answer_headers = answer.status, answer.read(), answer.headers
-                except HTTPError as exc:
-                    status, data, answer_headers = exc.code, exc.read(), exc.headers
-                except OSError:
-                    # The node is away: drop the connection, as the node itself would.
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                self.send_response(status)
-                for key in ("content-type", "x-elastic-product"):
-                    if answer_headers.get(key):
-                        self.send_header(key, answer_headers[key])
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.slow
-def test_node_restart_mid_run_loses_nothing(engine, tiny_model, tmp_path):
+def test_node_restart_mid_run_loses_nothing(engine, tiny_joint_model, tmp_path):
     from colsplade.encoders import load_encoder
 
     name = f"ingest-restart-{os.getpid()}"
     node = start_node(engine.engine, name=name, ephemeral=False)
     data_dir = node.data_dir
-    proxy = _Forwarder(node.url)
+    # the client keeps the proxy's URL while the node restarts on a new port (the old one lingers in
+    # TIME_WAIT for a minute)
+    proxy = ForwardingProxy(node.url)
     restarted: list = []
     try:
         client = connect(url=proxy.url, engine=engine.engine)
         ids = _write_docs(tmp_path / "docs.jsonl", 240)
-        encoder = load_encoder(tiny_model, variant="int8")
+        encoder = load_encoder(tiny_joint_model, variant="int8")
         outage = {}
 
         def bring_back():
