@@ -1,5 +1,5 @@
 """``colsplade eval`` and ``colsplade compare``: thin shells over colsplade.evaluation's engine evaluation
-(:func:`colsplade.evaluation._engine_eval.evaluate_on_engine` and ``compare_results``)."""
+(:func:`colsplade.evaluation.evaluate_on_engine` and :func:`~colsplade.evaluation.compare_results`)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def eval_command(
     """Index a BEIR dataset and evaluate BM25, SPLADE, SPLADE+ColBERT, token-ANN and hybrid on it."""
     from colsplade.encoders import load_joint_encoder
     from colsplade.engines import connect, resolve_settings
-    from colsplade.evaluation._engine_eval import (
+    from colsplade.evaluation import (
         default_plans,
         evaluate_on_engine,
         results_markdown,
@@ -116,7 +116,7 @@ def eval_command(
 @click.argument("result_b", type=click.Path(exists=True, dir_okay=False))
 def compare_command(result_a: str, result_b: str) -> None:
     """Compare two `colsplade eval` JSON results: metrics and latency side by side."""
-    from colsplade.evaluation._engine_eval import compare_results
+    from colsplade.evaluation import compare_results
 
     click.echo(
         compare_results(json.loads(Path(result_a).read_text()), json.loads(Path(result_b).read_text()))

@@ -124,7 +124,7 @@ def quickstart(
     """
     from colsplade.encoders import load_encoder
     from colsplade.engines import connect, resolve_settings
-    from colsplade.evaluation._engine_eval import ensure_dataset_index
+    from colsplade.evaluation import ensure_dataset_index
     from colsplade.query import SearchClient
 
     timings: dict[str, float] = {}
