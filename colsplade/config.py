@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from colsplade._types import ENGINE_NAMES, EngineName
 from colsplade.exceptions import InvalidInputError
 
 __all__ = ["Secret", "Settings", "load_settings", "redact_url"]
-
-ENGINE_KINDS = ("elasticsearch", "opensearch")
 
 
 class Secret:
@@ -97,7 +96,7 @@ class Settings:
     """
 
     urls: tuple[str, ...] = ()
-    engine: str | None = None
+    engine: EngineName | None = None
     username: str | None = None
     password: Secret | None = field(default=None, repr=False)
     api_key: Secret | None = field(default=None, repr=False)
@@ -110,9 +109,9 @@ class Settings:
     engine_version: str | None = None
 
     def __post_init__(self) -> None:
-        if self.engine is not None and self.engine not in ENGINE_KINDS:
+        if self.engine is not None and self.engine not in ENGINE_NAMES:
             raise InvalidInputError(
-                f"unknown engine {self.engine!r}; choose one of: {', '.join(ENGINE_KINDS)}"
+                f"unknown engine {self.engine!r}; choose one of: {', '.join(ENGINE_NAMES)}"
             )
         for url in self.urls:
             parts = urlsplit(url)

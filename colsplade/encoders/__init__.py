@@ -3,11 +3,15 @@
 Nothing in this package imports torch or transformers (a test checks it), so backend code can encode
 with the base install. Typical use::
 
-    from colsplade.encoders import load_encoder
-    enc = load_encoder("models/joint", variant="int8")
+    from colsplade.encoders import as_encoder
+    enc = as_encoder("models/joint", variant="int8")      # or load_encoder(...)
     both = enc.encode_documents(["first passage", "second passage"])
     both.splade[0]   # {"passage": 1.9, ...}
     both.colbert[0]  # (n_tokens, dim) float32
+
+:func:`as_encoder` is what ingest, search and eval open their models with: a model directory, a
+SPLADE + ColBERT pair (:class:`EncoderPair`), or an encoder of your own that has the
+:class:`TextEncoder` methods.
 """
 
 from colsplade.encoders._config import (
@@ -33,8 +37,15 @@ from colsplade.encoders._encoder import (
     load_encoder,
     select_providers,
 )
-from colsplade.encoders._pair import EncoderPair, load_encoder_pair, load_joint_encoder
+from colsplade.encoders._pair import (
+    EncoderPair,
+    EncoderSource,
+    as_encoder,
+    load_encoder_pair,
+    load_joint_encoder,
+)
 from colsplade.encoders._postprocess import colbert_rows, prune_splade_row, splade_rows
+from colsplade.encoders._protocol import Encoding, TextEncoder
 from colsplade.encoders._tokenize import TextTokenizer, TokenizedTexts, clean_texts
 
 __all__ = [
@@ -48,14 +59,18 @@ __all__ = [
     "ColbertSettings",
     "Encoder",
     "EncoderPair",
+    "EncoderSource",
+    "Encoding",
     "JointEncoder",
     "JointEncoding",
     "ModelConfig",
     "SpladeEncoder",
     "SpladeSettings",
+    "TextEncoder",
     "TextExplanation",
     "TextTokenizer",
     "TokenizedTexts",
+    "as_encoder",
     "clean_texts",
     "colbert_rows",
     "load_encoder",

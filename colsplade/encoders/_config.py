@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colsplade._types import MODEL_KINDS, ModelKind, OnnxVariant
 from colsplade.exceptions import ModelDirectoryError
 
 __all__ = [
@@ -36,9 +37,13 @@ __all__ = [
 
 CONFIG_FILE = "colsplade.json"
 FORMAT_VERSION = 1
-KINDS = ("splade", "colbert", "joint")
+KINDS: tuple[ModelKind, ...] = MODEL_KINDS
 #: variant name -> file inside the model directory.
-ONNX_VARIANTS = {"fp32": "onnx/model.onnx", "int8": "onnx/model-int8.onnx", "fp16": "onnx/model-fp16.onnx"}
+ONNX_VARIANTS: dict[OnnxVariant, str] = {
+    "fp32": "onnx/model.onnx",
+    "int8": "onnx/model-int8.onnx",
+    "fp16": "onnx/model-fp16.onnx",
+}
 #: ColBERT's document skiplist: ASCII punctuation, as in the ColBERT and PyLate reference code.
 DEFAULT_SKIPLIST = tuple(string.punctuation)
 
@@ -84,7 +89,7 @@ class ColbertSettings:
 class ModelConfig:
     """Everything an encoder needs to know about a model directory (the ``colsplade.json`` file)."""
 
-    kind: str
+    kind: ModelKind
     name: str = "colsplade-model"
     version: str = "1"
     base_model: str | None = None

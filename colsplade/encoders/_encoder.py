@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from colsplade._types import ModelKind, VariantChoice
 from colsplade.encoders._config import ONNX_VARIANTS, ModelConfig, read_model_config
 from colsplade.encoders._postprocess import colbert_rows, splade_rows
 from colsplade.encoders._tokenize import TextTokenizer, clean_texts
@@ -31,7 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Output names of the exported graphs, per kind (the export writes them; the encoders check them).
-GRAPH_OUTPUTS = {
+GRAPH_OUTPUTS: dict[ModelKind, tuple[str, ...]] = {
     "splade": ("splade",),
     "colbert": ("colbert", "colbert_mask"),
     "joint": ("splade", "colbert", "colbert_mask"),
@@ -101,7 +102,7 @@ class Encoder:
         self,
         model_dir: str | os.PathLike[str],
         *,
-        variant: str = "auto",
+        variant: VariantChoice = "auto",
         device: str = "auto",
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
@@ -343,7 +344,7 @@ class JointEncoder(Encoder):
         return JointEncoding(splade=res["splade"], colbert=res["colbert"])
 
 
-_ENCODERS: dict[str, type[Encoder]] = {
+_ENCODERS: dict[ModelKind, type[Encoder]] = {
     "splade": SpladeEncoder,
     "colbert": ColbertEncoder,
     "joint": JointEncoder,

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from colsplade.encoders._config import ModelConfig
-from colsplade.encoders._encoder import Encoder, JointEncoding, TextExplanation, load_encoder
+from colsplade.encoders._encoder import JointEncoding, TextExplanation, load_encoder
+from colsplade.encoders._protocol import TextEncoder
 from colsplade.exceptions import InvalidInputError
 
-__all__ = ["EncoderPair", "load_encoder_pair", "load_joint_encoder"]
+__all__ = ["EncoderPair", "EncoderSource", "as_encoder", "load_encoder_pair", "load_joint_encoder"]
 
 
 class EncoderPair:
@@ -31,7 +32,7 @@ class EncoderPair:
 
     kind = "joint"
 
-    def __init__(self, splade: Encoder, colbert: Encoder) -> None:
+    def __init__(self, splade: TextEncoder, colbert: TextEncoder) -> None:
         kinds = (getattr(splade.config, "kind", None), getattr(colbert.config, "kind", None))
         if kinds != ("splade", "colbert"):
             raise InvalidInputError(
@@ -49,7 +50,7 @@ class EncoderPair:
             max_doc_length=min(s.max_doc_length, c.max_doc_length),
             splade=dataclasses.replace(s.splade),
             colbert=dataclasses.replace(c.colbert),
-            source={"pair": {"splade": str(splade.model_dir), "colbert": str(colbert.model_dir)}},
+            source={"pair": {"splade": _origin(splade), "colbert": _origin(colbert)}},
         )
 
     @property
@@ -81,25 +82,56 @@ class EncoderPair:
         return explanation
 
 
-def load_encoder_pair(
-    splade_model_dir: str | os.PathLike[str], colbert_model_dir: str | os.PathLike[str], **options: Any
-) -> EncoderPair:
-    """Open a SPLADE and a ColBERT model directory as one :class:`EncoderPair` (``options`` as
-    :func:`load_encoder`)."""
-    return EncoderPair(load_encoder(splade_model_dir, **options), load_encoder(colbert_model_dir, **options))
+def _origin(encoder: TextEncoder) -> str:
+    """Where an encoder's model lives: its directory, else (an encoder of a team's own) its model id."""
+    model_dir = getattr(encoder, "model_dir", None)
+    return str(model_dir) if model_dir is not None else encoder.config.model_id
 
 
-def _opened(model: Any, options: dict[str, Any]) -> Any:
-    return model if hasattr(model, "encode_queries") else load_encoder(model, **options)
+#: What :func:`as_encoder` opens: a model directory, or an encoder that is already open.
+EncoderSource: TypeAlias = str | os.PathLike[str] | TextEncoder
 
 
-def load_joint_encoder(
-    model: Any = None, *, splade_model: Any = None, colbert_model: Any = None, **options: Any
-) -> Any:
-    """What ingest, search and eval encode with: one joint model, or a SPLADE + ColBERT pair as an
-    :class:`EncoderPair`. Each argument is a model directory or an already loaded encoder; ``options``
-    go to :func:`load_encoder`. Any other combination is an :class:`InvalidInputError`.
+def _is_encoder(model: object) -> bool:
+    return hasattr(model, "encode_queries") and hasattr(model, "encode_documents")
+
+
+def _open_one(model: Any, options: dict[str, Any]) -> TextEncoder:
+    if _is_encoder(model):
+        return model  # type: ignore[no-any-return]
+    if isinstance(model, str | os.PathLike):
+        return load_encoder(model, **options)
+    raise InvalidInputError(
+        f"a model is a model directory (str or path) or a loaded encoder, not {type(model).__name__}"
+    )
+
+
+def as_encoder(
+    model: EncoderSource | tuple[EncoderSource, EncoderSource] | None = None,
+    *,
+    splade_model: EncoderSource | None = None,
+    colbert_model: EncoderSource | None = None,
+    joint: bool = False,
+    **options: Any,
+) -> TextEncoder:
+    """The one place colsplade turns what a caller gives into an encoder (ingest, search, eval, CLI).
+
+    - ``model`` a model directory: opened with :func:`load_encoder` (``options``: ``variant``, ``device``,
+      ``batch_size``, threads, pruning; see :class:`Encoder`);
+    - ``model`` an encoder (anything with the :class:`TextEncoder` methods): returned as it is, ``options``
+      unused;
+    - a separate SPLADE and ColBERT model, as ``splade_model=`` + ``colbert_model=`` or as the tuple
+      ``model=(splade, colbert)``: each opened as above and joined into an :class:`EncoderPair`.
+
+    ``joint=True`` asks for both representations (what search and eval need): a single model must then be
+    a joint one. Any other combination is an :class:`~colsplade.exceptions.InvalidInputError`.
     """
+    if isinstance(model, tuple):
+        if len(model) != 2 or splade_model is not None or colbert_model is not None:
+            raise InvalidInputError(
+                "a model pair is a (splade_model, colbert_model) tuple, or splade_model= + colbert_model="
+            )
+        model, (splade_model, colbert_model) = None, model
     pair = (splade_model is not None, colbert_model is not None)
     if model is not None and any(pair):
         raise InvalidInputError(
@@ -112,11 +144,34 @@ def load_joint_encoder(
                 "give both --splade-model and --colbert-model (splade_model= + colbert_model=), "
                 "or one joint --model (model=)"
             )
-        return EncoderPair(_opened(splade_model, options), _opened(colbert_model, options))
-    joint = _opened(model, options)
-    if joint.config.kind != "joint":
+        return EncoderPair(_open_one(splade_model, options), _open_one(colbert_model, options))
+    encoder = _open_one(model, options)
+    if joint and encoder.config.kind != "joint":
         raise InvalidInputError(
-            f"a single model must be joint (SPLADE + ColBERT heads), got a {joint.config.kind} model; "
+            f"a single model must be joint (SPLADE + ColBERT heads), got a {encoder.config.kind} model; "
             "give a splade model and a colbert model as a pair instead"
         )
-    return joint
+    return encoder
+
+
+def load_encoder_pair(
+    splade_model_dir: str | os.PathLike[str], colbert_model_dir: str | os.PathLike[str], **options: Any
+) -> EncoderPair:
+    """Open a SPLADE and a ColBERT model directory as one :class:`EncoderPair` (``options`` as
+    :func:`load_encoder`)."""
+    pair = as_encoder(splade_model=splade_model_dir, colbert_model=colbert_model_dir, **options)
+    assert isinstance(pair, EncoderPair)
+    return pair
+
+
+def load_joint_encoder(
+    model: EncoderSource | None = None,
+    *,
+    splade_model: EncoderSource | None = None,
+    colbert_model: EncoderSource | None = None,
+    **options: Any,
+) -> TextEncoder:
+    """What search and eval encode with: one joint model, or a SPLADE + ColBERT pair as an
+    :class:`EncoderPair`; that is ``as_encoder(..., joint=True)`` (see :func:`as_encoder`).
+    """
+    return as_encoder(model, splade_model=splade_model, colbert_model=colbert_model, joint=True, **options)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from colsplade._types import EngineName
 from colsplade.config import Settings, redact_url
 from colsplade.exceptions import EngineRefusedError, EngineUnreachableError, InvalidInputError
 
@@ -27,7 +28,7 @@ __all__ = ["Capabilities", "EngineClient", "connect"]
 class Capabilities:
     """What a node can do for colsplade, probed from its version, modules and plugins."""
 
-    engine: str
+    engine: EngineName
     version: str
     rank_features: bool
     sparse_vector: bool
@@ -86,7 +87,8 @@ class EngineClient:
     and closed with :meth:`close` or a ``with`` block.
     """
 
-    engine: str = ""
+    #: ``"elasticsearch"`` or ``"opensearch"`` (set by each adapter class).
+    engine: ClassVar[EngineName]
 
     def __init__(self, settings: Settings, raw_client: Any) -> None:
         self.settings = settings
@@ -333,7 +335,7 @@ def _opensearch(settings: Settings) -> OpenSearchClient:
     return OpenSearchClient(settings, opensearchpy.OpenSearch(list(settings.urls), **kwargs))
 
 
-def _detect(settings: Settings) -> str:
+def _detect(settings: Settings) -> EngineName:
     """Ask the cluster which engine it is: OpenSearch says so in ``version.distribution``."""
     probe = _opensearch(settings.replace(max_retries=0))
     # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
@@ -353,9 +355,9 @@ def _detect(settings: Settings) -> str:
 
 
 def connect(
-    settings: Settings | None = None, *, url: str | None = None, engine: str | None = None
+    settings: Settings | None = None, *, url: str | None = None, engine: EngineName | None = None
 ) -> EngineClient:
-    """Connect to the engine ``settings`` names (or ``url``); the engine kind is detected when not given.
+    """Connect to the engine ``settings`` names (or ``url``); which engine it is is detected when not given.
 
     Raises:
         EngineUnreachableError: nothing answers at the URL.
@@ -367,7 +369,7 @@ def connect(
         raise InvalidInputError(
             "no engine URL: pass --url / set COLSPLADE_URL, or start a local node with `colsplade engine up`"
         )
-    kind = settings.engine or _detect(settings)
-    client = _elasticsearch(settings) if kind == "elasticsearch" else _opensearch(settings)
-    logger.debug("connected to %s at %s", kind, client.url)
+    engine = settings.engine or _detect(settings)
+    client = _elasticsearch(settings) if engine == "elasticsearch" else _opensearch(settings)
+    logger.debug("connected to %s at %s", engine, client.url)
     return client

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from colsplade._types import ENGINE_NAMES, EngineName
 from colsplade.exceptions import EngineStartError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ __all__ = [
     "stop_node",
 ]
 
-ENGINES = ("elasticsearch", "opensearch")
+ENGINES: tuple[EngineName, ...] = ENGINE_NAMES
 
 #: Newest versions verified to start here on the machine's Java 17 (see README "Engines").
-DEFAULT_VERSIONS = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
+DEFAULT_VERSIONS: dict[EngineName, str] = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
 
 _MAVEN = {
     "elasticsearch": "org.elasticsearch.distribution.integ-test-zip:elasticsearch",
@@ -281,7 +282,7 @@ _PAINLESS_POLICY = (
 )
 
 
-def install_distribution(engine: str, version: str | None = None) -> Path:
+def install_distribution(engine: EngineName, version: str | None = None) -> Path:
     """Fetch and unpack a distribution (once; later calls reuse it). Returns its home directory.
 
     For OpenSearch, also assembles the ``lang-painless`` and ``mapper-extras`` modules and installs the
@@ -430,7 +431,7 @@ def _http_json(url: str, timeout: float = 2.0) -> dict | None:
 class LocalNode:
     """A local node colsplade started: where it listens and where its files are."""
 
-    engine: str
+    engine: EngineName
     version: str
     name: str
     port: int
@@ -480,7 +481,7 @@ def _state_file(engine: str, name: str) -> Path:
     return engines_home() / "run" / f"{engine}-{name}.json"
 
 
-def node_status(engine: str, name: str = "default") -> LocalNode | None:
+def node_status(engine: EngineName, name: str = "default") -> LocalNode | None:
     """The recorded local node of ``engine`` if it is still running, else None (stale state is removed)."""
     _check_engine(engine, None)
     path = _state_file(engine, name)
@@ -498,7 +499,7 @@ def node_status(engine: str, name: str = "default") -> LocalNode | None:
 
 
 def start_node(
-    engine: str,
+    engine: EngineName,
     version: str | None = None,
     *,
     name: str = "default",
@@ -662,7 +663,7 @@ def has_native_knn(node: LocalNode) -> bool:
     return lib.is_dir() and any(lib.glob("*.so"))
 
 
-def stop_node(engine: str, name: str = "default", timeout: float = 60.0) -> bool:
+def stop_node(engine: EngineName, name: str = "default", timeout: float = 60.0) -> bool:
     """Stop the recorded local node; returns False when none was running."""
     node = node_status(engine, name)
     if node is None:

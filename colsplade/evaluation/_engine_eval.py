@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from colsplade._types import VariantChoice
 from colsplade.evaluation._beir import load_beir
 from colsplade.evaluation._download import resolve_dataset
 from colsplade.evaluation._metrics import evaluate_run
@@ -152,7 +153,7 @@ def evaluate_on_engine(
     max_queries: int | None = None,
     warmup: int = 5,
     reuse_index: bool = True,
-    variant: str = "int8",
+    variant: VariantChoice = "int8",
     progress: bool = True,
     on_query: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -164,13 +165,13 @@ def evaluate_on_engine(
     Recall@100 plus latency percentiles (ms, end to end: encoding, engine round trips, client rerank).
     Plans the engine cannot run (in-engine rerank without painless) are reported as skipped with the reason.
     """
-    from colsplade.encoders import load_encoder
+    from colsplade.encoders import as_encoder
     from colsplade.query import SearchClient
 
     given = os.fspath(data_dir)
     data_dir = resolve_dataset(data_dir)
     data = load_beir(data_dir, split)
-    encoder = model if hasattr(model, "encode_queries") else load_encoder(model, variant=variant)
+    encoder = as_encoder(model, variant=variant)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
     ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
     search = SearchClient(index, encoder, client=client, text_fields=("title", "text"))

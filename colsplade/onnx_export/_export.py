@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from colsplade._types import ModelKind, OnnxVariant
 from colsplade.encoders import ONNX_VARIANTS, read_model_config, write_model_config
 from colsplade.exceptions import ColspladeError, InvalidInputError
 from colsplade.onnx_export._parity import (
@@ -55,10 +56,10 @@ class ExportReport:
     """What :func:`export_model_dir` wrote and how each file compared with torch."""
 
     model_dir: str
-    kind: str
+    kind: ModelKind
     tolerance: float
     min_kendall_tau: float
-    variants: dict[str, VariantReport] = field(default_factory=dict)
+    variants: dict[OnnxVariant, VariantReport] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -245,7 +246,7 @@ def _scores(outputs_q: dict[str, np.ndarray], outputs_d: dict[str, np.ndarray]) 
 def check_variant(
     model: Any,
     path: Path,
-    variant: str,
+    variant: OnnxVariant,
     *,
     tolerance: float,
     min_kendall_tau: float,
@@ -316,7 +317,7 @@ def check_variant(
 def export_model_dir(
     model_dir: str | os.PathLike[str],
     *,
-    variants: Sequence[str] = ("int8",),
+    variants: Sequence[OnnxVariant] = ("int8",),
     tolerance: float = 1e-4,
     min_kendall_tau: float = 0.8,
     opset: int = DEFAULT_OPSET,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from colsplade._types import OnnxVariant
+
 __all__ = ["PARITY_DOCUMENTS", "PARITY_QUERIES", "VariantReport", "kendall_tau", "top_k_overlap"]
 
 #: A fixed query / document set: mixed lengths so padded batches exercise the attention mask.
@@ -69,7 +71,7 @@ class VariantReport:
     run here (an fp16 graph that neither CUDA nor the CPU provider can run).
     """
 
-    variant: str
+    variant: OnnxVariant
     path: str
     size_bytes: int
     max_abs_diff: dict[str, float] = field(default_factory=dict)

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from colsplade._types import EngineName
 from colsplade.engines import DEFAULT_VERSIONS, ENGINES, EngineClient, connect, start_node
 from colsplade.exceptions import ColspladeError
 
@@ -87,7 +88,7 @@ class _Nodes:
         self._lock = threading.Lock()
         self.startup_seconds: dict[str, float] = {}
 
-    def url(self, engine: str) -> str:
+    def url(self, engine: EngineName) -> str:
         with self._lock:
             if engine in self._urls:
                 return self._urls[engine]
@@ -102,7 +103,7 @@ class _Nodes:
             pytest.skip(message)
         pytest.fail(message, pytrace=False)
 
-    def _start(self, engine: str) -> str:
+    def _start(self, engine: EngineName) -> str:
         env_url = os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_URL")
         if env_url:
             return env_url
@@ -114,7 +115,7 @@ class _Nodes:
         self.startup_seconds[engine] = node.startup_seconds
         return node.url
 
-    def _start_container(self, engine: str, version: str) -> str:
+    def _start_container(self, engine: EngineName, version: str) -> str:
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.waiting_utils import wait_for_logs
 
@@ -210,9 +211,9 @@ def opensearch_url(pytestconfig: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def engine(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[EngineClient]:
     """A connected client; tests using it run once per engine (``--colsplade-engines``)."""
-    kind = getattr(request, "param", "elasticsearch")
-    url = pytestconfig.stash[_NODES_KEY].url(kind)
-    client = connect(url=url, engine=kind)
+    engine_name: EngineName = getattr(request, "param", "elasticsearch")
+    url = pytestconfig.stash[_NODES_KEY].url(engine_name)
+    client = connect(url=url, engine=engine_name)
     yield client
     client.close()
 

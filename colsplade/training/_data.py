@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colsplade._types import ModelKind
 from colsplade.evaluation import BeirData
 from colsplade.exceptions import InvalidInputError
 
@@ -199,7 +200,7 @@ def _intern(corpus: dict[str, str], value: str) -> str:
     return key
 
 
-def check_base_model(base: str | os.PathLike[str], kind: str) -> str:
+def check_base_model(base: str | os.PathLike[str], kind: ModelKind) -> str:
     """Check that ``base`` can be turned into a ``kind`` model before any training; returns its path/id.
 
     Raises :class:`InvalidInputError` for an unknown ``kind``, an unreadable base, an architecture that is

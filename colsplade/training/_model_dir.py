@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from colsplade._types import ModelKind
 from colsplade.encoders import (
     CONFIG_FILE,
     QUERY_WEIGHTS_FILE,
@@ -83,7 +84,7 @@ def save_model_dir(model: ColspladeModel, out_dir: str | os.PathLike[str]) -> Pa
     return out
 
 
-def _build_backbone(kind: str, backbone_config: object) -> nn.Module:
+def _build_backbone(kind: ModelKind, backbone_config: object) -> nn.Module:
     from transformers import AutoModel, AutoModelForMaskedLM
 
     if kind == "colbert":
@@ -156,7 +157,7 @@ def _has_submodule(module: nn.Module, name: str) -> bool:
 
 
 def init_model_dir(
-    kind: str,
+    kind: ModelKind,
     out_dir: str | os.PathLike[str],
     *,
     base: str | os.PathLike[str] = "minilm",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from colsplade._types import MODEL_KINDS, ModelKind
 from colsplade.exceptions import InvalidInputError
 from colsplade.training._data import (
     TrainExample,
@@ -86,7 +87,7 @@ class TrainConfig:
     version is the first 12 hex digits of the weights' SHA-256, so indexes tell trained models apart.
     """
 
-    kind: str = "splade"
+    kind: ModelKind = "splade"
     out: str = ""
     data: str | None = None
     base: str = "minilm"
@@ -173,7 +174,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`InvalidInputError` for settings that cannot work together."""
-        if self.kind not in ("splade", "colbert", "joint"):
+        if self.kind not in MODEL_KINDS:
             raise InvalidInputError(f"kind must be splade, colbert or joint, not {self.kind!r}")
         if not self.out:
             raise InvalidInputError("an output directory is needed (--out)")

@@ -352,3 +352,49 @@ def test_load_joint_encoder_takes_one_joint_model_or_a_pair(model_dirs: dict[str
         load_joint_encoder(splade_model=model_dirs["splade"])
     with pytest.raises(InvalidInputError, match="must be joint"):
         load_joint_encoder(model_dirs["splade"], variant="fp32")
+
+
+class _OwnEncoder:
+    """A team's own encoder (a remote service, say): only the TextEncoder methods."""
+
+    variant = "remote"
+    truncated_count = 0
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def encode_queries(self, texts):
+        return [{"gene": 1.0} for _ in texts]
+
+    def encode_documents(self, texts):
+        return [{"gene": 1.0} for _ in texts]
+
+    def explain(self, text, *, is_query=True):
+        raise NotImplementedError
+
+
+def test_as_encoder_opens_directories_pairs_and_encoders(model_dirs: dict[str, Path]) -> None:
+    from colsplade.encoders import EncoderPair, TextEncoder, as_encoder
+
+    joint = as_encoder(model_dirs["joint"], variant="fp32")
+    assert isinstance(joint, JointEncoder) and isinstance(joint, TextEncoder)
+    assert joint.variant == "fp32" and as_encoder(joint, variant="int8") is joint, "an encoder stays as it is"
+    assert as_encoder(model_dirs["splade"]).config.kind == "splade", "any kind unless joint=True"
+    pair = as_encoder((model_dirs["splade"], model_dirs["colbert"]), variant="fp32")
+    assert isinstance(pair, EncoderPair) and isinstance(pair, TextEncoder)
+    mixed = as_encoder(splade_model=pair.splade, colbert_model=model_dirs["colbert"], variant="fp32")
+    assert mixed.config.model_id == pair.config.model_id
+    assert as_encoder(pair, joint=True) is pair
+    own = _OwnEncoder(ModelConfig(kind="splade", name="remote-splade"))
+    assert isinstance(own, TextEncoder) and as_encoder(own) is own
+    own_pair = as_encoder(splade_model=own, colbert_model=pair.colbert)
+    assert own_pair.config.name.startswith("remote-splade+")
+    assert own_pair.config.source["pair"]["splade"] == own.config.model_id
+    with pytest.raises(InvalidInputError, match="must be joint"):
+        as_encoder(model_dirs["splade"], joint=True)
+    with pytest.raises(InvalidInputError, match="give both"):
+        as_encoder()
+    with pytest.raises(InvalidInputError, match="tuple"):
+        as_encoder((model_dirs["splade"],))
+    with pytest.raises(InvalidInputError, match="model directory"):
+        as_encoder(42)
