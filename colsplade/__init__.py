@@ -21,9 +21,11 @@ from colsplade.exceptions import (
     EngineStartError,
     EngineUnreachableError,
     InvalidInputError,
+    MappingConflictError,
     MissingExtraError,
     ModelDirectoryError,
     ModelVersionMismatchError,
+    ParityError,
 )
 
 try:
@@ -51,9 +53,11 @@ __all__ = [
     "EngineUnreachableError",
     "FieldSpec",
     "InvalidInputError",
+    "MappingConflictError",
     "MissingExtraError",
     "ModelDirectoryError",
     "ModelVersionMismatchError",
+    "ParityError",
     "Settings",
     "__version__",
     "connect",

@@ -10,7 +10,9 @@ the whole family at once, or one branch:
         ``EngineStartError`` -- a local node could not be fetched or started; ``log_file`` names its log.
     ``InvalidInputError`` (also a :class:`ValueError`) -- bad arguments, documents, queries or files.
         ``ModelDirectoryError`` -- a model directory that is missing a file or holds the wrong kind.
+        ``MappingConflictError`` -- an existing index maps one of colsplade's fields another way.
     ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
+    ``ParityError`` -- an exported ONNX graph disagrees with the torch model; ``report`` has the figures.
     ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
 
 Messages say what to do next. They never contain secrets: URLs are passed through
@@ -28,9 +30,11 @@ __all__ = [
     "EngineStartError",
     "EngineUnreachableError",
     "InvalidInputError",
+    "MappingConflictError",
     "MissingExtraError",
     "ModelDirectoryError",
     "ModelVersionMismatchError",
+    "ParityError",
 ]
 
 
@@ -94,6 +98,15 @@ class ModelDirectoryError(InvalidInputError):
     """A model directory is missing a file, is unreadable, or holds another kind of model."""
 
 
+class MappingConflictError(InvalidInputError):
+    """An existing index already maps one of colsplade's fields differently (a field-type conflict).
+
+    Raised before anything is written: an engine cannot change a field's type in place, so adding
+    colsplade's fields to such an index is refused; the message names the field, both mappings, and how
+    to choose other field names (``FieldSpec(splade_field=...)``) or a new index.
+    """
+
+
 class ModelVersionMismatchError(ColspladeError):
     """The index was encoded with another model (name or version) than the one in use."""
 
@@ -105,6 +118,19 @@ class ModelVersionMismatchError(ColspladeError):
             f"index {index!r} was encoded with model {index_model}, but {current_model} is in use; "
             "query with the index's model, or re-encode the index (colsplade ingest --reencode)."
         )
+
+
+class ParityError(ColspladeError):
+    """An exported ONNX graph disagrees with the torch model beyond the tolerance.
+
+    Raised by :func:`colsplade.onnx_export.export_model_dir` after its parity check; ``report`` is the
+    :class:`~colsplade.onnx_export.ExportReport` with the figures of every variant (the files stay on
+    disk for inspection, but ``colsplade.json`` does not list a failed variant).
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        self.report = report
+        super().__init__(message)
 
 
 class MissingExtraError(ColspladeError, ImportError):

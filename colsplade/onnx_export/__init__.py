@@ -3,10 +3,10 @@
 Needs the ``[train]`` extra (torch, transformers, onnx). ``colsplade export MODEL_DIR`` is the CLI.
 """
 
+from colsplade.exceptions import ParityError
 from colsplade.onnx_export._export import (
     DEFAULT_OPSET,
     ExportReport,
-    ParityError,
     check_variant,
     convert_fp16,
     export_model_dir,

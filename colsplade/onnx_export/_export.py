@@ -17,7 +17,7 @@ import numpy as np
 
 from colsplade._types import ModelKind, OnnxVariant
 from colsplade.encoders import ONNX_VARIANTS, read_model_config, write_model_config
-from colsplade.exceptions import ColspladeError, InvalidInputError
+from colsplade.exceptions import InvalidInputError, ParityError
 from colsplade.onnx_export._parity import (
     PARITY_DOCUMENTS,
     PARITY_QUERIES,
@@ -30,7 +30,6 @@ from colsplade.scoring import maxsim
 __all__ = [
     "DEFAULT_OPSET",
     "ExportReport",
-    "ParityError",
     "convert_fp16",
     "export_model_dir",
     "export_onnx",
@@ -41,14 +40,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 REPORT_FILE = "onnx/export-report.json"
-
-
-class ParityError(ColspladeError):
-    """An exported graph disagrees with the torch model beyond the tolerance; ``report`` has the figures."""
-
-    def __init__(self, message: str, report: ExportReport) -> None:
-        self.report = report
-        super().__init__(message)
 
 
 @dataclass
@@ -329,8 +320,8 @@ def export_model_dir(
     Every file is checked against torch (see :func:`check_variant`): fp32 outputs within ``tolerance``
     (absolute), int8 / fp16 rankings with mean Kendall tau >= ``min_kendall_tau``. ``colsplade.json``
     lists the files that were written; the figures go to ``onnx/export-report.json``. With
-    ``raise_on_failure`` a failed check raises :class:`ParityError` (the files stay for inspection,
-    but colsplade.json does not list a failed variant).
+    ``raise_on_failure`` a failed check raises :class:`~colsplade.exceptions.ParityError` (the files
+    stay for inspection, but colsplade.json does not list a failed variant).
     """
     from colsplade.training import load_model_dir
 
