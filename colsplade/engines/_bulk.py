@@ -2,7 +2,7 @@
 
 The helpers cut a batch into requests by document count and by bytes (token vectors make documents
 heavy) and report one result per action, in order. Above them, :func:`bulk_write` retries what failed for a
-transient reason (HTTP 429, 5xx, no connection) with capped exponential backoff and full jitter, sending
+transient reason (HTTP 429, 5xx, no connection) with capped exponential backoff and equal jitter, sending
 again only the failed actions; a document the engine rejects for good (a mapping conflict, ...) is returned
 as rejected with the engine's reason, never retried.
 """
@@ -31,9 +31,10 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 class RetryPolicy:
     """How long to keep retrying transient failures.
 
-    Waits ``initial_backoff * 2**attempt`` seconds capped at ``max_backoff``, with full jitter (a uniform
-    draw below that cap, so many writers do not retry in lock step), at most ``max_retries`` times per
-    action and never beyond ``max_elapsed`` seconds for one batch.
+    Waits ``initial_backoff * 2**attempt`` seconds capped at ``max_backoff``, with equal jitter (a uniform
+    draw between half that cap and the cap: many writers do not retry in lock step, and each still backs
+    off at least half the time, which an overloaded node needs), at most ``max_retries`` times per action
+    and never beyond ``max_elapsed`` seconds for one batch.
     """
 
     max_retries: int = 10
@@ -47,10 +48,14 @@ class RetryPolicy:
             raise InvalidInputError("retry counts and backoff times must not be negative")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based).
+        """Seconds to wait before retry number ``attempt`` (0-based): with ``jitter``, uniform in [cap/2, cap].
 
         >>> RetryPolicy(initial_backoff=1, max_backoff=5, jitter=False).delay(4)
         5
+        >>> import random
+        >>> rng = random.Random(0)
+        >>> all(0.5 <= RetryPolicy(initial_backoff=1).delay(0, rng) <= 1 for _ in range(100))
+        True
         """
         cap = min(self.max_backoff, self.initial_backoff * (2**attempt))
         if not self.jitter:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,38 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
     return Path(dst)
 
 
+#: The logger of the tokenizer the torch model shares with the encoders (it warns about truncation).
+TOKENIZE_LOGGER = "colsplade.encoders._tokenize"
+
+
+class _DropBelow(logging.Filter):
+    """Drops the records below ``level`` that one thread logs; other threads' records pass."""
+
+    def __init__(self, level: int, thread: int) -> None:
+        super().__init__()
+        self.level = level
+        self.thread = thread
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or (record.thread is not None and record.thread != self.thread)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str, *, below: int) -> Iterator[None]:
+    """Silence ``logger_name``'s records below ``below`` from this thread, for the ``with`` block only.
+
+    A filter rather than ``setLevel``: the logger's level (which the application owns) never changes,
+    and what other threads log meanwhile still gets through.
+    """
+    logger_ = logging.getLogger(logger_name)
+    dropper = _DropBelow(below, threading.get_ident())
+    logger_.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger_.removeFilter(dropper)
+
+
 def _ort_session(path: Path, providers: list[str]) -> Any:
     import onnxruntime as ort
 
@@ -262,14 +296,10 @@ def check_variant(
         report.passed = False
         report.message = f"ONNX Runtime cannot load the file: {exc}"
         return report
-    tokenize_logger = logging.getLogger("colsplade.encoders._tokenize")
-    level = tokenize_logger.level
-    tokenize_logger.setLevel(logging.ERROR)  # parity texts may exceed a tiny model's lengths on purpose
-    try:
+    # parity texts may exceed a tiny model's lengths on purpose: no truncation warnings for them
+    with _quiet(TOKENIZE_LOGGER, below=logging.ERROR):
         q_batch = _odd_batch(model, PARITY_QUERIES, is_query=True)
         d_batch = _odd_batch(model, PARITY_DOCUMENTS, is_query=False)
-    finally:
-        tokenize_logger.setLevel(level)
     report.message = f"checked on {providers[0]}" if variant == "fp16" else ""
     ref_q, got_q = _run_both(model, session, q_batch)
     ref_d, got_d = _run_both(model, session, d_batch)

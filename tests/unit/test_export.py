@@ -97,3 +97,45 @@ def test_ranking_agreement_helpers() -> None:
     assert kendall_tau(x, -x) == -1.0
     assert top_k_overlap(x, x, 2) == 1.0
     assert top_k_overlap(x, np.array([0.9, 0.1, 0.3, 0.5]), 2) == 0.5
+
+
+def test_check_variant_leaves_the_tokenizer_logger_as_it_was(tmp_path: Path) -> None:
+    import logging
+
+    from colsplade.onnx_export import check_variant
+
+    out = make_tiny_model_dir("splade", tmp_path / "s", variants=())
+    tokenize_logger = logging.getLogger("colsplade.encoders._tokenize")
+    before = (tokenize_logger.level, list(tokenize_logger.filters))
+    tokenize_logger.setLevel(logging.INFO)
+    try:
+        report = check_variant(
+            load_model_dir(out), out / "onnx/model.onnx", "fp32", tolerance=1e-4, min_kendall_tau=0.8
+        )
+        assert report.passed is True
+        assert tokenize_logger.level == logging.INFO and tokenize_logger.filters == before[1]
+    finally:
+        tokenize_logger.setLevel(before[0])
+
+
+def test_quiet_silences_one_thread_for_the_block_only(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import threading
+
+    from colsplade.onnx_export._export import _quiet
+
+    log = logging.getLogger("colsplade.test-quiet")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        with _quiet(log.name, below=logging.ERROR):
+            log.warning("dropped: this thread, below ERROR")
+            log.error("kept: ERROR")
+            other = threading.Thread(target=log.warning, args=("kept: another thread",))
+            other.start()
+            other.join()
+        log.warning("kept: after the block")
+    assert [r.getMessage() for r in caplog.records] == [
+        "kept: ERROR",
+        "kept: another thread",
+        "kept: after the block",
+    ]
+    assert not log.filters
