@@ -625,6 +625,53 @@ def _autocast_dtype(amp: bool, device: torch.device) -> tuple[bool, torch.dtype]
     return False, torch.float32
 
 
+@dataclass
+class _Run:
+    """One training run between its stages: what :func:`_setup` builds and the loop advances."""
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    train_ex: list[TrainExample]
+    dev: list[TrainExample]
+    corpus: dict[str, str]
+    model: Any
+    inference_cfg: Any  # the model directory's lengths, restored before saving
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    reg: RegularizerSchedule
+    use_amp: bool
+    amp_dtype: torch.dtype
+    total_steps: int
+    step: int = 0
+    epoch: int = 0
+    micro_done: int = 0  # micro-batches of the current epoch already trained
+    resumed_from: int | None = None
+    seen: int = 0  # training queries since the start (of this process)
+    losses: list[float] = field(default_factory=list)
+    dev_metrics: dict[str, float] = field(default_factory=dict)
+    dev_queries: dict[str, str] = field(default_factory=dict)
+    dev_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    dev_corpus: dict[str, str] = field(default_factory=dict)
+    window_start: float = field(default_factory=time.perf_counter)  # of the queries/s figures
+    corpus_ids: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.corpus_ids = list(self.corpus)
+
+    def evaluate_dev(self, log_file: Any) -> dict[str, float]:
+        self.dev_metrics = _evaluate_dev(
+            self.model, self.dev_queries, self.dev_qrels, self.dev_corpus, self.step, log_file
+        )
+        return self.dev_metrics
+
+    def state(self) -> dict[str, Any]:
+        return _state(
+            self.model, self.optimizer, self.scheduler, self.scaler, self.step, self.epoch, self.micro_done
+        )
+
+
 def train(
     config: TrainConfig, *, on_step: Callable[[int, dict[str, float]], None] | None = None
 ) -> TrainResult:
@@ -633,12 +680,21 @@ def train(
     All inputs are validated before the first step. With ``config.resume`` an interrupted run in the same
     ``out`` continues from its last checkpoint (same data order, same negatives, same RNG streams).
     ``on_step(step, logs)`` is called after every optimisation step (tests use it to interrupt a run).
+
+    The stages: :func:`_setup` (data, model, optimiser, resume), :func:`_train_loop` (epochs of
+    :func:`_optimizer_step`), :func:`_finish` (the model directory and the summary).
     """
-    from tqdm.auto import tqdm
-
-    from colsplade.training._model_dir import save_model_dir
-
     started = time.perf_counter()
+    run = _setup(config)
+    with (run.out / LOG_FILE).open("a", encoding="utf-8") as log_file:
+        _train_loop(run, log_file, on_step)
+        if run.dev:
+            run.evaluate_dev(log_file)
+    return _finish(run, started)
+
+
+def _setup(config: TrainConfig) -> _Run:
+    """Validate, load and seed, build the model and its optimiser, and resume from the last checkpoint."""
     config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -646,29 +702,11 @@ def train(
     out = Path(config.out)
     check_base_model(config.base, config.kind)  # fail on a wrong architecture before loading data
     train_ex, dev, corpus = _load_data(config)
-    corpus_ids = list(corpus)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
-    model = _prepare_model(config, corpus, device)
-    model.train()
-    if model.config.splade is not None and (config.query_top_k or config.doc_top_k):
-        # inference-time pruning caps, stored in colsplade.json (dev evaluation applies them too)
-        model.config = dataclasses.replace(
-            model.config,
-            splade=dataclasses.replace(
-                model.config.splade, query_top_k=config.query_top_k, doc_top_k=config.doc_top_k
-            ),
-        )
-        model.text_tokenizer.config = model.config
-    inference_cfg = model.text_tokenizer.config
-    train_cfg = (
-        dataclasses.replace(inference_cfg, max_doc_length=config.train_max_doc_length)
-        if config.train_max_doc_length
-        else inference_cfg
-    )
-    model.text_tokenizer.config = train_cfg
+    model, inference_cfg = _training_model(config, corpus, device)
     optimizer = _optimizer(model, config)
     micro_per_epoch = math.ceil(len(train_ex) / config.batch_size)
     steps_per_epoch = max(1, micro_per_epoch // config.grad_accum)
@@ -683,23 +721,16 @@ def train(
     )
     use_amp, amp_dtype = _autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-    step, epoch, micro_done, resumed_from = 0, 0, 0, None
-    ckpt = _latest_checkpoint(out) if config.resume else None
-    if ckpt is not None:
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, epoch, micro_done = state["step"], state["epoch"], state["micro_done"]
-        _set_rng_state(state["rng"])
-        resumed_from = step
-        logger.info("resumed from %s (step %d, epoch %d)", ckpt, step, epoch)
+    run = _Run(
+        config, out, device, train_ex, dev, corpus, model, inference_cfg, optimizer, scheduler, scaler,
+        reg, use_amp, amp_dtype, total_steps,
+    )  # fmt: skip
+    _resume(run)
     (out / TRAINING_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
-    dev_corpus = _dev_corpus(dev, corpus, config.dev_corpus_size, config.seed) if dev else {}
-    dev_qrels = {e.query_id: dict.fromkeys(e.positives, 1) for e in dev}
-    dev_queries = {e.query_id: e.query for e in dev}
+    if dev:
+        run.dev_corpus = _dev_corpus(dev, corpus, config.dev_corpus_size, config.seed)
+    run.dev_qrels = {e.query_id: dict.fromkeys(e.positives, 1) for e in dev}
+    run.dev_queries = {e.query_id: e.query for e in dev}
     logger.info(
         "training %s on %d queries (%d dev), %d steps of %d x %d, %d negatives, device %s",
         config.kind,
@@ -711,104 +742,161 @@ def train(
         config.n_negatives,
         device,
     )
-    log_file = (out / LOG_FILE).open("a", encoding="utf-8")
+    return run
+
+
+def _training_model(config: TrainConfig, corpus: Mapping[str, str], device: torch.device) -> tuple[Any, Any]:
+    """-> (the model in training mode, with training lengths; the inference lengths to restore)."""
+    model = _prepare_model(config, corpus, device)
+    model.train()
+    if model.config.splade is not None and (config.query_top_k or config.doc_top_k):
+        # inference-time pruning caps, stored in colsplade.json (dev evaluation applies them too)
+        model.config = dataclasses.replace(
+            model.config,
+            splade=dataclasses.replace(
+                model.config.splade, query_top_k=config.query_top_k, doc_top_k=config.doc_top_k
+            ),
+        )
+        model.text_tokenizer.config = model.config
+    inference_cfg = model.text_tokenizer.config
+    if config.train_max_doc_length:
+        model.text_tokenizer.config = dataclasses.replace(
+            inference_cfg, max_doc_length=config.train_max_doc_length
+        )
+    return model, inference_cfg
+
+
+def _resume(run: _Run) -> None:
+    """Continue from the latest checkpoint in ``out`` (weights, optimiser, scheduler, scaler, position, RNG)."""
+    ckpt = _latest_checkpoint(run.out) if run.config.resume else None
+    if ckpt is None:
+        return
+    state = torch.load(ckpt, map_location=run.device, weights_only=False)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.step, run.epoch, run.micro_done = state["step"], state["epoch"], state["micro_done"]
+    _set_rng_state(state["rng"])
+    run.resumed_from = run.step
+    logger.info("resumed from %s (step %d, epoch %d)", ckpt, run.step, run.epoch)
+
+
+def _train_loop(run: _Run, log_file: Any, on_step: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Epochs of shuffled micro-batches until ``total_steps``; evaluation and checkpoints on schedule."""
+    from tqdm.auto import tqdm
+
+    config = run.config
+    run.window_start = time.perf_counter()
     bar = tqdm(
-        total=total_steps, initial=step, disable=not config.progress, desc=f"train {config.kind}", unit="step"
+        total=run.total_steps,
+        initial=run.step,
+        disable=not config.progress,
+        desc=f"train {config.kind}",
+        unit="step",
     )
-    losses: list[float] = []
-    dev_metrics: dict[str, float] = {}
-    seen = 0
-    window_start = time.perf_counter()
     try:
-        while step < total_steps:
-            order = list(range(len(train_ex)))
-            random.Random(config.seed * 1000 + epoch).shuffle(order)
+        while run.step < run.total_steps:
+            order = list(range(len(run.train_ex)))
+            random.Random(config.seed * 1000 + run.epoch).shuffle(order)
             batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            while micro_done + config.grad_accum <= len(batches) and step < total_steps:
-                acc_logs: dict[str, float] = {}
-                for a in range(config.grad_accum):
-                    idx = micro_done + a
-                    # negatives drawn from a stream keyed on (seed, epoch, batch): a resumed run draws the same
-                    rng = random.Random(hash((config.seed, epoch, idx)) & 0xFFFFFFFF)
-                    batch = _make_batch(
-                        [train_ex[i] for i in batches[idx]], corpus, corpus_ids, config.n_negatives, rng
-                    )
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                        loss, logs = _step_loss(model, batch, config, reg, step, device)
-                    scaler.scale(loss / config.grad_accum).backward()
-                    for key, v in logs.items():
-                        acc_logs[key] = acc_logs.get(key, 0.0) + v / config.grad_accum
-                    seen += len(batch.queries)
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                step += 1
-                micro_done += config.grad_accum
-                losses.append(acc_logs["loss"])
-                elapsed = time.perf_counter() - window_start
-                bar.set_postfix(
-                    loss=f"{acc_logs['loss']:.3f}",
-                    q_s=f"{seen / max(elapsed, 1e-9):.1f}",
-                    **({"nnz_d": f"{acc_logs['doc_nnz']:.0f}"} if "doc_nnz" in acc_logs else {}),
-                )
-                bar.update(1)
-                if step % config.log_steps == 0 or step == total_steps:
-                    record = {
-                        "step": step,
-                        "epoch": epoch,
-                        "lr": scheduler.get_last_lr()[0],
-                        "queries_per_s": seen / max(elapsed, 1e-9),
-                        **acc_logs,
-                    }
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
-                    logger.info(
-                        "step %d %s",
-                        step,
-                        {k: float(f"{v:.4g}") for k, v in record.items() if isinstance(v, float)},
-                    )
+            while run.micro_done + config.grad_accum <= len(batches) and run.step < run.total_steps:
+                logs = _optimizer_step(run, batches)
+                _after_step(run, logs, log_file, bar)
                 if on_step is not None:
-                    on_step(step, acc_logs)
-                if config.eval_steps and dev and step % config.eval_steps == 0:
-                    dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
-                if config.save_steps and step % config.save_steps == 0 and step < total_steps:
-                    _save_checkpoint(
-                        out, _state(model, optimizer, scheduler, scaler, step, epoch, micro_done)
-                    )
-            if micro_done + config.grad_accum > len(batches):
-                epoch += 1
-                micro_done = 0
-                if dev and not config.eval_steps and step < total_steps:
-                    dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
+                    on_step(run.step, logs)
+                if config.eval_steps and run.dev and run.step % config.eval_steps == 0:
+                    run.evaluate_dev(log_file)
+                if config.save_steps and run.step % config.save_steps == 0 and run.step < run.total_steps:
+                    _save_checkpoint(run.out, run.state())
+            if run.micro_done + config.grad_accum > len(batches):
+                run.epoch += 1
+                run.micro_done = 0
+                if run.dev and not config.eval_steps and run.step < run.total_steps:
+                    run.evaluate_dev(log_file)
     finally:
         bar.close()
-    if dev:
-        dev_metrics = _evaluate_dev(model, dev_queries, dev_qrels, dev_corpus, step, log_file)
-    log_file.close()
-    model.text_tokenizer.config = inference_cfg
+
+
+def _optimizer_step(run: _Run, batches: Sequence[Sequence[int]]) -> dict[str, float]:
+    """One optimisation step over ``grad_accum`` micro-batches; -> the step's logs (means)."""
+    config = run.config
+    acc_logs: dict[str, float] = {}
+    for a in range(config.grad_accum):
+        idx = run.micro_done + a
+        # negatives drawn from a stream keyed on (seed, epoch, batch): a resumed run draws the same
+        rng = random.Random(hash((config.seed, run.epoch, idx)) & 0xFFFFFFFF)
+        batch = _make_batch(
+            [run.train_ex[i] for i in batches[idx]], run.corpus, run.corpus_ids, config.n_negatives, rng
+        )
+        with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            loss, logs = _step_loss(run.model, batch, config, run.reg, run.step, run.device)
+        run.scaler.scale(loss / config.grad_accum).backward()
+        for key, v in logs.items():
+            acc_logs[key] = acc_logs.get(key, 0.0) + v / config.grad_accum
+        run.seen += len(batch.queries)
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    run.step += 1
+    run.micro_done += config.grad_accum
+    run.losses.append(acc_logs["loss"])
+    return acc_logs
+
+
+def _after_step(run: _Run, logs: Mapping[str, float], log_file: Any, bar: Any) -> None:
+    """Progress bar, and every ``log_steps`` a line in the log file and the log."""
+    elapsed = time.perf_counter() - run.window_start
+    bar.set_postfix(
+        loss=f"{logs['loss']:.3f}",
+        q_s=f"{run.seen / max(elapsed, 1e-9):.1f}",
+        **({"nnz_d": f"{logs['doc_nnz']:.0f}"} if "doc_nnz" in logs else {}),
+    )
+    bar.update(1)
+    if run.step % run.config.log_steps == 0 or run.step == run.total_steps:
+        record = {
+            "step": run.step,
+            "epoch": run.epoch,
+            "lr": run.scheduler.get_last_lr()[0],
+            "queries_per_s": run.seen / max(elapsed, 1e-9),
+            **logs,
+        }
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        logger.info(
+            "step %d %s", run.step, {k: float(f"{v:.4g}") for k, v in record.items() if isinstance(v, float)}
+        )
+
+
+def _finish(run: _Run, started: float) -> TrainResult:
+    """Write the model directory (inference lengths, named and versioned) and the run's summary."""
+    from colsplade.training._model_dir import save_model_dir
+
+    config, out, model = run.config, run.out, run.model
+    model.text_tokenizer.config = run.inference_cfg
     model.eval()
     save_model_dir(model, out)
     _stamp_identity(out, config.name)
     wall = time.perf_counter() - started
     summary = {
-        "steps": step,
+        "steps": run.step,
         "wall_time_s": wall,
-        "dev": dev_metrics,
-        "resumed_from": resumed_from,
-        "train_queries": len(train_ex),
-        "dev_queries": len(dev),
-        "device": str(device),
+        "dev": run.dev_metrics,
+        "resumed_from": run.resumed_from,
+        "train_queries": len(run.train_ex),
+        "dev_queries": len(run.dev),
+        "device": str(run.device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    logger.info("trained %s in %.0f s (%d steps); model directory %s", config.kind, wall, step, out)
-    return TrainResult(out, step, wall, dev_metrics, resumed_from, losses)
+    logger.info("trained %s in %.0f s (%d steps); model directory %s", config.kind, wall, run.step, out)
+    return TrainResult(out, run.step, wall, run.dev_metrics, run.resumed_from, run.losses)
 
 
 def _stamp_identity(out: Path, name: str | None) -> None:

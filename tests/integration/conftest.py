@@ -11,7 +11,8 @@ import pytest
 def tiny_joint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny random joint model directory for the whole session (dim 16, fp32 + int8 ONNX).
 
-    Tests must not change it; one that needs a variant copies it first (``shutil.copytree``).
+    Tests must not change it beyond what ingest itself adds to a model directory; a test that needs a
+    pristine or an altered model copies it first (``shutil.copytree``).
     """
     pytest.importorskip("torch")
     from colsplade.testing import make_tiny_model_dir

@@ -138,6 +138,28 @@ def test_resume_after_interruption_continues_from_checkpoint(scifact_slice, tiny
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_an_interrupted_run_closes_its_log_file(scifact_slice, tiny_base, tmp_path, monkeypatch):
+    opened = []
+    real_open = Path.open
+
+    def spy(self, *args, **kwargs):
+        handle = real_open(self, *args, **kwargs)
+        if self.name == "train_log.jsonl":
+            opened.append(handle)
+        return handle
+
+    monkeypatch.setattr(Path, "open", spy)
+
+    def stop(step: int, logs: dict) -> None:
+        raise _Interrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train(_config("splade", scifact_slice, tiny_base, out, epochs=1), on_step=stop)
+    assert len(opened) == 1 and opened[0].closed
+    assert json.loads((out / "train_log.jsonl").read_text().splitlines()[0])["step"] == 1
+
+
 def test_bad_inputs_fail_before_training(scifact_slice, tiny_base, tmp_path):
     with pytest.raises(InvalidInputError, match="no 'dev' split"):
         train(_config("colbert", scifact_slice, tiny_base, tmp_path / "a", dev_split="dev"))
