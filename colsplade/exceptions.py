@@ -12,6 +12,7 @@ the whole family at once, or one branch:
         ``ModelDirectoryError`` -- a model directory that is missing a file or holds the wrong kind.
         ``MappingConflictError`` -- an existing index maps one of colsplade's fields another way.
     ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
+        ``CodecMismatchError`` -- an index whose token codes were written with another codec.
     ``ParityError`` -- an exported ONNX graph disagrees with the torch model; ``report`` has the figures.
     ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CodecMismatchError",
     "ColspladeError",
     "EngineError",
     "EngineRefusedError",
@@ -117,6 +119,35 @@ class ModelVersionMismatchError(ColspladeError):
         super().__init__(
             f"index {index!r} was encoded with model {index_model}, but {current_model} is in use; "
             "query with the index's model, or re-encode the index (colsplade ingest --reencode)."
+        )
+
+
+class CodecMismatchError(ModelVersionMismatchError):
+    """The index's ColBERT token codes were written with another codec than the reader has.
+
+    Decoding them with another codec's centroids would give wrong scores without any error, so it is
+    refused. ``index_codec`` / ``reader_codec`` are the two codec hashes (``None``: no codec at all).
+    """
+
+    def __init__(self, index: str, index_codec: str | None, reader_codec: str | None, hint: str = "") -> None:
+        self.index = index
+        self.index_codec = index_codec
+        self.reader_codec = reader_codec
+        self.index_model = f"codec {index_codec}"
+        self.current_model = f"codec {reader_codec}"
+        message = (
+            f"index {index!r} holds token codes of codec {index_codec}, but the model in use has "
+            f"{'codec ' + reader_codec if reader_codec else 'no codec'}"
+        )
+        ColspladeError.__init__(
+            self,
+            message
+            + (
+                f"; {hint}"
+                if hint
+                else "; use the model directory that ingested the index (its colbert_codec.npz), "
+                "or re-encode the index (colsplade ingest --reencode)"
+            ),
         )
 
 

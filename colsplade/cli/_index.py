@@ -31,7 +31,22 @@ def _client(state: CliState, autostart: bool):
 @click.option(
     "--element-type", type=click.Choice(["float", "byte", "bit"]), default="float", show_default=True
 )
-@click.option("--no-vector-index", is_flag=True, help="Store token vectors for rerank only (no HNSW graph).")
+@click.option(
+    "--nested-vectors",
+    is_flag=True,
+    help="Also store nested token vectors (opt-in: token kNN candidates, in-engine rerank); "
+    "the default layout is the compact token store only.",
+)
+@click.option(
+    "--codes-storage",
+    type=click.Choice(["source", "stored", "doc_values"]),
+    default="source",
+    show_default=True,
+    help="Where the engine keeps the compact token blob.",
+)
+@click.option(
+    "--no-vector-index", is_flag=True, help="Nested vectors: store them for rerank only (no HNSW graph)."
+)
 @click.option(
     "--quantization", type=click.Choice(["int8_hnsw", "int4_hnsw", "bbq_hnsw"]), help="ES graph quantisation."
 )
@@ -47,6 +62,8 @@ def index_create(
     name: str,
     dim: int,
     element_type: str,
+    nested_vectors: bool,
+    codes_storage: str,
     no_vector_index: bool,
     quantization: str | None,
     shards: int,
@@ -62,6 +79,8 @@ def index_create(
         element_type=element_type,
         index_vectors=not no_vector_index,
         quantization=quantization,
+        nested_vectors=nested_vectors,
+        codes_storage=codes_storage,
     )
     with _client(state, autostart=True) as client:
         result = create_index(client, name, spec, shards=shards, replicas=replicas, existing_ok=existing_ok)

@@ -50,10 +50,22 @@ __all__ = ["ingest_command"]
     help="Long documents: truncate to the model's length, or split into passages with a parent id.",
 )
 @click.option(
-    "--element-type", type=click.Choice(["float", "byte", "bit"]), help="ColBERT vectors of a new index."
+    "--nested-vectors",
+    is_flag=True,
+    help="New index: also store nested token vectors (token kNN, in-engine rerank) next to the compact store.",
 )
 @click.option(
-    "--no-vector-index", is_flag=True, help="New index: store token vectors for rerank only (no HNSW)."
+    "--codes-storage",
+    type=click.Choice(["source", "stored", "doc_values"]),
+    default="source",
+    show_default=True,
+    help="New index: where the engine keeps the compact token blob.",
+)
+@click.option(
+    "--element-type", type=click.Choice(["float", "byte", "bit"]), help="Nested vectors of a new index."
+)
+@click.option(
+    "--no-vector-index", is_flag=True, help="New index: store nested vectors for rerank only (no HNSW)."
 )
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per encoder batch.")
 @click.option(
@@ -96,6 +108,8 @@ def ingest_command(
     dead_letter,
     reencode,
     long_docs,
+    nested_vectors,
+    codes_storage,
     element_type,
     no_vector_index,
     batch_size,
@@ -118,7 +132,7 @@ def ingest_command(
     from colsplade.encoders import load_encoder, load_joint_encoder
     from colsplade.engines import connect_default
     from colsplade.exceptions import InvalidInputError
-    from colsplade.ingest import FieldMapping, RetryPolicy, ingest, reindex
+    from colsplade.ingest import Batching, FieldMapping, Layout, Passages, RetryPolicy, ingest, reindex
 
     settings = state.settings()
     pair = splade_model or colbert_model
@@ -148,11 +162,16 @@ def ingest_command(
         fields=fields,
         checkpoint=checkpoint,
         reencode=reencode,
-        long_docs=long_docs,
-        element_type=element_type,
-        encode_batch_size=batch_size,
-        bulk_docs=bulk_docs,
-        bulk_bytes=int(bulk_mb * 1024 * 1024),
+        passages=Passages(long_docs=long_docs),
+        batching=Batching(
+            encode_batch_size=batch_size, bulk_docs=bulk_docs, bulk_bytes=int(bulk_mb * 1024 * 1024)
+        ),
+        layout=Layout(
+            nested_vectors=nested_vectors,
+            element_type=element_type,
+            index_vectors=not no_vector_index,
+            codes_storage=codes_storage,
+        ),
         retry=RetryPolicy(max_retries=max_retries),
         progress=False if no_progress else None,
     )
@@ -172,7 +191,6 @@ def ingest_command(
         else:
             index_name = index_name or settings.index
             options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
-            options["index_vectors"] = not no_vector_index
             summary = ingest(source, client, index_name, encoder, **options)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2, default=str))

@@ -14,6 +14,7 @@ SPLADE + ColBERT pair (:class:`EncoderPair`), or an encoder of your own that has
 :class:`TextEncoder` methods.
 """
 
+from colsplade.encoders._codec_store import CODEC_FILE, load_model_codec, save_model_codec
 from colsplade.encoders._config import (
     CONFIG_FILE,
     DEFAULT_SKIPLIST,
@@ -49,6 +50,7 @@ from colsplade.encoders._protocol import Encoding, TextEncoder
 from colsplade.encoders._tokenize import TextTokenizer, TokenizedTexts, clean_texts
 
 __all__ = [
+    "CODEC_FILE",
     "CONFIG_FILE",
     "DEFAULT_SKIPLIST",
     "FORMAT_VERSION",
@@ -76,8 +78,10 @@ __all__ = [
     "load_encoder",
     "load_encoder_pair",
     "load_joint_encoder",
+    "load_model_codec",
     "prune_splade_row",
     "read_model_config",
+    "save_model_codec",
     "select_providers",
     "splade_rows",
     "write_model_config",

@@ -19,7 +19,16 @@ index into a new versioned index behind an alias, or in place.
 from colsplade.engines._bulk import RetryPolicy
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
-from colsplade.ingest._pipeline import IngestSummary, ingest, prepare_index
+from colsplade.ingest._pipeline import (
+    Batching,
+    CodecOptions,
+    IngestSummary,
+    Layout,
+    Passages,
+    ingest,
+    prepare_index,
+    resolve_codec,
+)
 from colsplade.ingest._reindex import reindex
 from colsplade.ingest._sources import (
     FileSource,
@@ -32,13 +41,17 @@ from colsplade.ingest._sources import (
 )
 
 __all__ = [
+    "Batching",
     "Checkpoint",
+    "CodecOptions",
     "DeadLetterWriter",
     "FieldMapping",
     "FileSource",
     "IndexSource",
     "IngestSummary",
     "IterableSource",
+    "Layout",
+    "Passages",
     "Record",
     "RetryPolicy",
     "Source",
@@ -48,6 +61,7 @@ __all__ = [
     "prepare_document",
     "prepare_index",
     "reindex",
+    "resolve_codec",
     "split_passages",
     "stable_id",
 ]

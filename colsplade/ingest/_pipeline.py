@@ -1,9 +1,11 @@
-"""The ingest pipeline: read -> validate -> chunk/truncate -> encode -> bulk write -> acknowledge.
+"""The ingest pipeline: read -> validate -> chunk/truncate -> encode -> compress -> bulk write -> acknowledge.
 
 Three stages run at once, linked by bounded queues so memory stays flat on an endless stream:
 
 * the reader thread parses and validates records and groups them into encode batches;
-* the encoder thread runs the ONNX encoders (which release the GIL) and serialises the engine documents;
+* the encoder thread runs the ONNX encoders (which release the GIL), compresses the ColBERT vectors
+  into token blobs and serialises the engine documents (fitting the codec on the first documents
+  when the model has none: those batches wait until it is fitted);
 * the calling thread writes bulks, dead-letters rejects, and moves the checkpoint.
 
 Batches reach the writer in source order and each is fully settled (acknowledged by the engine or
@@ -13,6 +15,8 @@ dead-lettered) before the checkpoint moves past it: at-least-once from the sourc
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -27,23 +31,33 @@ import numpy as np
 
 from colsplade.engines import EngineClient
 from colsplade.engines._bulk import BulkAction, RetryPolicy, bulk_write
-from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import CodecMismatchError, InvalidInputError, ModelVersionMismatchError
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
 from colsplade.ingest._sources import Record, Source, as_source
 from colsplade.mappings import (
     FieldSpec,
+    codec_from_meta,
     colsplade_properties,
     escape_impacts,
     index_meta,
-    pack_token_vectors,
     spec_from_meta,
 )
+from colsplade.scoring import ResidualCodec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IngestSummary", "ingest", "prepare_index"]
+__all__ = [
+    "Batching",
+    "CodecOptions",
+    "IngestSummary",
+    "Layout",
+    "Passages",
+    "ingest",
+    "prepare_index",
+    "resolve_codec",
+]
 
 
 @dataclass
@@ -65,6 +79,8 @@ class IngestSummary:
     dead_letter: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     model: str = ""
+    codec: str | None = None
+    tokens: int = 0
     alias: str | None = None
     alias_switched: bool = False
 
@@ -92,6 +108,67 @@ class IngestSummary:
         return text
 
 
+# ------------------------------------------------------------------------------------------ options
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The token store of an index that the run creates (an existing index keeps its own).
+
+    ``nested_vectors``: also write the nested vector field (opt-in: nested-kNN candidates and the
+    in-engine rerank), of ``element_type`` float / byte / bit, with an HNSW graph when ``index_vectors``.
+    ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``; see
+    :class:`colsplade.mappings.FieldSpec`).
+    """
+
+    nested_vectors: bool = False
+    element_type: str | None = None
+    index_vectors: bool = True
+    codes_storage: str = "source"
+
+    def spec(self, dim: int) -> FieldSpec:
+        return FieldSpec(
+            colbert_dim=dim,
+            element_type=self.element_type or "float",
+            index_vectors=self.index_vectors,
+            nested_vectors=self.nested_vectors,
+            codes_storage=self.codes_storage,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class CodecOptions:
+    """How a codec is fitted when the model directory has none: on the first ``sample_tokens`` token
+    vectors of the run, ``nbits`` residual bits per dimension, ``n_centroids`` (default: ColBERTv2's
+    16 * sqrt(tokens) rule)."""
+
+    sample_tokens: int = 1 << 17
+    nbits: int = 1
+    n_centroids: int | None = None
+    iterations: int = 8
+
+
+@dataclass(frozen=True)
+class Passages:
+    """Long documents: ``truncate`` at the model's maximum length, or ``chunk`` into passages of
+    ``words`` words (default 0.6 x the maximum length in tokens) overlapping by ``overlap`` words."""
+
+    long_docs: Literal["truncate", "chunk"] = "truncate"
+    words: int | None = None
+    overlap: int = 20
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Sizes: ``encode_batch_size`` passages per encode batch (the encoder further bounds each ONNX run
+    by tokens), ``bulk_docs`` / ``bulk_bytes`` per bulk request, ``queue_batches`` in flight per stage."""
+
+    encode_batch_size: int = 32
+    bulk_docs: int = 200
+    bulk_bytes: int = 16 * 1024 * 1024
+    queue_batches: int = 4
+
+
 # ------------------------------------------------------------------------------------------ the index
 
 
@@ -100,59 +177,43 @@ def _model_of(encoder: Any) -> tuple[str, str]:
     return str(config.name), str(config.version)
 
 
+def _colbert_dim(encoder: Any) -> int | None:
+    colbert = getattr(encoder.config, "colbert", None)
+    return colbert.dim if colbert is not None and encoder.config.kind != "splade" else None
+
+
 def prepare_index(
     client: EngineClient,
     index: str,
     encoder: Any,
     *,
     reencode: bool = False,
-    element_type: str | None = None,
-    index_vectors: bool = True,
+    layout: Layout | None = None,
     chunked: bool = False,
 ) -> tuple[FieldSpec, bool]:
     """Make ``index`` ready for documents of ``encoder``'s model; returns its spec and whether the index's
     recorded model must be switched to this one once the run is done (re-encode).
 
-    Creates the index when missing; adds colsplade's fields to an index without them; refuses
-    (:class:`ModelVersionMismatchError`) an index encoded with another model unless ``reencode``.
+    Creates the index (with ``layout``) when missing; adds colsplade's fields to an index without them;
+    refuses (:class:`ModelVersionMismatchError`) an index encoded with another model unless ``reencode``.
     """
     from colsplade.engines import create_index
 
+    layout = layout or Layout()
     name, version = _model_of(encoder)
-    colbert = getattr(encoder.config, "colbert", None)
-    dim = colbert.dim if colbert is not None else 128
+    dim = _colbert_dim(encoder) or 128
     switch_model = False
     if not client.index_exists(index):
-        wanted = FieldSpec(colbert_dim=dim, element_type=element_type or "float", index_vectors=index_vectors)
-        spec = create_index(client, index, wanted, model_name=name, model_version=version)["spec"]
+        spec = create_index(client, index, layout.spec(dim), model_name=name, model_version=version)["spec"]
     else:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
         if spec is None:
-            if (
-                index_vectors
-                and client.engine == "opensearch"
-                and client.get_settings(index).get("index.knn") != "true"
-            ):
-                # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
-                logger.warning(
-                    "%s was created without index.knn; its token vectors are stored for rerank only "
-                    "(reindex into a new index for nested kNN)",
-                    index,
-                )
-                index_vectors = False
-            wanted = FieldSpec(
-                colbert_dim=dim, element_type=element_type or "float", index_vectors=index_vectors
-            )
-            spec = create_index(
-                client, index, wanted, model_name=name, model_version=version, existing_ok=True
-            )["spec"]
+            spec = _add_fields(client, index, layout, dim, name, version)
         elif block.get("model_name") is None:
             # An index made by `colsplade index create` records no model yet: this run's model becomes it.
-            meta = dict(mapping.get("_meta") or {})
-            meta.update(index_meta(spec, name, version))
-            client.put_mapping(index, {"_meta": meta})
+            _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
         elif (block.get("model_name"), str(block.get("model_version"))) != (name, version):
             current = f"{block.get('model_name')}@{block.get('model_version')}"
             if not reencode:
@@ -161,31 +222,89 @@ def prepare_index(
                 "re-encoding %s: its documents were encoded with %s, now %s@%s", index, current, name, version
             )
             switch_model = True
-        if element_type is not None and spec.element_type != element_type:
+        if layout.element_type is not None and spec.element_type != layout.element_type:
             raise InvalidInputError(
-                f"index {index!r} stores {spec.element_type} ColBERT vectors, not {element_type}; "
+                f"index {index!r} stores {spec.element_type} ColBERT vectors, not {layout.element_type}; "
                 "use a new index to change the element type"
             )
-    if colbert is not None and spec.colbert_dim != dim:
+    if _colbert_dim(encoder) is not None and spec.colbert_dim != dim:
         raise InvalidInputError(
             f"index {index!r} holds {spec.colbert_dim}-dimensional ColBERT vectors but the model makes {dim}"
         )
     if chunked:
-        properties = client.get_mapping(index).get("properties", {})
-        extra = {
-            k: v
-            for k, v in {"parent_id": {"type": "keyword"}, "passage": {"type": "integer"}}.items()
-            if k not in properties
-        }
-        if extra:
-            client.put_mapping(index, {"properties": extra})
+        _add_passage_fields(client, index)
     return spec, switch_model
 
 
-def _record_model(client: EngineClient, index: str, spec: FieldSpec, name: str, version: str) -> None:
+def _add_fields(
+    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str
+) -> FieldSpec:
+    """colsplade's fields added to an index of the team's own."""
+    from colsplade.engines import create_index
+
+    if (
+        layout.nested_vectors
+        and layout.index_vectors
+        and client.engine == "opensearch"
+        and client.get_settings(index).get("index.knn") != "true"
+    ):
+        # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
+        logger.warning(
+            "%s was created without index.knn; its token vectors are stored for rerank only "
+            "(reindex into a new index for nested kNN)",
+            index,
+        )
+        layout = dataclasses.replace(layout, index_vectors=False)
+    created = create_index(
+        client, index, layout.spec(dim), model_name=name, model_version=version, existing_ok=True
+    )
+    return created["spec"]
+
+
+def _add_passage_fields(client: EngineClient, index: str) -> None:
+    properties = client.get_mapping(index).get("properties", {})
+    extra = {
+        k: v
+        for k, v in {"parent_id": {"type": "keyword"}, "passage": {"type": "integer"}}.items()
+        if k not in properties
+    }
+    if extra:
+        client.put_mapping(index, {"properties": extra})
+
+
+def _record_meta(
+    client: EngineClient,
+    index: str,
+    spec: FieldSpec,
+    name: str,
+    version: str,
+    codec: dict[str, Any] | None,
+) -> None:
     meta = dict(client.get_mapping(index).get("_meta") or {})
-    meta.update(index_meta(spec, name, version))
+    meta.update(index_meta(spec, name, version, codec))
     client.put_mapping(index, {"_meta": meta})
+
+
+def resolve_codec(
+    client: EngineClient, index: str, encoder: Any, spec: FieldSpec, *, reencode: bool = False
+) -> ResidualCodec | None:
+    """The codec this run writes codes with: the model directory's, or the one the index was written
+    with (found by hash). None: none exists yet, the run fits one. Refuses (:class:`CodecMismatchError`)
+    an index whose codes were written with a codec the model does not have, unless ``reencode``."""
+    from colsplade.encoders import load_model_codec
+
+    if spec.codes_field is None or _colbert_dim(encoder) is None:
+        return None
+    index_codec = codec_from_meta(client.get_mapping(index).get("_meta"))
+    wanted = index_codec.get("hash") if index_codec else None
+    codec = load_model_codec(encoder, wanted)
+    if codec is not None and codec.dim != spec.colbert_dim:
+        raise InvalidInputError(
+            f"the model's codec is {codec.dim}-dimensional, index {index!r} holds {spec.colbert_dim}"
+        )
+    if wanted is not None and (codec is None or codec.hash != wanted) and not reencode:
+        raise CodecMismatchError(index, wanted, codec.hash if codec else None)
+    return codec
 
 
 # ------------------------------------------------------------------------------------------ encoding
@@ -228,6 +347,9 @@ class _Item:
 class _Batch:
     items: list[_Item]
     encode_seconds: float = 0.0
+    tokens: int = 0
+    # (item, unit, SPLADE impacts, ColBERT vectors) per encoded unit, until serialised
+    encoded: list[tuple[_Item, Any, dict[str, float] | None, np.ndarray | None]] = field(default_factory=list)
 
 
 _DONE = object()
@@ -249,6 +371,340 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
+def _encode_units(encoder: Any, batch: _Batch) -> None:
+    """Run the encoder over the batch's units; a text the encoder refuses is dead-lettered alone."""
+    units = [(item, unit) for item in batch.items if item.prepared for unit in item.prepared.units]
+    if not units:
+        return
+    t0 = time.monotonic()
+    texts = [unit.text for _, unit in units]
+    failed: dict[int, str] = {}
+    try:
+        splade, colbert = _encode(encoder, texts)
+    except (InvalidInputError, ValueError, RuntimeError) as exc:
+        # One bad text must not sink its batch: encode one by one to find it.
+        logger.warning("encoding a batch failed (%s); retrying its texts one by one", exc)
+        splade, colbert = [], []
+        for i, text in enumerate(texts):
+            try:
+                s, c = _encode(encoder, [text])
+            except (InvalidInputError, ValueError, RuntimeError) as one:
+                s, c = [None], [None]
+                failed[i] = f"encoder failed: {one}"
+            splade.append(s[0])
+            colbert.append(c[0])
+    for i, (item, unit) in enumerate(units):
+        if i in failed:
+            item.encode_error = failed[i]
+        elif colbert[i] is not None and len(colbert[i]) == 0:
+            item.encode_error = "the text has no ColBERT tokens after cleaning (nothing to store or rerank)"
+        else:
+            batch.encoded.append((item, unit, splade[i], colbert[i]))
+    batch.encode_seconds += time.monotonic() - t0
+
+
+@dataclass
+class _Writer:
+    """Turns encoded units into engine documents: impacts, token blob, optional nested vectors, meta."""
+
+    spec: FieldSpec
+    codec: ResidualCodec | None
+    meta: dict[str, str]
+    op: str
+
+    def serialise(self, batch: _Batch) -> int:
+        """Fill each item's ``sources``; returns the ColBERT tokens written."""
+        tokens = 0
+        encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        meta = {**self.meta, "encoded_at": encoded_at}
+        for item, unit, impacts, vectors in batch.encoded:
+            if item.encode_error is not None:
+                continue  # another passage of the same record failed: the record is dead-lettered whole
+            body: dict[str, Any] = {} if self.op == "update" else dict(unit.body)
+            if impacts is not None:
+                body[self.spec.splade_field] = escape_impacts(impacts)
+            if vectors is not None:
+                try:
+                    body.update(self._token_fields(vectors))
+                except InvalidInputError as exc:
+                    item.encode_error = f"token vectors cannot be stored: {exc}"
+                    continue
+                tokens += len(vectors)
+            body[self.spec.meta_field] = meta
+            try:
+                item.sources.append((unit.doc_id, dumps(body)))
+            except (TypeError, ValueError) as exc:
+                item.encode_error = f"document cannot be serialised to JSON: {exc}"
+        batch.encoded = []
+        batch.tokens += tokens
+        return tokens
+
+    def _token_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
+        spec, fields = self.spec, {}
+        if spec.codes_field is not None and self.codec is not None:
+            blob = self.codec.encode(doc_token_vectors)
+            fields[spec.codes_field] = base64.b64encode(blob).decode("ascii")
+            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
+            doc_token_vectors = self.codec.decode(blob)
+        if spec.nested_vectors:
+            vectors = _vectors(doc_token_vectors, spec)
+            fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
+        if spec.packed_field:
+            from colsplade.mappings import pack_token_vectors
+
+            fields[spec.packed_field] = pack_token_vectors(
+                _vectors(doc_token_vectors, spec), spec.element_type
+            )
+        return fields
+
+
+@dataclass
+class _CodecFit:
+    """Holds the first batches back until enough token vectors are seen to fit the codec."""
+
+    options: CodecOptions
+    held: list[_Batch] = field(default_factory=list)
+    tokens: int = 0
+
+    def hold(self, batch: _Batch) -> bool:
+        """Keep ``batch``; True once the sample is large enough to fit."""
+        self.held.append(batch)
+        self.tokens += sum(len(v) for *_, v in batch.encoded if v is not None)
+        return self.tokens >= self.options.sample_tokens
+
+    def fit(self) -> ResidualCodec | None:
+        from colsplade.scoring import fit_codec
+
+        sample = [v for b in self.held for *_, v in b.encoded if v is not None and len(v)]
+        if not sample:
+            return None
+        vectors = np.concatenate(sample)
+        t0 = time.monotonic()
+        codec = fit_codec(
+            vectors,
+            n_centroids=self.options.n_centroids,
+            nbits=self.options.nbits,
+            iterations=self.options.iterations,
+        )
+        logger.info(
+            "fitted the token codec %s on %d token vectors of %d batches: %d centroids, %d-bit residuals "
+            "(%.1f s)",
+            codec.hash,
+            len(vectors),
+            len(self.held),
+            codec.n_centroids,
+            codec.nbits,
+            time.monotonic() - t0,
+        )
+        return codec
+
+
+# ------------------------------------------------------------------------------------------ the stages
+
+
+@dataclass
+class _Run:
+    """What the three stages share."""
+
+    src: Source
+    resume: Any
+    encoder: Any
+    client: EngineClient
+    index: str
+    fields: FieldMapping
+    passages: Passages
+    batching: Batching
+    writer: _Writer
+    codec_fit: _CodecFit | None
+    reserved: tuple[str, ...]
+    on_codec: Callable[[ResidualCodec], None]
+    truncated_before: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    to_encode: queue.Queue = field(default_factory=queue.Queue)
+    to_write: queue.Queue = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        self.to_encode = queue.Queue(maxsize=self.batching.queue_batches)
+        self.to_write = queue.Queue(maxsize=self.batching.queue_batches)
+        max_doc_length = int(getattr(self.encoder.config, "max_doc_length", 256))
+        self.words = self.passages.words or max(8, int(max_doc_length * 0.6))
+        self.overlap = min(self.passages.overlap, self.words // 2)
+        self.max_chars = max_doc_length * 16
+
+
+def _read_stage(run: _Run) -> None:
+    """Reader thread: parse, validate and group records into encode batches."""
+    size = run.batching.encode_batch_size
+    try:
+        batch: list[_Item] = []
+        units = 0
+        for record in run.src.records(run.resume):
+            if run.stop.is_set():
+                return
+            item = _Item(record)
+            if record.doc is not None:
+                result = prepare_document(
+                    record.doc,
+                    run.fields,
+                    source_id=record.doc_id,
+                    reserved=run.reserved,
+                    long_docs=run.passages.long_docs,
+                    max_chars=run.max_chars,
+                    passage_words=run.words,
+                    passage_overlap=run.overlap,
+                )
+                if isinstance(result, Rejected):
+                    item.rejected = result
+                else:
+                    item.prepared = result
+                    units += len(result.units)
+            batch.append(item)
+            # A record's passages stay in one batch, so a batch settles whole records.
+            if units >= size or len(batch) >= size * 4:
+                if not _put(run.to_encode, _Batch(batch), run.stop):
+                    return
+                batch, units = [], 0
+        if batch and not _put(run.to_encode, _Batch(batch), run.stop):
+            return
+        _put(run.to_encode, _DONE, run.stop)
+    except BaseException as exc:  # handed to the writer, which raises it in the caller's thread
+        _put(run.to_encode, _Failure(exc), run.stop)
+
+
+def _release_held(run: _Run) -> bool:
+    """Fit the codec on the held batches and pass them on, in order."""
+    fit = run.codec_fit
+    assert fit is not None
+    codec = fit.fit()
+    if codec is not None:
+        run.on_codec(codec)
+        run.writer.codec = codec
+    run.codec_fit = None
+    for held in fit.held:
+        run.writer.serialise(held)
+        if not _put(run.to_write, held, run.stop):
+            return False
+    return True
+
+
+def _encode_stage(run: _Run) -> None:
+    """Encoder thread: encode, compress and serialise each batch, in source order."""
+    try:
+        while not run.stop.is_set():
+            try:
+                batch = run.to_encode.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if batch is _DONE or isinstance(batch, _Failure):
+                if run.codec_fit is not None and not isinstance(batch, _Failure) and not _release_held(run):
+                    return
+                _put(run.to_write, batch, run.stop)
+                return
+            _encode_units(run.encoder, batch)
+            if run.codec_fit is not None:
+                if run.codec_fit.hold(batch) and not _release_held(run):
+                    return
+                continue
+            run.writer.serialise(batch)
+            if not _put(run.to_write, batch, run.stop):
+                return
+    except BaseException as exc:
+        _put(run.to_write, _Failure(exc), run.stop)
+
+
+def _next_batches(run: _Run, held: Any) -> tuple[list[_Batch] | None, Any, bool]:
+    """The next bulk pass: what is already encoded, merged up to ``bulk_docs``; returns (batches, the end
+    marker met while merging, finished)."""
+    first = held if held is not None else run.to_write.get()
+    if isinstance(first, _Failure):
+        raise first.exc
+    if first is _DONE:
+        return None, None, True
+    batches = [first]
+    n_docs = sum(len(i.sources) for i in first.items)
+    while n_docs < run.batching.bulk_docs:
+        try:
+            more = run.to_write.get_nowait()
+        except queue.Empty:
+            break
+        if more is _DONE or isinstance(more, _Failure):
+            return batches, more, False
+        batches.append(more)
+        n_docs += sum(len(i.sources) for i in more.items)
+    return batches, None, False
+
+
+class _Progress:
+    """A tqdm bar on stderr, or a log line every 30 s."""
+
+    def __init__(self, src: Source, enabled: bool | None, started: float) -> None:
+        self.bar = _progress_bar(src, enabled)
+        self.started = started
+        self.last_log = time.monotonic()
+
+    def update(self, summary: IngestSummary, n_records: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n_records)
+            self.bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, refresh=False)
+        elif time.monotonic() - self.last_log >= 30:
+            self.last_log = time.monotonic()
+            logger.info(
+                "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s",
+                summary.read,
+                summary.indexed,
+                summary.dead_lettered,
+                summary.indexed / max(1e-9, self.last_log - self.started),
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_stage(
+    run: _Run,
+    *,
+    op: str,
+    retry: RetryPolicy,
+    dead: DeadLetterWriter,
+    summary: IngestSummary,
+    ckpt: Checkpoint | None,
+    progress: _Progress,
+    on_batch: Callable[[IngestSummary], None] | None,
+) -> bool:
+    """Calling thread: bulk-write, dead-letter, move the checkpoint; True when the source was exhausted."""
+
+    def on_retry(n: int, delay: float, reason: str) -> None:
+        summary.retried += n
+
+    held: Any = None
+    while True:
+        batches, held, finished = _next_batches(run, held)
+        if finished:
+            return True
+        assert batches is not None
+        _settle(
+            batches,
+            client=run.client,
+            index=run.index,
+            op=op,
+            bulk_docs=run.batching.bulk_docs,
+            bulk_bytes=run.batching.bulk_bytes,
+            retry=retry,
+            on_retry=on_retry,
+            dead=dead,
+            summary=summary,
+        )
+        if ckpt is not None:
+            ckpt.save(
+                batches[-1].items[-1].record.position,
+                counts={"indexed": summary.indexed, "dead_lettered": summary.dead_lettered},
+            )
+        progress.update(summary, sum(len(b.items) for b in batches))
+        if on_batch is not None:
+            on_batch(summary)
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -262,15 +718,10 @@ def ingest(
     checkpoint: str | os.PathLike[str] | None = None,
     dead_letter: str | os.PathLike[str] | None = None,
     reencode: bool = False,
-    long_docs: Literal["truncate", "chunk"] = "truncate",
-    passage_words: int | None = None,
-    passage_overlap: int = 20,
-    element_type: str | None = None,
-    index_vectors: bool = True,
-    encode_batch_size: int = 32,
-    bulk_docs: int = 200,
-    bulk_bytes: int = 16 * 1024 * 1024,
-    queue_batches: int = 4,
+    layout: Layout | None = None,
+    passages: Passages | None = None,
+    batching: Batching | None = None,
+    codec: CodecOptions | None = None,
     retry: RetryPolicy | None = None,
     progress: bool | None = None,
     op: Literal["index", "update"] = "index",
@@ -285,243 +736,126 @@ def ingest(
     and the copied fields. ``checkpoint``: file recording the acknowledged source position; a rerun with the
     same file resumes after it. ``dead_letter``: JSONL file receiving every rejected document with its
     reason (without one, rejects are only logged and counted). ``reencode``: allow an index encoded with
-    another model version. ``long_docs``: ``truncate`` (the model's maximum length) or ``chunk`` (passages
-    with a parent id). ``op="update"`` writes only colsplade's fields into existing documents.
-    ``bulk_docs`` / ``bulk_bytes`` cut bulk requests by count and by size. ``progress``: a tqdm bar on
+    another model version. ``layout``: the token store of a new index (default: the compact blob only).
+    ``passages``: truncate or chunk long documents. ``batching``: encode and bulk sizes. ``codec``: how
+    the token codec is fitted when the model directory has none (it is then saved there).
+    ``op="update"`` writes only colsplade's fields into existing documents. ``progress``: a tqdm bar on
     stderr (None: only when stderr is a terminal); without it, progress is logged every 30 s.
     ``refresh``: refresh the index once at the end, so a search right after the run sees every document.
 
     Raises:
         ModelVersionMismatchError: the index holds another model's encodings and ``reencode`` is False.
+        CodecMismatchError: the index's token codes were written with a codec the model lacks.
         EngineUnreachableError: the engine stayed away longer than ``retry`` allows; the checkpoint holds
             the last acknowledged position, so rerunning resumes there.
     """
     started = time.monotonic()
-    fields = fields or FieldMapping()
-    retry = retry or RetryPolicy()
+    passages = passages or Passages()
     src: Source = as_source(source)
     if isinstance(encoder, str | os.PathLike):
-        from colsplade.encoders import load_encoder
+        from colsplade.encoders import as_encoder
 
-        encoder = load_encoder(encoder, variant="int8")
+        encoder = as_encoder(encoder, variant="int8")
     name, version = _model_of(encoder)
     if prepare:
         spec, switch_model = prepare_index(
-            client,
-            index,
-            encoder,
-            reencode=reencode,
-            element_type=element_type,
-            index_vectors=index_vectors,
-            chunked=long_docs == "chunk",
+            client, index, encoder, reencode=reencode, layout=layout, chunked=passages.long_docs == "chunk"
         )
     else:
         spec = spec_from_meta(client.get_mapping(index).get("_meta")) or FieldSpec()
         switch_model = False
-    max_doc_length = int(getattr(encoder.config, "max_doc_length", 256))
-    words = passage_words or max(8, int(max_doc_length * 0.6))
-    overlap = min(passage_overlap, words // 2)
-    max_chars = max_doc_length * 16
+    current_codec = resolve_codec(client, index, encoder, spec, reencode=reencode)
+    needs_codec = spec.codes_field is not None and _colbert_dim(encoder) is not None
+    new_codec: list[ResidualCodec] = []
+
+    def on_codec(fitted: ResidualCodec) -> None:
+        from colsplade.encoders import save_model_codec
+
+        where = save_model_codec(encoder, fitted)
+        logger.info("saved the token codec %s as %s", fitted.hash, where)
+        new_codec.append(fitted)
+        if not switch_model:
+            _record_meta(client, index, spec, name, version, fitted.describe())
 
     ckpt = Checkpoint(checkpoint, src.signature(), index) if checkpoint is not None else None
-    resume = ckpt.position if ckpt is not None else None
     summary = IngestSummary(
         index=index,
-        resumed_from=resume,
+        resumed_from=ckpt.position if ckpt is not None else None,
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         dead_letter=str(dead_letter) if dead_letter is not None else None,
         model=f"{name}@{version}",
+        codec=current_codec.hash if current_codec else None,
     )
     if ckpt is not None and ckpt.state.get("counts"):
         logger.info("previous runs of this checkpoint: %s", ckpt.state["counts"])
-    dead = DeadLetterWriter(dead_letter)
-    reserved = tuple(colsplade_properties(client.engine, spec))
-    truncated_before = getattr(encoder, "truncated_count", 0)
-
-    stop = threading.Event()
-    to_encode: queue.Queue = queue.Queue(maxsize=queue_batches)
-    to_write: queue.Queue = queue.Queue(maxsize=queue_batches)
-
-    def read() -> None:
-        try:
-            batch: list[_Item] = []
-            units = 0
-            for record in src.records(resume):
-                if stop.is_set():
-                    return
-                item = _Item(record)
-                if record.doc is not None:
-                    result = prepare_document(
-                        record.doc,
-                        fields,
-                        source_id=record.doc_id,
-                        reserved=reserved,
-                        long_docs=long_docs,
-                        max_chars=max_chars,
-                        passage_words=words,
-                        passage_overlap=overlap,
-                    )
-                    if isinstance(result, Rejected):
-                        item.rejected = result
-                    else:
-                        item.prepared = result
-                        units += len(result.units)
-                batch.append(item)
-                # A record's passages stay in one batch, so a batch settles whole records.
-                if units >= encode_batch_size or len(batch) >= encode_batch_size * 4:
-                    if not _put(to_encode, _Batch(batch), stop):
-                        return
-                    batch, units = [], 0
-            if batch and not _put(to_encode, _Batch(batch), stop):
-                return
-            _put(to_encode, _DONE, stop)
-        except BaseException as exc:  # handed to the writer, which raises it in the caller's thread
-            _put(to_encode, _Failure(exc), stop)
-
-    def encode_batch(batch: _Batch) -> None:
-        units = [(item, unit) for item in batch.items if item.prepared for unit in item.prepared.units]
-        if not units:
-            return
-        t0 = time.monotonic()
-        texts = [unit.text for _, unit in units]
-        try:
-            splade, colbert = _encode(encoder, texts)
-            failed: dict[int, str] = {}
-        except (InvalidInputError, ValueError, RuntimeError) as exc:
-            # One bad text must not sink its batch: encode one by one to find it.
-            logger.warning("encoding a batch failed (%s); retrying its texts one by one", exc)
-            splade, colbert, failed = [], [], {}
-            for i, text in enumerate(texts):
-                try:
-                    s, c = _encode(encoder, [text])
-                    splade.append(s[0])
-                    colbert.append(c[0])
-                except (InvalidInputError, ValueError, RuntimeError) as one:
-                    splade.append(None)
-                    colbert.append(None)
-                    failed[i] = f"encoder failed: {one}"
-        encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        meta = {"model_name": name, "model_version": version, "encoded_at": encoded_at}
-        for i, (item, unit) in enumerate(units):
-            if i in failed:
-                item.encode_error = failed[i]
-                continue
-            body: dict[str, Any] = {} if op == "update" else dict(unit.body)
-            if splade[i] is not None:
-                body[spec.splade_field] = escape_impacts(splade[i])
-            if colbert[i] is not None:
-                vectors = _vectors(colbert[i], spec)
-                body[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
-                packed_field = getattr(spec, "packed_field", None)
-                if packed_field:
-                    # The exact matrix in one binary field: what the client-side rerank reads back.
-                    body[packed_field] = pack_token_vectors(vectors, spec.element_type)
-            body[spec.meta_field] = meta
-            try:
-                item.sources.append((unit.doc_id, dumps(body)))
-            except (TypeError, ValueError) as exc:
-                item.encode_error = f"document cannot be serialised to JSON: {exc}"
-        batch.encode_seconds = time.monotonic() - t0
-
-    def encode() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    batch = to_encode.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if batch is _DONE or isinstance(batch, _Failure):
-                    _put(to_write, batch, stop)
-                    return
-                encode_batch(batch)
-                if not _put(to_write, batch, stop):
-                    return
-        except BaseException as exc:
-            _put(to_write, _Failure(exc), stop)
-
-    bar = _progress_bar(src, progress)
-    reader = threading.Thread(target=read, name="colsplade-ingest-read", daemon=True)
-    worker = threading.Thread(target=encode, name="colsplade-ingest-encode", daemon=True)
-    reader.start()
-    worker.start()
-
-    def on_retry(n: int, delay: float, reason: str) -> None:
-        summary.retried += n
-
-    finished = False
-    last_log = time.monotonic()
-    held: Any = None  # an end marker met while merging, handled on the next turn
-    try:
-        while True:
-            first, held = (held, None) if held is not None else (to_write.get(), None)
-            if isinstance(first, _Failure):
-                raise first.exc
-            if first is _DONE:
-                finished = True
-                break
-            # Merge what is already encoded into one bulk pass (fewer, fuller requests); stop at the
-            # end marker, which is handled on the next turn.
-            batches = [first]
-            n_docs = sum(len(i.sources) for i in first.items)
-            while n_docs < bulk_docs:
-                try:
-                    more = to_write.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _DONE or isinstance(more, _Failure):
-                    held = more
-                    break
-                batches.append(more)
-                n_docs += sum(len(i.sources) for i in more.items)
-            _settle(
-                batches,
-                client=client,
-                index=index,
-                op=op,
-                bulk_docs=bulk_docs,
-                bulk_bytes=bulk_bytes,
-                retry=retry,
-                on_retry=on_retry,
-                dead=dead,
-                summary=summary,
-            )
-            if ckpt is not None:
-                ckpt.save(
-                    batches[-1].items[-1].record.position,
-                    counts={"indexed": summary.indexed, "dead_lettered": summary.dead_lettered},
-                )
-            if bar is not None:
-                bar.update(sum(len(b.items) for b in batches))
-                bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, refresh=False)
-            elif time.monotonic() - last_log >= 30:
-                last_log = time.monotonic()
-                logger.info(
-                    "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s",
-                    summary.read,
-                    summary.indexed,
-                    summary.dead_lettered,
-                    summary.indexed / max(1e-9, last_log - started),
-                )
-            if on_batch is not None:
-                on_batch(summary)
-    finally:
-        stop.set()
-        dead.close()
-        if bar is not None:
-            bar.close()
-        reader.join(timeout=5)
-        worker.join(timeout=30)
+    if current_codec is not None and codec_from_meta(client.get_mapping(index).get("_meta")) is None:
+        _record_meta(client, index, spec, name, version, current_codec.describe())
+    run = _Run(
+        src=src,
+        resume=summary.resumed_from,
+        encoder=encoder,
+        client=client,
+        index=index,
+        fields=fields or FieldMapping(),
+        passages=passages,
+        batching=batching or Batching(),
+        writer=_Writer(spec, current_codec, {"model_name": name, "model_version": version}, op),
+        codec_fit=_CodecFit(codec or CodecOptions()) if needs_codec and current_codec is None else None,
+        reserved=tuple(colsplade_properties(client.engine, spec)),
+        on_codec=on_codec,
+    )
+    finished = _run_stages(run, op, retry or RetryPolicy(), dead_letter, summary, ckpt, progress, on_batch)
     if finished and ckpt is not None:
         ckpt.save(ckpt.position, complete=True)
+    if new_codec:
+        summary.codec = new_codec[0].hash
     if switch_model and summary.dead_lettered == 0:
-        _record_model(client, index, spec, name, version)
+        codec_meta = (new_codec[0] if new_codec else current_codec) if needs_codec else None
+        _record_meta(client, index, spec, name, version, codec_meta.describe() if codec_meta else None)
     if refresh and finished:
         client.refresh(index)
-    summary.truncated = getattr(encoder, "truncated_count", 0) - truncated_before
-    summary.reasons = dict(dead.reasons)
+    summary.truncated = getattr(encoder, "truncated_count", 0) - run.truncated_before
     summary.seconds = time.monotonic() - started
     logger.info("ingest: %s", summary)
     return summary
+
+
+def _run_stages(
+    run: _Run,
+    op: str,
+    retry: RetryPolicy,
+    dead_letter: str | os.PathLike[str] | None,
+    summary: IngestSummary,
+    ckpt: Checkpoint | None,
+    progress: bool | None,
+    on_batch: Callable[[IngestSummary], None] | None,
+) -> bool:
+    """Start the reader and encoder threads, write in this one; stop every thread on the way out."""
+    dead = DeadLetterWriter(dead_letter)
+    run.truncated_before = getattr(run.encoder, "truncated_count", 0)
+    bar = _Progress(run.src, progress, time.monotonic())
+    reader = threading.Thread(target=_read_stage, args=(run,), name="colsplade-ingest-read", daemon=True)
+    worker = threading.Thread(target=_encode_stage, args=(run,), name="colsplade-ingest-encode", daemon=True)
+    reader.start()
+    worker.start()
+    try:
+        return _write_stage(
+            run,
+            op=op,
+            retry=retry,
+            dead=dead,
+            summary=summary,
+            ckpt=ckpt,
+            progress=bar,
+            on_batch=on_batch,
+        )
+    finally:
+        run.stop.set()
+        dead.close()
+        bar.close()
+        reader.join(timeout=5)
+        worker.join(timeout=30)
+        summary.reasons = dict(dead.reasons)
 
 
 def _settle(
@@ -542,7 +876,10 @@ def _settle(
     owners: list[_Item] = []
     for batch in batches:
         summary.encode_seconds += batch.encode_seconds
+        summary.tokens += batch.tokens
         for item in batch.items:
+            if item.encode_error is not None:
+                continue  # dead-lettered whole, none of its passages is written
             for doc_id, source in item.sources:
                 actions.append(BulkAction(index=index, doc_id=doc_id, source=source, op=op))
                 owners.append(item)

@@ -16,7 +16,7 @@ from colsplade.engines import EngineClient, spec_for
 from colsplade.engines._scan import alias_indices, switch_alias
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._documents import FieldMapping
-from colsplade.ingest._pipeline import IngestSummary, ingest, prepare_index
+from colsplade.ingest._pipeline import IngestSummary, Layout, ingest, prepare_index
 from colsplade.ingest._sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
@@ -27,8 +27,7 @@ __all__ = ["reindex"]
 
 def _heavy_fields(spec: FieldSpec) -> tuple[str, ...]:
     """Fields not worth reading back: they are rewritten anyway."""
-    names = [spec.splade_field, spec.colbert_field, getattr(spec, "packed_field", None)]
-    return tuple(n for n in names if n)
+    return spec.heavy_fields
 
 
 def _next_version(client: EngineClient, alias: str) -> str:
@@ -39,20 +38,22 @@ def _next_version(client: EngineClient, alias: str) -> str:
 
 
 def _create_like(
-    client: EngineClient, source_index: str, target: str, encoder: Any, element_type: str | None
+    client: EngineClient, source_index: str, target: str, encoder: Any, layout: Layout | None
 ) -> FieldSpec:
+    """Create ``target`` with the source's mappings and analysis, and colsplade's fields in ``layout``
+    (default: the compact token store, whatever layout the source had: this is how indices written
+    before it migrate)."""
     mapping = client.get_mapping(source_index)
     old_spec = spec_from_meta(mapping.get("_meta"))
     colbert = getattr(encoder.config, "colbert", None)
     dim = colbert.dim if colbert is not None else 128
+    spec = spec_for(client, (layout or Layout()).spec(dim))
     if old_spec is not None:
-        spec = FieldSpec(
-            **{**old_spec.__dict__, "colbert_dim": dim, "element_type": element_type or old_spec.element_type}
-        )
-    else:
-        spec = FieldSpec(colbert_dim=dim, element_type=element_type or "float")
-    spec = spec_for(client, spec)
-    ours = set(colsplade_properties(client.engine, spec))
+        # keep the team's field names; everything else comes from the new layout
+        names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")
+        spec = FieldSpec(**{**spec.__dict__, **{n: getattr(old_spec, n) for n in names}})
+        spec = spec_for(client, spec)
+    ours = set(colsplade_properties(client.engine, spec)) | set(old_spec.heavy_fields if old_spec else ())
     properties = {k: v for k, v in (mapping.get("properties") or {}).items() if k not in ours}
     body = index_body(
         client.engine,
@@ -72,6 +73,12 @@ def _create_like(
     for key in ("dynamic", "dynamic_templates"):
         if key in mapping:
             body["mappings"][key] = mapping[key]
+    user_excludes = [
+        f for f in (mapping.get("_source") or {}).get("excludes", []) if f not in ours
+    ]  # the team's own exclusions stay; the old layout's vector copies go
+    if user_excludes:
+        excludes = body["mappings"].setdefault("_source", {}).setdefault("excludes", [])
+        excludes.extend(user_excludes)
     client.create_index(target, body)
     client.health(wait_for_status="yellow")
     return spec
@@ -87,7 +94,7 @@ def reindex(
     target: str | None = None,
     fields: FieldMapping | None = None,
     reencode: bool = False,
-    element_type: str | None = None,
+    layout: Layout | None = None,
     allow_rejects: bool = False,
     **options: Any,
 ) -> IngestSummary:
@@ -99,18 +106,22 @@ def reindex(
     nothing was dead-lettered, unless ``allow_rejects``). ``alias`` defaults to ``source_index`` when that
     is an alias; a concrete index needs an explicit alias name.
 
+    ``layout`` is the token store of the new index (default: the compact store, so an index written
+    with the old nested layout migrates by re-encoding behind its alias).
+
     In place (``in_place=True``): colsplade's fields are added to each document by partial update;
-    documents already encoded by this model are skipped, so a rerun resumes where it stopped.
+    documents already encoded by this model are skipped, so a rerun resumes where it stopped. The
+    index keeps its layout; opt-in nested vectors are rebuilt from the same encoding as the codes.
 
     ``options`` go to :func:`colsplade.ingest.ingest` (``checkpoint``, ``dead_letter``, ``progress``, ...).
     """
     if isinstance(encoder, str | os.PathLike):
-        from colsplade.encoders import load_encoder
+        from colsplade.encoders import as_encoder
 
-        encoder = load_encoder(encoder, variant="int8")
+        encoder = as_encoder(encoder, variant="int8")
     fields = fields or FieldMapping()
     if in_place:
-        spec, _ = prepare_index(client, source_index, encoder, reencode=reencode, element_type=element_type)
+        spec, _ = prepare_index(client, source_index, encoder, reencode=reencode, layout=layout)
         name, version = str(encoder.config.name), str(encoder.config.version)
         done = {
             "bool": {
@@ -153,11 +164,14 @@ def reindex(
     if target == concrete:
         raise InvalidInputError("the target index must differ from the source index")
     if not client.index_exists(target):
-        _create_like(client, concrete, target, encoder, element_type)
+        _create_like(client, concrete, target, encoder, layout)
         logger.info("created %s from the mappings of %s", target, concrete)
-    prepare_index(client, target, encoder, reencode=reencode, element_type=element_type)
+    prepare_index(client, target, encoder, reencode=reencode, layout=layout)
     spec = spec_from_meta(client.get_mapping(target).get("_meta")) or FieldSpec()
-    source = IndexSource(client, concrete, source_excludes=_heavy_fields(spec))
+    old_spec = spec_from_meta(client.get_mapping(concrete).get("_meta"))
+    # neither layout's vectors, codes or impacts are read back: they are rewritten
+    excludes = tuple(dict.fromkeys([*_heavy_fields(spec), *(old_spec.heavy_fields if old_spec else ())]))
+    source = IndexSource(client, concrete, source_excludes=excludes)
     summary = ingest(source, client, target, encoder, fields=fields, prepare=False, **options)
     summary.alias = alias
     if summary.dead_lettered and not allow_rejects:

@@ -5,15 +5,22 @@ The three fields sit next to whatever the index already holds:
 ``splade``
     ``rank_features`` (``{escaped token: impact}``); on Elasticsearch builds without the mapper-extras
     module, ``sparse_vector`` (8.11+), which stores the same Lucene feature encoding.
-``colbert``
+``colbert_codes`` (the default token store)
+    ``binary``: one compact blob per document, the ColBERT token vectors as centroid ids plus 1-bit
+    residuals (:class:`colsplade.scoring.ResidualCodec`, ~18 bytes a token at dim 128). The client
+    rerank reads it back; the codec's hash is recorded in ``_meta.colsplade.codec``.
+``colbert`` (opt-in: ``FieldSpec(nested_vectors=True)``)
     ``nested`` objects ``{"v": vector}``, one per document token: ``dense_vector`` (Elasticsearch) or
     ``knn_vector`` (OpenSearch), element type float, byte or bit, with an HNSW graph for nested kNN or
-    stored only (rerank reads them, no graph to build).
+    stored only, for token-ANN candidates and the in-engine rerank. They are decoded from the codes (so
+    the engine and the client score the same vectors) and kept out of ``_source``.
 ``colsplade``
     object with ``model_name``, ``model_version``, ``encoded_at``.
 
 The index's ``_meta.colsplade`` records the :class:`FieldSpec` and the model, so readers and writers can
-check they agree with the index.
+check they agree with the index. Indices written before the compact store (schema 1: nested vectors
+plus a ``colbert_packed`` copy in ``_source``) are still read; ``colsplade ingest --from-index`` moves
+them to the compact layout.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from colsplade.exceptions import InvalidInputError
+from colsplade.exceptions import InvalidInputError, MappingConflictError
 
 __all__ = [
     "ENGINES",
     "FieldSpec",
     "MappingConflictError",
+    "codec_from_meta",
     "colsplade_properties",
     "fields_to_add",
     "index_body",
@@ -39,11 +47,8 @@ __all__ = [
 
 ENGINES = ("elasticsearch", "opensearch")
 ElementType = Literal["float", "byte", "bit"]
-SCHEMA_VERSION = 1
-
-
-class MappingConflictError(InvalidInputError):
-    """An existing index already maps one of colsplade's fields differently."""
+CodesStorage = Literal["source", "stored", "doc_values"]
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,16 @@ class FieldSpec:
             float vectors; floats stay on disk for rerank. ``None`` keeps a plain ``hnsw`` graph.
         knn_engine: OpenSearch k-NN engine (``lucene`` needs no native library; ``faiss`` does).
         splade_field, colbert_field, vector_field, meta_field: field names.
-        packed_field: a ``binary`` copy of the token vectors (see :mod:`colsplade.mappings._packing`) that
-            the client-side rerank reads instead of the nested JSON numbers; ``None`` to leave it out.
+        codes_field: the compact token store, a ``binary`` field holding one blob per document; ``None``
+            only on indices written before it existed.
+        codes_storage: where the engine keeps the blob for the rerank's fetch: ``source`` (in
+            ``_source``, the default: smallest on disk and kept by partial updates and reindex),
+            ``stored`` (a stored field, fetched by ``stored_fields``) or ``doc_values`` (fetched by
+            ``docvalue_fields``); both of the latter keep it out of ``_source``.
+        nested_vectors: also write the nested ``colbert`` vector field (opt-in), for nested-kNN
+            candidates and the in-engine rerank; left out of ``_source``.
+        packed_field: the schema-1 ``binary`` copy of the exact token vectors in ``_source``; read on old
+            indices, never written by default.
     """
 
     colbert_dim: int = 128
@@ -77,7 +90,10 @@ class FieldSpec:
     colbert_field: str = "colbert"
     vector_field: str = "v"
     meta_field: str = "colsplade"
-    packed_field: str | None = "colbert_packed"
+    codes_field: str | None = "colbert_codes"
+    codes_storage: CodesStorage = "source"
+    nested_vectors: bool = False
+    packed_field: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.colbert_dim, int) or not 1 <= self.colbert_dim <= 4096:
@@ -100,9 +116,14 @@ class FieldSpec:
             raise InvalidInputError("graph quantization applies to float vectors only")
         if self.knn_engine not in ("lucene", "faiss"):
             raise InvalidInputError(f"knn_engine must be lucene or faiss, got {self.knn_engine!r}")
+        if self.codes_storage not in ("source", "stored", "doc_values"):
+            raise InvalidInputError(
+                f"codes_storage must be source, stored or doc_values, got {self.codes_storage!r}"
+            )
+        if self.codes_field is None and not self.nested_vectors:
+            raise InvalidInputError("a layout needs a token store: codes_field, nested_vectors, or both")
         names = [self.splade_field, self.colbert_field, self.meta_field]
-        if self.packed_field is not None:
-            names.append(self.packed_field)
+        names += [n for n in (self.codes_field, self.packed_field) if n is not None]
         if len(set(names)) != len(names) or any(not n or "." in n for n in [*names, self.vector_field]):
             raise InvalidInputError(f"field names must be distinct, non-empty and without dots: {names}")
 
@@ -110,6 +131,20 @@ class FieldSpec:
     def vector_path(self) -> str:
         """Full path of the token vector field, e.g. ``colbert.v``."""
         return f"{self.colbert_field}.{self.vector_field}"
+
+    @property
+    def heavy_fields(self) -> tuple[str, ...]:
+        """colsplade's fields that no caller wants back in ``_source`` (impacts, vectors, codes)."""
+        names = (self.splade_field, self.colbert_field, self.codes_field, self.packed_field)
+        return tuple(n for n in names if n)
+
+    @property
+    def source_excludes(self) -> tuple[str, ...]:
+        """Fields the mapping keeps out of ``_source``: never a second copy of the token vectors there."""
+        excluded = [self.colbert_field] if self.nested_vectors else []
+        if self.codes_field and self.codes_storage != "source":
+            excluded.append(self.codes_field)
+        return tuple(excluded)
 
 
 def _check_engine(engine: str) -> None:
@@ -160,10 +195,14 @@ def _os_vector(spec: FieldSpec) -> dict[str, Any]:
 def colsplade_properties(engine: str, spec: FieldSpec | None = None) -> dict[str, Any]:
     """The ``properties`` that colsplade adds to an index.
 
-    >>> props = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=4, index_vectors=False))
-    >>> props["splade"], props["colbert"]["properties"]["v"]
-    ({'type': 'rank_features'}, {'type': 'dense_vector', 'dims': 4, 'element_type': 'float', 'index': False})
-    >>> colsplade_properties("opensearch", FieldSpec(colbert_dim=4))["colbert"]["properties"]["v"]["method"]["space_type"]
+    >>> props = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=4))
+    >>> props["splade"], props["colbert_codes"], "colbert" in props
+    ({'type': 'rank_features'}, {'type': 'binary'}, False)
+    >>> nested = FieldSpec(colbert_dim=4, nested_vectors=True, index_vectors=False)
+    >>> colsplade_properties("elasticsearch", nested)["colbert"]["properties"]["v"]
+    {'type': 'dense_vector', 'dims': 4, 'element_type': 'float', 'index': False}
+    >>> nested = FieldSpec(colbert_dim=4, nested_vectors=True)
+    >>> colsplade_properties("opensearch", nested)["colbert"]["properties"]["v"]["method"]["space_type"]
     'innerproduct'
     """
     _check_engine(engine)
@@ -172,18 +211,28 @@ def colsplade_properties(engine: str, spec: FieldSpec | None = None) -> dict[str
         raise InvalidInputError(
             "sparse_vector is an Elasticsearch field type; use rank_features on OpenSearch"
         )
-    vector = _es_vector(spec) if engine == "elasticsearch" else _os_vector(spec)
-    properties: dict[str, Any] = {
-        spec.splade_field: {"type": spec.splade_type},
-        spec.colbert_field: {"type": "nested", "properties": {spec.vector_field: vector}},
-        spec.meta_field: {
-            "properties": {
-                "model_name": {"type": "keyword"},
-                "model_version": {"type": "keyword"},
-                "encoded_at": {"type": "date"},
-            }
-        },
-    }
+    properties: dict[str, Any] = {spec.splade_field: {"type": spec.splade_type}}
+    if spec.nested_vectors:
+        vector = _es_vector(spec) if engine == "elasticsearch" else _os_vector(spec)
+        properties[spec.colbert_field] = {"type": "nested", "properties": {spec.vector_field: vector}}
+    if spec.codes_field is not None:
+        codes: dict[str, Any] = {"type": "binary"}
+        if spec.codes_storage == "stored":
+            codes["store"] = True
+        elif spec.codes_storage == "doc_values":
+            codes["doc_values"] = True
+        properties[spec.codes_field] = codes
+    properties.update(
+        {
+            spec.meta_field: {
+                "properties": {
+                    "model_name": {"type": "keyword"},
+                    "model_version": {"type": "keyword"},
+                    "encoded_at": {"type": "date"},
+                }
+            },
+        }
+    )
     if spec.packed_field is not None:
         # Read from _source only: no doc values, not searchable.
         properties[spec.packed_field] = {"type": "binary"}
@@ -203,8 +252,10 @@ def index_settings(
     ``nested_objects_limit`` raises ``index.mapping.nested_objects.limit`` (10,000 by default), which caps
     the tokens of one document.
 
-    >>> index_settings("opensearch", FieldSpec())
+    >>> index_settings("opensearch", FieldSpec(nested_vectors=True))
     {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'knn': True}}
+    >>> index_settings("opensearch", FieldSpec())
+    {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'knn': False}}
     """
     _check_engine(engine)
     spec = spec or FieldSpec()
@@ -212,39 +263,64 @@ def index_settings(
         raise InvalidInputError(f"shards must be >= 1 and replicas >= 0, got {shards} and {replicas}")
     index: dict[str, Any] = {"number_of_shards": shards, "number_of_replicas": replicas}
     if engine == "opensearch":
-        index["knn"] = bool(spec.index_vectors)
+        index["knn"] = bool(spec.nested_vectors and spec.index_vectors)
     if nested_objects_limit is not None:
         index["mapping.nested_objects.limit"] = int(nested_objects_limit)
     return {"index": index}
 
 
 def index_meta(
-    spec: FieldSpec, model_name: str | None = None, model_version: str | None = None
+    spec: FieldSpec,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    codec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``_meta.colsplade`` block recording the field layout and the model of an index.
+    """The ``_meta.colsplade`` block recording the field layout, the model and the token codec of an index.
+
+    ``codec`` is :meth:`colsplade.scoring.ResidualCodec.describe` (hash, dim, nbits, centroids).
 
     >>> index_meta(FieldSpec(colbert_dim=96), "minilm-splade", "3")["colsplade"]["colbert_dim"]
     96
     """
-    block = {"schema": SCHEMA_VERSION, **dataclasses.asdict(spec)}
+    block: dict[str, Any] = {"schema": SCHEMA_VERSION, **dataclasses.asdict(spec)}
     if model_name is not None:
         block["model_name"] = model_name
     if model_version is not None:
         block["model_version"] = model_version
+    if codec is not None:
+        block["codec"] = dict(codec)
     return {"colsplade": block}
+
+
+def codec_from_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The codec an index's token codes were written with (``describe()`` form), or None.
+
+    >>> codec_from_meta(index_meta(FieldSpec(), codec={"hash": "ab12", "nbits": 1}))["hash"]
+    'ab12'
+    """
+    block = (meta or {}).get("colsplade")
+    codec = block.get("codec") if isinstance(block, Mapping) else None
+    return dict(codec) if isinstance(codec, Mapping) else None
 
 
 def spec_from_meta(meta: Mapping[str, Any] | None) -> FieldSpec | None:
     """Read back the :class:`FieldSpec` of an index from its ``_meta`` (None when it has none).
 
-    >>> spec_from_meta(index_meta(FieldSpec(element_type="byte")))
-    FieldSpec(colbert_dim=128, element_type='byte', index_vectors=True, splade_type='rank_features', hnsw_m=16, hnsw_ef_construction=100, quantization=None, knn_engine='lucene', splade_field='splade', colbert_field='colbert', vector_field='v', meta_field='colsplade', packed_field='colbert_packed')
+    >>> spec_from_meta(index_meta(FieldSpec(element_type="byte"))).element_type
+    'byte'
+    >>> old = spec_from_meta({"colsplade": {"schema": 1, "colbert_dim": 8, "packed_field": "colbert_packed"}})
+    >>> old.nested_vectors, old.codes_field, old.packed_field
+    (True, None, 'colbert_packed')
     """
     block = (meta or {}).get("colsplade")
     if not isinstance(block, Mapping):
         return None
     known = {f.name for f in dataclasses.fields(FieldSpec)}
-    return FieldSpec(**{k: v for k, v in block.items() if k in known})
+    values = {k: v for k, v in block.items() if k in known}
+    if int(block.get("schema", 1)) < 2:
+        # schema 1: nested vectors (+ the packed copy), no compact store
+        values = {"packed_field": "colbert_packed", **values, "nested_vectors": True, "codes_field": None}
+    return FieldSpec(**values)
 
 
 def index_body(
@@ -265,10 +341,13 @@ def index_body(
     if clash:
         raise MappingConflictError(f"extra_properties may not redefine colsplade's fields: {clash}")
     properties.update(ours)
-    return {
-        "settings": index_settings(engine, spec, shards=shards, replicas=replicas),
-        "mappings": {"_meta": index_meta(spec, model_name, model_version), "properties": properties},
+    mappings: dict[str, Any] = {
+        "_meta": index_meta(spec, model_name, model_version),
+        "properties": properties,
     }
+    if spec.source_excludes:
+        mappings["_source"] = {"excludes": list(spec.source_excludes)}
+    return {"settings": index_settings(engine, spec, shards=shards, replicas=replicas), "mappings": mappings}
 
 
 def fields_to_add(
@@ -281,11 +360,11 @@ def fields_to_add(
     engines cannot change a field's type in place.
 
     >>> fields_to_add("elasticsearch", {"title": {"type": "text"}}, FieldSpec(colbert_dim=4)).keys()
-    dict_keys(['splade', 'colbert', 'colsplade', 'colbert_packed'])
+    dict_keys(['splade', 'colbert_codes', 'colsplade'])
     >>> fields_to_add("elasticsearch", {"splade": {"type": "keyword"}})
     Traceback (most recent call last):
     ...
-    colsplade.mappings._builders.MappingConflictError: field 'splade' already exists as {'type': 'keyword'}, colsplade needs {'type': 'rank_features'}; choose other field names (FieldSpec(splade_field=...)) or a new index
+    colsplade.exceptions.MappingConflictError: field 'splade' already exists as {'type': 'keyword'}, colsplade needs {'type': 'rank_features'}; choose other field names (FieldSpec(splade_field=...)) or a new index
     """
     spec = spec or FieldSpec()
     existing = dict(existing_properties or {})
@@ -305,7 +384,7 @@ def fields_to_add(
 
 
 def _spec_attr(spec: FieldSpec, name: str) -> str:
-    for attr in ("splade_field", "colbert_field", "meta_field", "packed_field"):
+    for attr in ("splade_field", "colbert_field", "codes_field", "meta_field", "packed_field"):
         if getattr(spec, attr) == name:
             return attr
     return "field"

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -17,11 +18,19 @@ import numpy as np
 
 from colsplade.config import Settings
 from colsplade.engines import EngineClient, connect_default
-from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
-from colsplade.mappings import FieldSpec, spec_from_meta, unescape_impacts, unpack_token_vectors
-from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse
+from colsplade.exceptions import CodecMismatchError, InvalidInputError, ModelVersionMismatchError
+from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta, unescape_impacts
+from colsplade.query._dsl import (
+    candidates_query,
+    maxsim_rescore,
+    nested_knn_query,
+    rrf_fuse,
+    search_body,
+    source_filter,
+    token_fetch,
+)
+from colsplade.query._tokens import TokenReader
 from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
-from colsplade.scoring import dequantize_int8, hamming_maxsim, quantize_bits
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +108,7 @@ class SearchClient:
         self.client = client if client is not None else connect_default(settings)
         self._lock = threading.Lock()
         self._spec: FieldSpec | None = None
+        self._reader: TokenReader | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -116,19 +126,33 @@ class SearchClient:
 
     @property
     def spec(self) -> FieldSpec:
-        """The index's field layout, read once from its ``_meta`` (and the model version checked)."""
+        """The index's field layout, read once from its ``_meta`` (model version and codec checked)."""
         if self._spec is None:
             with self._lock:
                 if self._spec is None:
-                    self._spec = self._read_index()
+                    self._spec, self._reader = self._read_index()
         return self._spec
 
-    def _read_index(self) -> FieldSpec:
+    @property
+    def _token_reader(self) -> TokenReader:
+        if self._reader is None:
+            _ = self.spec
+        assert self._reader is not None
+        return self._reader
+
+    def _read_index(self) -> tuple[FieldSpec, TokenReader]:
         mapping = self.client.get_mapping(self.index)
         properties = mapping.get("properties", {})
         meta = (mapping.get("_meta") or {}).get("colsplade") or {}
         spec = spec_from_meta(mapping.get("_meta"))
-        if spec is None or spec.splade_field not in properties or spec.colbert_field not in properties:
+        store = (
+            spec.codes_field
+            if spec is not None and spec.codes_field
+            else spec.colbert_field
+            if spec
+            else None
+        )
+        if spec is None or spec.splade_field not in properties or store not in properties:
             raise InvalidInputError(
                 f"index {self.index!r} has no colsplade fields; add them (colsplade index create {self.index} "
                 "--existing-ok) and ingest the documents (colsplade ingest)"
@@ -144,20 +168,41 @@ class SearchClient:
             raise InvalidInputError(
                 f"index {self.index!r} holds {spec.colbert_dim}-dimensional token vectors, the model makes {dim}"
             )
-        return spec
+        return spec, TokenReader(spec, self._codec_for(spec, codec_from_meta(mapping.get("_meta"))))
+
+    def _codec_for(self, spec: FieldSpec, index_codec: Mapping[str, Any] | None) -> Any:
+        """The codec that decodes the index's blobs: the model's, and it must be the one the index records."""
+        if spec.codes_field is None:
+            return None
+        from colsplade.encoders import load_model_codec
+
+        wanted = index_codec.get("hash") if index_codec else None
+        codec = load_model_codec(self._encoder, wanted)
+        if wanted is None:
+            raise CodecMismatchError(
+                self.index,
+                None,
+                codec.hash if codec else None,
+                hint="the index records no token codec (nothing ingested yet?); ingest documents first",
+            )
+        if codec is None or codec.hash != wanted:
+            raise CodecMismatchError(self.index, wanted, codec.hash if codec else None)
+        return codec
 
     def resolve_rerank(self, rerank: str | None = None) -> str:
-        """The rerank path a search takes: ``auto`` picks the engine path where painless scores float
-        vectors (measured faster there, see benchmarks/bench_query.py), the client path otherwise."""
+        """The rerank path a search takes: ``auto`` is the client path (numpy MaxSim over the compact
+        blobs), except on an index with nested float vectors where the engine's painless can score them."""
         mode = rerank or self.default_rerank
         if mode not in RERANK_MODES:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {mode!r}")
-        can_engine = self.client.capabilities().in_engine_rerank and self.spec.element_type == "float"
+        spec = self.spec
+        caps = self.client.capabilities()
+        can_engine = caps.in_engine_rerank and spec.nested_vectors and spec.element_type == "float"
         if mode == "engine" and not can_engine:
             raise InvalidInputError(
-                f"in-engine rerank needs painless and float token vectors; this {self.client.engine} "
-                f"{self.client.capabilities().version} index has painless={self.client.capabilities().painless}, "
-                f"element_type={self.spec.element_type}; use rerank='client'"
+                f"in-engine rerank needs painless and nested float token vectors; this {self.client.engine} "
+                f"{caps.version} index has painless={caps.painless}, nested_vectors={spec.nested_vectors}, "
+                f"element_type={spec.element_type}; use rerank='client'"
             )
         if mode == "auto":
             return "engine" if can_engine else "client"
@@ -216,166 +261,64 @@ class SearchClient:
             window: candidates to rerank (default: the client's).
             rerank: ``auto`` / ``engine`` / ``client`` / ``none`` (default: the client's).
             filters: engine query-DSL clause(s) that restrict the candidates (not scored).
-            knn_k: also take each query token's ``knn_k`` nearest document tokens (nested kNN) as candidates.
+            knn_k: also take each query token's ``knn_k`` nearest document tokens (nested kNN) as
+                candidates (needs the opt-in nested vector layout).
             bm25_fields: also take BM25 candidates from these text fields; ``hybrid`` fuses them with the
                 SPLADE list by reciprocal rank (``rrf``) or by adding ``bm25_weight`` * BM25 scores (``sum``).
             first_stage_weight: w in ``score = MaxSim + w * first-stage score`` (default: the client's, 0:
                 MaxSim alone). The first stage adds the lexical-expansion evidence MaxSim lacks; with
                 ``hybrid="rrf"`` its score is constant and w has no effect.
-            source: source fields to return (True: all but the vectors).
+            source: source fields to return (True: all but colsplade's impacts, vectors and codes).
             highlight: fields to highlight (engine highlighter, on the BM25 / match of the query text).
             explain: add each hit's SPLADE term shares and ColBERT token matches.
             splade: use the SPLADE clauses as candidates (False: only ``knn_k`` / ``bm25_fields`` candidates,
                 e.g. ColBERT token-ANN retrieval).
+
+        A query with no candidate source left (every SPLADE term pruned, say a query of emoji, and no
+        ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
         """
         started = time.perf_counter()
-        window = window or self.window
-        weight = self.first_stage_weight if first_stage_weight is None else float(first_stage_weight)
-        if not math.isfinite(weight) or weight < 0:
-            raise InvalidInputError(f"first_stage_weight must be a finite number >= 0, got {weight}")
-        if k < 1 or offset < 0:
-            raise InvalidInputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}")
-        if offset + k > window:
-            raise InvalidInputError(
-                f"offset + k = {offset + k} is past the rerank window ({window}); raise window= to page further"
-            )
-        if hybrid not in HYBRID_MODES:
-            raise InvalidInputError(f"hybrid must be one of {', '.join(HYBRID_MODES)}, got {hybrid!r}")
-        if isinstance(filters, Mapping):
-            filters = [filters]
-        filters = list(filters or [])
-        spec = self.spec
-        mode = self.resolve_rerank(rerank)
+        plan = _Plan.check(
+            self,
+            k=k,
+            offset=offset,
+            window=window,
+            rerank=rerank,
+            filters=filters,
+            knn_k=knn_k,
+            bm25_fields=bm25_fields,
+            hybrid=hybrid,
+            bm25_weight=bm25_weight,
+            first_stage_weight=first_stage_weight,
+            source=source,
+            highlight=highlight,
+        )
         query = self._check_query(query)
         query_impacts, query_vectors = self.encode_query(query)
-        timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
+        run = _Search(self, plan, query, query_impacts, query_vectors, started)
         stage_impacts = query_impacts if splade else {}
         if not stage_impacts and not knn_k and not bm25_fields:
-            raise InvalidInputError(
-                "no first-stage candidates: the query yields no SPLADE term (all pruned) or splade=False; "
-                "add knn_k= or bm25_fields="
+            reason = (
+                "no first-stage candidates: the query yields no SPLADE term (all pruned)"
+                if splade
+                else "no first-stage candidates: splade=False and neither knn_k nor bm25_fields"
             )
-
-        extra: list[dict[str, Any]] = []
-        if knn_k:
-            extra.append(
-                {
-                    "bool": {
-                        "should": [
-                            nested_knn_query(self.client.engine, q, spec, k=knn_k) for q in query_vectors
-                        ]
-                    }
-                }
-            )
-        bm25_clause = None
-        if bm25_fields:
-            bm25_clause = {"multi_match": {"query": query, "fields": list(bm25_fields)}}
-            if hybrid == "sum":
-                extra.append({"multi_match": {**bm25_clause["multi_match"], "boost": float(bm25_weight)}})
-        first = _first_stage(stage_impacts, spec, filters, extra)
-        source_filter = _source_filter(source, spec)
-        highlight_body = {"fields": {f: {} for f in highlight}} if highlight else None
-
-        stage: dict[str, dict[str, float]] = {}
+            return run.finish([], 0, explain=False, reason=reason)
+        first = candidates_query(stage_impacts, self.spec, plan.filters, run.extra_candidates())
         if bm25_fields and hybrid == "rrf":
-            candidate_ids = self._rrf_candidates(first, bm25_clause, filters, window, stage, timings)
-            first = {"bool": {"filter": [{"ids": {"values": candidate_ids}}, *filters]}}
-            if mode == "none":
-                fused = sorted(candidate_ids, key=lambda d: -stage["rrf"][d])
-                page = fused[offset : offset + k]
-                hits = self._fetch_page(page, source_filter, highlight_body, query, timings, stage, "rrf")
-                return self._finish(
-                    query,
-                    hits,
-                    mode,
-                    window,
-                    len(candidate_ids),
-                    timings,
-                    query_impacts,
-                    query_vectors,
-                    explain,
-                    started,
-                )
-
-        if mode == "engine":
-            body: dict[str, Any] = {
-                "query": first,
-                "size": offset + k,
-                "rescore": maxsim_rescore(
-                    self.client.engine, query_vectors, spec, window=window, first_stage_weight=weight
-                ),
-                "_source": source_filter,
-                "track_total_hits": False,
-            }
-            if highlight_body:
-                body["highlight"] = highlight_body
-            answer = self._search(body, timings)
-            m = len(query_vectors)
-            raw = answer["hits"]["hits"][offset : offset + k]
-            hits = [
-                Hit(
-                    id=h["_id"],
-                    score=float(h["_score"]) - m,
-                    # with w > 0 the engine returns only the sum, not its parts
-                    stage_scores={
-                        "maxsim" if not weight else "fused": float(h["_score"]) - m,
-                        **_known(stage, h["_id"]),
-                    },
-                    source=h.get("_source") if source_filter is not False else None,
-                    highlight=h.get("highlight"),
-                )
-                for h in raw
-            ]
-            # The engine reranks up to `window` candidates per shard; it does not say how many matched.
-            candidates = window
+            candidate_ids = run.rrf_candidates(first)
+            if plan.mode == "none":
+                fused = sorted(candidate_ids, key=lambda d: -run.stage["rrf"][d])
+                hits = run.fetch_page(fused[plan.offset : plan.offset + plan.k], "rrf")
+                return run.finish(hits, len(candidate_ids), explain=explain)
+            first = {"bool": {"filter": [{"ids": {"values": candidate_ids}}, *plan.filters]}}
+        if plan.mode == "engine":
+            hits, candidates = run.engine_rerank(first)
+        elif plan.mode == "client":
+            hits, candidates = run.client_rerank(first)
         else:
-            fields = [_vector_source_field(spec)] if mode == "client" else []
-            body = {
-                "query": first,
-                "size": window if mode == "client" else offset + k,
-                "_source": _merge_source(source_filter, fields),
-                "track_total_hits": False,
-            }
-            if highlight_body:
-                body["highlight"] = highlight_body
-            answer = self._search(body, timings)
-            raw = answer["hits"]["hits"]
-            candidates = len(raw)
-            scored: list[tuple[float, float | None, dict[str, Any]]] = []  # (score, MaxSim, hit)
-            if mode == "client":
-                t_rerank = time.perf_counter()
-                fallback = self._nested_fallback(raw, spec, timings)
-                for h in raw:
-                    doc_vectors = _source_vectors(fallback.get(h["_id"], h.get("_source") or {}), spec)
-                    maxsim = _maxsim(query_vectors, doc_vectors, spec)
-                    scored.append((maxsim + weight * float(h["_score"] or 0.0), maxsim, h))
-                # Stable sort: equal scores keep the first-stage order, as the engine's rescore does.
-                scored.sort(key=lambda item: -item[0])
-                timings["rerank"] = (time.perf_counter() - t_rerank) * 1000
-            else:
-                scored = [(float(h["_score"]), None, h) for h in raw]
-            hits = []
-            for score, maxsim, h in scored[offset : offset + k]:
-                src = dict(h.get("_source") or {})
-                src.pop(spec.colbert_field, None)
-                if spec.packed_field:
-                    src.pop(spec.packed_field, None)
-                if maxsim is not None:
-                    stages = {"first_stage": float(h["_score"]), **_known(stage, h["_id"]), "maxsim": maxsim}
-                else:
-                    stages = {**_known(stage, h["_id"]), "first_stage": score}
-                hits.append(
-                    Hit(
-                        id=h["_id"],
-                        score=score,
-                        stage_scores=stages,
-                        source=_strip_source(src, source_filter, spec),
-                        highlight=h.get("highlight"),
-                    )
-                )
-        return self._finish(
-            query, hits, mode, window, candidates, timings, query_impacts, query_vectors, explain, started
-        )
+            hits, candidates = run.first_stage_only(first)
+        return run.finish(hits, candidates, explain=explain)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -384,101 +327,6 @@ class SearchClient:
         answer = self.client.search(self.index, body)
         timings["engine"] += (time.perf_counter() - t) * 1000
         return answer
-
-    def _nested_fallback(
-        self, raw: list[dict[str, Any]], spec: FieldSpec, timings: dict[str, float]
-    ) -> dict[str, dict[str, Any]]:
-        """Nested vectors of the documents that came back without the packed copy (older writers)."""
-        if not spec.packed_field:
-            return {}
-        missing = [
-            h["_id"] for h in raw if not isinstance((h.get("_source") or {}).get(spec.packed_field), str)
-        ]
-        if not missing:
-            return {}
-        body = {"query": {"ids": {"values": missing}}, "size": len(missing), "_source": [spec.colbert_field]}
-        return {h["_id"]: h.get("_source") or {} for h in self._search(body, timings)["hits"]["hits"]}
-
-    def _rrf_candidates(
-        self,
-        first: Mapping[str, Any],
-        bm25_clause: Mapping[str, Any],
-        filters: list[Mapping[str, Any]],
-        window: int,
-        stage: dict[str, dict[str, float]],
-        timings: dict[str, float],
-    ) -> list[str]:
-        sparse = self._search(
-            {"query": first, "size": window, "_source": False, "track_total_hits": False}, timings
-        )
-        bm25_query = {"bool": {"must": [bm25_clause], "filter": filters}} if filters else bm25_clause
-        bm25 = self._search(
-            {"query": bm25_query, "size": window, "_source": False, "track_total_hits": False}, timings
-        )
-        sparse_ids = [h["_id"] for h in sparse["hits"]["hits"]]
-        bm25_ids = [h["_id"] for h in bm25["hits"]["hits"]]
-        stage["first_stage"] = {h["_id"]: float(h["_score"]) for h in sparse["hits"]["hits"]}
-        stage["bm25"] = {h["_id"]: float(h["_score"]) for h in bm25["hits"]["hits"]}
-        fused = rrf_fuse([sparse_ids, bm25_ids])[:window]
-        stage["rrf"] = dict(fused)
-        return [doc_id for doc_id, _ in fused]
-
-    def _fetch_page(
-        self,
-        ids: list[str],
-        source_filter: Any,
-        highlight_body: Mapping[str, Any] | None,
-        query: str,
-        timings: dict[str, float],
-        stage: dict[str, dict[str, float]],
-        score_stage: str,
-    ) -> list[Hit]:
-        if not ids:
-            return []
-        body: dict[str, Any] = {"query": {"ids": {"values": ids}}, "size": len(ids), "_source": source_filter}
-        if highlight_body:
-            body["highlight"] = highlight_body
-        found = {h["_id"]: h for h in self._search(body, timings)["hits"]["hits"]}
-        hits = []
-        for doc_id in ids:
-            h = found.get(doc_id, {})
-            score = stage[score_stage][doc_id]
-            hits.append(
-                Hit(
-                    id=doc_id,
-                    score=score,
-                    stage_scores=_known(stage, doc_id),
-                    source=h.get("_source") if source_filter is not False else None,
-                    highlight=h.get("highlight"),
-                )
-            )
-        return hits
-
-    def _finish(
-        self,
-        query: str,
-        hits: list[Hit],
-        mode: str,
-        window: int,
-        candidates: int,
-        timings: dict[str, float],
-        query_impacts: dict[str, float],
-        query_vectors: np.ndarray,
-        explain: bool,
-        started: float,
-    ) -> SearchResult:
-        if explain and hits:
-            self._explain(query, hits, query_impacts, query_vectors, timings)
-        timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResult(
-            query=query,
-            hits=hits,
-            rerank=mode,
-            window=window,
-            candidates=candidates,
-            timings_ms={k: round(v, 3) for k, v in timings.items()},
-            query_terms=query_impacts,
-        )
 
     def _explain(
         self,
@@ -489,14 +337,20 @@ class SearchClient:
         timings: dict[str, float],
     ) -> None:
         spec = self.spec
-        fields = [spec.splade_field, spec.colbert_field, *self.text_fields]
-        if spec.packed_field:
-            fields.append(spec.packed_field)
-        body = {"query": {"ids": {"values": [h.id for h in hits]}}, "size": len(hits), "_source": fields}
-        docs = {h["_id"]: h.get("_source") or {} for h in self._search(body, timings)["hits"]["hits"]}
+        fields = [spec.splade_field, *self.text_fields]
+        body = search_body(
+            {"ids": {"values": [h.id for h in hits]}},
+            len(hits),
+            fetch=token_fetch(spec, fields),
+            source=fields,
+        )
+        raw = self._search(body, timings)["hits"]["hits"]
+        docs = {h["_id"]: h for h in raw}
+        tokens = self._token_reader.read(raw)
         query_tokens = _safe_tokens(self._encoder, query, is_query=True)
         for hit in hits:
-            src = docs.get(hit.id, {})
+            h = docs.get(hit.id, {})
+            src = h.get("_source") or {}
             doc_impacts = unescape_impacts(src.get(spec.splade_field) or {})
             terms = [
                 SparseTermContribution(t, w, doc_impacts[t], w * doc_impacts[t])
@@ -505,13 +359,13 @@ class SearchClient:
             ]
             terms.sort(key=lambda c: -c.contribution)
             explanation = HitExplanation(sparse_score=float(sum(c.contribution for c in terms)), terms=terms)
-            doc_vectors = _source_vectors(src, spec)
-            if len(doc_vectors) and len(query_vectors):
+            doc_vectors = tokens.get(hit.id)
+            if doc_vectors is not None and len(doc_vectors) and len(query_vectors):
                 text = " ".join(str(src[f]) for f in self.text_fields if src.get(f))
                 doc_tokens = _safe_tokens(self._encoder, text, is_query=False) if text else []
                 if len(doc_tokens) != len(doc_vectors):
                     doc_tokens = []
-                sims = _similarities(query_vectors, doc_vectors, spec)
+                sims = self._token_reader.similarities(query_vectors, doc_vectors)
                 best = sims.argmax(axis=1)
                 explanation.tokens = [
                     TokenMatch(
@@ -527,101 +381,235 @@ class SearchClient:
             hit.explanation = explanation
 
 
-def _first_stage(
-    query_impacts: dict[str, float],
-    spec: FieldSpec,
-    filters: list[Mapping[str, Any]],
-    extra: list[dict[str, Any]],
-) -> dict[str, Any]:
-    if query_impacts:
-        return first_stage_query(query_impacts, spec, filters=filters, extra_should=extra)
-    body: dict[str, Any] = {"should": extra, "minimum_should_match": 1}
-    if filters:
-        body["filter"] = list(filters)
-    return {"bool": body}
+@dataclass(frozen=True)
+class _Plan:
+    """A search's checked arguments and resolved rerank path."""
+
+    k: int
+    offset: int
+    window: int
+    mode: str
+    weight: float
+    filters: list[Mapping[str, Any]]
+    knn_k: int | None
+    bm25_fields: list[str] | None
+    hybrid: str
+    bm25_weight: float
+    source: Any
+    highlight: list[str] | None
+
+    @classmethod
+    def check(cls, client: SearchClient, **a: Any) -> _Plan:
+        window = a["window"] or client.window
+        weight = (
+            client.first_stage_weight if a["first_stage_weight"] is None else float(a["first_stage_weight"])
+        )
+        k, offset = a["k"], a["offset"]
+        if not math.isfinite(weight) or weight < 0:
+            raise InvalidInputError(f"first_stage_weight must be a finite number >= 0, got {weight}")
+        if k < 1 or offset < 0:
+            raise InvalidInputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}")
+        if offset + k > window:
+            raise InvalidInputError(
+                f"offset + k = {offset + k} is past the rerank window ({window}); raise window= to page further"
+            )
+        if a["hybrid"] not in HYBRID_MODES:
+            raise InvalidInputError(f"hybrid must be one of {', '.join(HYBRID_MODES)}, got {a['hybrid']!r}")
+        filters = a["filters"]
+        if isinstance(filters, Mapping):
+            filters = [filters]
+        spec = client.spec
+        if a["knn_k"] and not spec.nested_vectors:
+            raise InvalidInputError(
+                f"knn_k needs nested token vectors, and index {client.index!r} has only the compact token "
+                "store; create it with nested vectors (colsplade index create --nested-vectors) for token kNN"
+            )
+        return cls(
+            k=k,
+            offset=offset,
+            window=window,
+            mode=client.resolve_rerank(a["rerank"]),
+            weight=weight,
+            filters=list(filters or []),
+            knn_k=a["knn_k"],
+            bm25_fields=list(a["bm25_fields"]) if a["bm25_fields"] else None,
+            hybrid=a["hybrid"],
+            bm25_weight=float(a["bm25_weight"]),
+            source=source_filter(a["source"], spec),
+            highlight=list(a["highlight"]) if a["highlight"] else None,
+        )
 
 
-def _known(stage: dict[str, dict[str, float]], doc_id: str) -> dict[str, float]:
-    return {name: scores[doc_id] for name, scores in stage.items() if doc_id in scores}
+class _Search:
+    """One search in flight: its plan, query encodings, stage scores and timings."""
 
+    def __init__(
+        self,
+        client: SearchClient,
+        plan: _Plan,
+        query: str,
+        query_impacts: dict[str, float],
+        query_vectors: np.ndarray,
+        started: float,
+    ) -> None:
+        self.client = client
+        self.spec = client.spec
+        self.plan = plan
+        self.query = query
+        self.query_impacts = query_impacts
+        self.query_vectors = query_vectors
+        self.started = started
+        self.timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
+        self.stage: dict[str, dict[str, float]] = {}
 
-def _source_filter(source: Sequence[str] | bool | None, spec: FieldSpec) -> Any:
-    if source is None or source is False:
-        return False
-    if source is True:
-        return {"excludes": [f for f in (spec.colbert_field, spec.splade_field, spec.packed_field) if f]}
-    return list(source)
+    def search(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self.client._search(body, self.timings)["hits"]["hits"]
 
+    def extra_candidates(self) -> list[dict[str, Any]]:
+        extra: list[dict[str, Any]] = []
+        plan = self.plan
+        if plan.knn_k:
+            engine = self.client.client.engine
+            clauses = [nested_knn_query(engine, q, self.spec, k=plan.knn_k) for q in self.query_vectors]
+            extra.append({"bool": {"should": clauses}})
+        if plan.bm25_fields and plan.hybrid == "sum":
+            extra.append(
+                {"multi_match": {"query": self.query, "fields": plan.bm25_fields, "boost": plan.bm25_weight}}
+            )
+        return extra
 
-def _merge_source(source_filter: Any, fields: list[str]) -> Any:
-    if not fields:
-        return source_filter
-    if source_filter is False:
-        return fields
-    if isinstance(source_filter, dict):
-        # "all but the vectors" plus the vectors: fetch everything but the SPLADE impacts.
-        return {"excludes": [f for f in source_filter["excludes"] if f not in fields]}
-    return list(dict.fromkeys([*source_filter, *fields]))
+    def rrf_candidates(self, first: Mapping[str, Any]) -> list[str]:
+        plan = self.plan
+        bm25_clause = {"multi_match": {"query": self.query, "fields": plan.bm25_fields}}
+        bm25_query = (
+            {"bool": {"must": [bm25_clause], "filter": plan.filters}} if plan.filters else bm25_clause
+        )
+        sparse = self.search(search_body(first, plan.window))
+        bm25 = self.search(search_body(bm25_query, plan.window))
+        self.stage["first_stage"] = {h["_id"]: float(h["_score"]) for h in sparse}
+        self.stage["bm25"] = {h["_id"]: float(h["_score"]) for h in bm25}
+        fused = rrf_fuse([[h["_id"] for h in sparse], [h["_id"] for h in bm25]])[: plan.window]
+        self.stage["rrf"] = dict(fused)
+        return [doc_id for doc_id, _ in fused]
 
+    def fetch_page(self, ids: list[str], score_stage: str) -> list[Hit]:
+        if not ids:
+            return []
+        plan = self.plan
+        body = search_body({"ids": {"values": ids}}, len(ids), source=plan.source, highlight=plan.highlight)
+        found = {h["_id"]: h for h in self.search(body)}
+        return [
+            Hit(
+                id=doc_id,
+                score=self.stage[score_stage][doc_id],
+                stage_scores=self.known(doc_id),
+                source=found.get(doc_id, {}).get("_source") if plan.source is not False else None,
+                highlight=found.get(doc_id, {}).get("highlight"),
+            )
+            for doc_id in ids
+        ]
 
-def _strip_source(src: dict[str, Any], source_filter: Any, spec: FieldSpec) -> dict[str, Any] | None:
-    if source_filter is False:
-        return None
-    if isinstance(source_filter, list) and spec.colbert_field not in source_filter:
-        src.pop(spec.colbert_field, None)
-    return src
+    def known(self, doc_id: str) -> dict[str, float]:
+        return {name: scores[doc_id] for name, scores in self.stage.items() if doc_id in scores}
 
+    def engine_rerank(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
+        """Rescore in the engine (painless over the nested vectors): ``m + MaxSim`` per hit."""
+        plan = self.plan
+        rescore = maxsim_rescore(
+            self.client.client.engine,
+            self.query_vectors,
+            self.spec,
+            window=plan.window,
+            first_stage_weight=plan.weight,
+        )
+        body = search_body(
+            first, plan.offset + plan.k, source=plan.source, highlight=plan.highlight, rescore=rescore
+        )
+        m = len(self.query_vectors)
+        hits = [
+            Hit(
+                id=h["_id"],
+                score=float(h["_score"]) - m,
+                # with w > 0 the engine returns only the sum, not its parts
+                stage_scores={
+                    "maxsim" if not plan.weight else "fused": float(h["_score"]) - m,
+                    **self.known(h["_id"]),
+                },
+                source=h.get("_source") if plan.source is not False else None,
+                highlight=h.get("highlight"),
+            )
+            for h in self.search(body)[plan.offset : plan.offset + plan.k]
+        ]
+        # The engine reranks up to `window` candidates per shard; it does not say how many matched.
+        return hits, plan.window
 
-def _vector_source_field(spec: FieldSpec) -> str:
-    """Where the client reads token vectors: the packed copy, else the nested objects."""
-    return spec.packed_field or spec.colbert_field
+    def client_rerank(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
+        """Fetch the window's token blobs, decode them and MaxSim the whole window at once (numpy).
 
+        A hit whose blob is missing or corrupt keeps its first-stage score and ranks after the reranked
+        hits (logged with its id), so one bad document never fails the query.
+        """
+        plan = self.plan
+        fetch = token_fetch(self.spec, plan.source)
+        body = search_body(first, plan.window, fetch=fetch, source=fetch["_source"], highlight=plan.highlight)
+        raw = self.search(body)
+        t0 = time.perf_counter()
+        maxsims, ok = self.client._token_reader.maxsim(self.query_vectors, raw)
+        first_scores = np.array([float(h["_score"] or 0.0) for h in raw], dtype=np.float32)
+        scores = maxsims + plan.weight * first_scores
+        reranked = np.flatnonzero(ok)
+        # stable: equal scores keep the first-stage order, as the engine's rescore does
+        order = [*reranked[np.argsort(-scores[reranked], kind="stable")], *np.flatnonzero(~ok)]
+        self.timings["rerank"] = (time.perf_counter() - t0) * 1000
+        hits = []
+        for i in order[plan.offset : plan.offset + plan.k]:
+            h = raw[i]
+            if ok[i]:
+                score = float(scores[i])
+                stages = {
+                    "first_stage": float(first_scores[i]),
+                    **self.known(h["_id"]),
+                    "maxsim": float(maxsims[i]),
+                }
+            else:
+                score = float(first_scores[i])
+                stages = {**self.known(h["_id"]), "first_stage": score}
+            hits.append(self.hit(h, score, stages))
+        return hits, len(raw)
 
-def _source_vectors(src: Mapping[str, Any], spec: FieldSpec) -> np.ndarray:
-    """A document's token vectors from its _source, as stored: float32 (n, dim) or, for bit, packed uint8.
+    def first_stage_only(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
+        plan = self.plan
+        raw = self.search(
+            search_body(first, plan.offset + plan.k, source=plan.source, highlight=plan.highlight)
+        )
+        hits = [
+            self.hit(h, float(h["_score"]), {**self.known(h["_id"]), "first_stage": float(h["_score"])})
+            for h in raw[plan.offset : plan.offset + plan.k]
+        ]
+        return hits, len(raw)
 
-    Byte vectors are dequantised (int8 / 127). The packed field is preferred; documents written
-    without it (older ingests, other writers) fall back to the nested JSON numbers.
-    """
-    packed = src.get(spec.packed_field) if spec.packed_field else None
-    if isinstance(packed, str):
-        width = spec.colbert_dim // 8 if spec.element_type == "bit" else spec.colbert_dim
-        stored = unpack_token_vectors(packed, width, spec.element_type)
-        return dequantize_int8(stored) if spec.element_type == "byte" else stored
-    return _doc_vectors(src.get(spec.colbert_field) or [], spec)
+    def hit(self, h: Mapping[str, Any], score: float, stages: dict[str, float]) -> Hit:
+        source = None
+        if self.plan.source is not False:
+            source = {k: v for k, v in (h.get("_source") or {}).items() if k not in self.spec.heavy_fields}
+        return Hit(id=h["_id"], score=score, stage_scores=stages, source=source, highlight=h.get("highlight"))
 
-
-def _doc_vectors(nested: list[Mapping[str, Any]], spec: FieldSpec) -> np.ndarray:
-    rows = [t[spec.vector_field] for t in nested if isinstance(t, Mapping) and spec.vector_field in t]
-    if spec.element_type == "float":
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), spec.colbert_dim)
-    if spec.element_type == "byte":
-        return dequantize_int8(np.asarray(rows, dtype=np.int8).reshape(len(rows), spec.colbert_dim))
-    # bit: packed bytes, stored as signed ints by the engines.
-    return (
-        np.asarray(rows, dtype=np.int16)
-        .astype(np.int8)
-        .view(np.uint8)
-        .reshape(len(rows), spec.colbert_dim // 8)
-    )
-
-
-def _similarities(query_vectors: np.ndarray, doc_vectors: np.ndarray, spec: FieldSpec) -> np.ndarray:
-    """(m, n) token similarities in the index's precision (bit: ``1 - 2 * hamming / dim``)."""
-    if spec.element_type == "bit":
-        q = np.unpackbits(quantize_bits(query_vectors), axis=1)[:, : spec.colbert_dim].astype(np.int32)
-        d = np.unpackbits(doc_vectors, axis=1)[:, : spec.colbert_dim].astype(np.int32)
-        agree = q @ d.T + (1 - q) @ (1 - d).T
-        return (2.0 * agree - spec.colbert_dim) / spec.colbert_dim
-    return query_vectors.astype(np.float32) @ doc_vectors.astype(np.float32).T
-
-
-def _maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray, spec: FieldSpec) -> float:
-    if len(doc_vectors) == 0 or len(query_vectors) == 0:
-        return 0.0
-    if spec.element_type == "bit":
-        return hamming_maxsim(quantize_bits(query_vectors), doc_vectors, spec.colbert_dim)
-    return float(_similarities(query_vectors, doc_vectors, spec).max(axis=1).sum())
+    def finish(
+        self, hits: list[Hit], candidates: int, *, explain: bool, reason: str | None = None
+    ) -> SearchResult:
+        if explain and hits:
+            self.client._explain(self.query, hits, self.query_impacts, self.query_vectors, self.timings)
+        self.timings["total"] = (time.perf_counter() - self.started) * 1000
+        return SearchResult(
+            query=self.query,
+            hits=hits,
+            rerank=self.plan.mode,
+            window=self.plan.window,
+            candidates=candidates,
+            timings_ms={k: round(v, 3) for k, v in self.timings.items()},
+            query_terms=self.query_impacts,
+            reason=reason,
+        )
 
 
 def _safe_tokens(encoder: Any, text: str, *, is_query: bool) -> list[str]:

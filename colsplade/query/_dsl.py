@@ -8,7 +8,17 @@ from typing import Any
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, escape_feature
 
-__all__ = ["first_stage_query", "maxsim_rescore", "nested_knn_query", "rrf_fuse", "sparse_query"]
+__all__ = [
+    "candidates_query",
+    "first_stage_query",
+    "maxsim_rescore",
+    "nested_knn_query",
+    "rrf_fuse",
+    "search_body",
+    "source_filter",
+    "sparse_query",
+    "token_fetch",
+]
 
 
 def sparse_query(query_impacts: Mapping[str, float], spec: FieldSpec | None = None) -> dict[str, Any]:
@@ -185,3 +195,98 @@ def rrf_fuse(
             scores[doc_id] = scores.get(doc_id, 0.0) + weight / (k + rank)
     order = {doc_id: i for i, doc_id in enumerate(scores)}
     return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+def source_filter(source: Sequence[str] | bool | None, spec: FieldSpec | None = None) -> Any:
+    """The ``_source`` a search asks for: ``False`` for none, all but colsplade's heavy fields for
+    ``True``, else the listed fields.
+
+    >>> source_filter(True)
+    {'excludes': ['splade', 'colbert', 'colbert_codes']}
+    >>> source_filter(None), source_filter(["title"])
+    (False, ['title'])
+    """
+    spec = spec or FieldSpec()
+    if source is None or source is False:
+        return False
+    if source is True:
+        return {"excludes": list(spec.heavy_fields)}
+    return list(source)
+
+
+def token_fetch(spec: FieldSpec, source: Any = False) -> dict[str, Any]:
+    """The request keys that fetch each hit's token blob, merged with the caller's ``_source`` filter.
+
+    ``source`` storage reads the blob out of ``_source``; ``stored`` by ``stored_fields``;
+    ``doc_values`` by ``docvalue_fields``. Schema-1 indices read their packed copy (or the nested JSON).
+
+    >>> token_fetch(FieldSpec())
+    {'_source': ['colbert_codes']}
+    >>> token_fetch(FieldSpec(codes_storage="stored"), ["title"])
+    {'_source': ['title'], 'stored_fields': ['colbert_codes']}
+    >>> token_fetch(FieldSpec(codes_storage="doc_values"))
+    {'_source': False, 'docvalue_fields': ['colbert_codes']}
+    """
+    if spec.codes_field is not None and spec.codes_storage == "stored":
+        return {"_source": source, "stored_fields": [spec.codes_field]}
+    if spec.codes_field is not None and spec.codes_storage == "doc_values":
+        return {"_source": source, "docvalue_fields": [spec.codes_field]}
+    # schema 1: the packed copy, and the nested numbers for documents written without one
+    fields = (
+        [spec.codes_field] if spec.codes_field else [f for f in (spec.packed_field, spec.colbert_field) if f]
+    )
+    if source is False:
+        return {"_source": fields}
+    if isinstance(source, dict):
+        # "all but the heavy fields", plus the blob
+        return {"_source": {"excludes": [f for f in source["excludes"] if f not in fields]}}
+    return {"_source": list(dict.fromkeys([*source, *fields]))}
+
+
+def search_body(
+    query: Mapping[str, Any],
+    size: int,
+    *,
+    source: Any = False,
+    fetch: Mapping[str, Any] | None = None,
+    highlight: Sequence[str] | None = None,
+    rescore: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One search request. Total hits are not tracked, so the engine may skip non-competitive documents.
+
+    >>> search_body({"match_all": {}}, 5, highlight=["text"])
+    {'query': {'match_all': {}}, 'size': 5, '_source': False, 'track_total_hits': False, 'highlight': {'fields': {'text': {}}}}
+    """
+    body: dict[str, Any] = {
+        "query": dict(query),
+        "size": int(size),
+        "_source": source,
+        "track_total_hits": False,
+    }
+    if fetch:
+        body.update(fetch)
+    if rescore is not None:
+        body["rescore"] = dict(rescore)
+    if highlight:
+        body["highlight"] = {"fields": {f: {} for f in highlight}}
+    return body
+
+
+def candidates_query(
+    query_impacts: Mapping[str, float],
+    spec: FieldSpec,
+    filters: Sequence[Mapping[str, Any]],
+    extra_should: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The first stage from whatever candidate sources the search has: SPLADE clauses when the query has
+    terms, else only the extra sources (nested kNN, BM25), restricted by ``filters``.
+
+    >>> candidates_query({}, FieldSpec(), [], [{"match": {"text": "x"}}])
+    {'bool': {'should': [{'match': {'text': 'x'}}], 'minimum_should_match': 1}}
+    """
+    if query_impacts:
+        return first_stage_query(query_impacts, spec, filters=filters, extra_should=extra_should)
+    body: dict[str, Any] = {"should": [dict(c) for c in extra_should], "minimum_should_match": 1}
+    if filters:
+        body["filter"] = [dict(f) for f in filters]
+    return {"bool": body}

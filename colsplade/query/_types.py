@@ -64,7 +64,8 @@ class SearchResult:
     """Hits of one page plus what the search cost.
 
     ``timings_ms`` has ``encode``, ``engine`` (round trips, network included) and ``rerank``
-    (client-side MaxSim, 0 when the engine reranked); ``candidates`` is how many documents the rerank saw.
+    (client-side decode + MaxSim, 0 when the engine reranked); ``candidates`` is how many documents the
+    rerank saw. ``reason`` says why a result is empty when no search could run (no candidate source).
     """
 
     query: str
@@ -74,6 +75,7 @@ class SearchResult:
     candidates: int
     timings_ms: dict[str, float]
     query_terms: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
 
     def ids(self) -> list[str]:
         return [h.id for h in self.hits]

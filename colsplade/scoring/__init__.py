@@ -1,10 +1,19 @@
-"""Pure numpy scoring: MaxSim, sparse dot products, quantisation of token vectors (no I/O).
+"""Pure numpy scoring: MaxSim, sparse dot products, quantisation and the residual codec of token vectors (no I/O).
 
 Nothing here imports torch or transformers, so backend code can score without the ``[train]`` extra.
 """
 
+from colsplade.scoring._codec import (
+    CorruptBlobError,
+    DecodedWindow,
+    ResidualCodec,
+    default_n_centroids,
+    fit_codec,
+    maxsim_codes,
+)
 from colsplade.scoring._maxsim import maxsim, maxsim_batch, maxsim_matrix, sparse_dot
 from colsplade.scoring._quantize import (
+    bit_similarities,
     dequantize_bits,
     dequantize_int8,
     hamming_maxsim,
@@ -13,11 +22,18 @@ from colsplade.scoring._quantize import (
 )
 
 __all__ = [
+    "CorruptBlobError",
+    "DecodedWindow",
+    "ResidualCodec",
+    "bit_similarities",
+    "default_n_centroids",
     "dequantize_bits",
     "dequantize_int8",
+    "fit_codec",
     "hamming_maxsim",
     "maxsim",
     "maxsim_batch",
+    "maxsim_codes",
     "maxsim_matrix",
     "quantize_bits",
     "quantize_int8",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "bit_similarities",
     "dequantize_bits",
     "dequantize_int8",
     "hamming_maxsim",
@@ -86,3 +87,17 @@ def hamming_maxsim(query_bits: np.ndarray, doc_bits: np.ndarray, dim: int) -> fl
     hamming = _POPCOUNT[xor].sum(axis=2)  # (m, n)
     sims = (dim - 2 * hamming).max(axis=1)
     return float(sims.sum() / dim)
+
+
+def bit_similarities(query_vectors: np.ndarray, doc_bits: np.ndarray, dim: int) -> np.ndarray:
+    """(m, n) similarities of float query vectors (m, dim) to packed bit document vectors (n, dim / 8):
+    the query is binarised too, and ``1 - 2 * hamming / dim`` is the cosine of the two +-1 vectors.
+
+    >>> q = np.array([[1.0] * 8])
+    >>> bit_similarities(q, quantize_bits(np.array([[1.0] * 6 + [-1.0] * 2])), 8)
+    array([[0.5]])
+    """
+    q = np.unpackbits(quantize_bits(query_vectors), axis=1)[:, :dim].astype(np.int32)
+    d = np.unpackbits(np.asarray(doc_bits, dtype=np.uint8), axis=1)[:, :dim].astype(np.int32)
+    agree = q @ d.T + (1 - q) @ (1 - d).T
+    return (2.0 * agree - dim) / dim

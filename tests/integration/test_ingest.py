@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import threading
@@ -12,9 +13,10 @@ from urllib.request import Request, urlopen
 import numpy as np
 import pytest
 
+from colsplade.encoders import load_model_codec
 from colsplade.engines import connect, create_index
 from colsplade.exceptions import ModelVersionMismatchError
-from colsplade.ingest import FieldMapping, IterableSource, RetryPolicy, ingest, reindex
+from colsplade.ingest import Batching, FieldMapping, IterableSource, RetryPolicy, ingest, reindex
 from colsplade.mappings import FieldSpec, unescape_impacts
 from colsplade.query import sparse_query
 
@@ -42,7 +44,7 @@ WORDS = [
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
-    from colsplade.training._tiny import make_tiny_model_dir
+    from colsplade.testing import make_tiny_model_dir
 
     return make_tiny_model_dir("joint", tmp_path_factory.mktemp("model") / "joint", dim=16)
 
@@ -75,7 +77,14 @@ def _all_ids(engine, index: str) -> list[str]:
 
 def test_ingest_and_search_back(engine, engine_index, encoder, tmp_path):
     docs = _docs(40)
-    summary = ingest(docs, engine, engine_index, encoder, progress=False, encode_batch_size=8, bulk_docs=16)
+    summary = ingest(
+        docs,
+        engine,
+        engine_index,
+        encoder,
+        progress=False,
+        batching=Batching(encode_batch_size=8, bulk_docs=16),
+    )
     assert summary.read == 40 and summary.indexed == 40 and summary.dead_lettered == 0
     assert summary.exit_code == 0
     ids = _all_ids(engine, engine_index)
@@ -83,8 +92,13 @@ def test_ingest_and_search_back(engine, engine_index, encoder, tmp_path):
     stored = engine.get_document(engine_index, "d3")["_source"]
     assert stored["title"] == docs[3]["title"] and stored["year"] == docs[3]["year"]
     assert stored["colsplade"]["model_version"] == str(encoder.config.version)
-    assert len(stored["colbert"]) > 0 and len(stored["colbert"][0]["v"]) == 16
     expected = encoder.encode_documents([docs[3]["title"] + "\n" + docs[3]["text"]])
+    # the compact store: one blob, no vectors in _source; it decodes to the document's tokens
+    assert "colbert" not in stored and "colbert_packed" not in stored
+    codec = load_model_codec(encoder, engine.get_mapping(engine_index)["_meta"]["colsplade"]["codec"]["hash"])
+    decoded = codec.decode(base64.b64decode(stored["colbert_codes"]))
+    assert decoded.shape == expected.colbert[0].shape
+    assert summary.codec == codec.hash
     assert set(unescape_impacts(stored["splade"])) == {t for t, w in expected.splade[0].items() if w > 0}
     # The document's own SPLADE vector finds it first.
     spec = FieldSpec(colbert_dim=16, splade_type=engine.capabilities().splade_type)
@@ -128,7 +142,7 @@ def test_bad_input_is_dead_lettered(engine, engine_index, encoder, tmp_path):
         dead_letter=dead,
         checkpoint=tmp_path / "ckpt.json",
         progress=False,
-        encode_batch_size=4,
+        batching=Batching(encode_batch_size=4),
     )
     assert summary.read == 10
     assert summary.indexed == 3
@@ -147,7 +161,7 @@ def test_bad_input_is_dead_lettered(engine, engine_index, encoder, tmp_path):
     assert "year" in conflict["reason"] and conflict["document"]["year"] == "nineteen"
     assert sorted(_all_ids(engine, engine_index)) == ["big", "ok1", "ok2"]
     stored = engine.get_document(engine_index, "big")["_source"]
-    assert stored["text"] == big_text and stored["colbert"]
+    assert stored["text"] == big_text and stored["colbert_codes"]
     # The run finished: the checkpoint sits at the end, so a rerun reads nothing and rejects nothing again.
     rerun = ingest(
         path,
@@ -238,8 +252,7 @@ def test_engine_answering_429_is_retried(engine, engine_index, encoder):
                 encoder,
                 retry=FAST_RETRY,
                 progress=False,
-                bulk_docs=10,
-                encode_batch_size=10,
+                batching=Batching(bulk_docs=10, encode_batch_size=10),
             )
     finally:
         proxy.close()
@@ -303,7 +316,7 @@ def test_reindex_behind_alias_keeps_fields(engine, engine_index, encoder):
             and stored["year"] == docs[4]["year"]
             and stored["title"] == docs[4]["title"]
         )
-        assert stored["colbert"] and stored["splade"]
+        assert stored["colbert_codes"] and stored["splade"] and "colbert" not in stored
         mapping = engine.get_mapping(target)["properties"]
         assert mapping["tag"]["type"] == "keyword" and mapping["year"]["type"] == "integer"
         # A second version moves the alias again, atomically.
@@ -313,7 +326,7 @@ def test_reindex_behind_alias_keeps_fields(engine, engine_index, encoder):
         in_place = reindex(engine, engine_index, encoder, in_place=True, progress=False)
         assert in_place.indexed == 25
         stored = engine.get_document(engine_index, "d7")["_source"]
-        assert stored["tag"] == "td7" and stored["colbert"]
+        assert stored["tag"] == "td7" and stored["colbert_codes"]
         # Already encoded by this model: nothing left to do.
         assert reindex(engine, engine_index, encoder, in_place=True, progress=False).read == 0
     finally:
@@ -340,9 +353,7 @@ def test_iterable_checkpoint_resume(engine, engine_index, encoder, tmp_path):
             encoder,
             checkpoint=ckpt,
             progress=False,
-            encode_batch_size=5,
-            bulk_docs=5,
-            queue_batches=1,
+            batching=Batching(encode_batch_size=5, bulk_docs=5, queue_batches=1),
             on_batch=stop_after_first,
         )
     position = json.loads(ckpt.read_text())["position"]
@@ -381,3 +392,57 @@ def test_cli_stdin_with_chunked_passages(engine, engine_index, tiny_model, tmp_p
     assert sorted(h["_source"]["parent_id"] for h in hits) == ["long", "short"]
     assert engine.count(engine_index) == summary["passages"]
     assert "malformed JSON" in (tmp_path / "dead.jsonl").read_text()
+
+
+class _Hollow:
+    """The tiny encoder, except that a text holding HOLLOW yields no ColBERT token (an encoder of a
+    team's own whose cleaning drops every token, say)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.config = inner.config
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+    def encode_documents(self, texts):
+        out = self.inner.encode_documents(texts)
+        colbert = [v[:0] if "HOLLOW" in t else v for t, v in zip(texts, out.colbert, strict=True)]
+        return type(out)(splade=out.splade, colbert=colbert)
+
+    def explain(self, text, *, is_query=True):
+        return self.inner.explain(text, is_query=is_query)
+
+
+def test_document_without_tokens_is_dead_lettered(engine, engine_index, encoder, tmp_path):
+    docs = _docs(6)
+    docs[2]["text"] = "HOLLOW " + docs[2]["text"]
+    dead = tmp_path / "dead.jsonl"
+    summary = ingest(docs, engine, engine_index, _Hollow(encoder), dead_letter=dead, progress=False)
+    assert summary.indexed == 5 and summary.dead_lettered == 1
+    (entry,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert entry["id"] == "d2" and entry["stage"] == "encode" and "no ColBERT tokens" in entry["reason"]
+    assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs if d["_id"] != "d2")
+
+
+def test_first_ingest_fits_and_saves_the_codec(engine, engine_index, tiny_model, tmp_path, monkeypatch):
+    """A model directory without a codec: the run fits one on its first documents, saves it with the
+    model and records its hash; the next run into another index reuses it."""
+    from colsplade.encoders import CODEC_FILE, load_encoder
+
+    monkeypatch.setenv("COLSPLADE_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / CODEC_FILE).unlink(missing_ok=True)
+    fresh = load_encoder(model, variant="int8")
+    summary = ingest(_docs(20), engine, engine_index, fresh, progress=False)
+    assert summary.indexed == 20 and summary.codec
+    assert (model / CODEC_FILE).is_file()
+    recorded = engine.get_mapping(engine_index)["_meta"]["colsplade"]["codec"]
+    assert recorded["hash"] == summary.codec and recorded["nbits"] == 1 and recorded["dim"] == 16
+    other = engine_index + "-b"
+    try:
+        again = ingest(_docs(5), engine, other, fresh, progress=False)
+        assert again.codec == summary.codec
+    finally:
+        engine.delete_index(other)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from colsplade.engines import connect, start_node
-from colsplade.ingest import RetryPolicy, ingest
+from colsplade.ingest import Batching, RetryPolicy, ingest
 from colsplade.testing import ForwardingProxy
 
 WORDS = ["cell", "gene", "protein", "virus", "immune", "cancer", "patient", "blood", "brain", "heart"]
@@ -119,8 +119,7 @@ def test_node_restart_mid_run_loses_nothing(engine, tiny_joint_model, tmp_path):
             "restart-test",
             encoder,
             checkpoint=tmp_path / "ckpt.json",
-            encode_batch_size=8,
-            bulk_docs=8,
+            batching=Batching(encode_batch_size=8, bulk_docs=8),
             retry=RetryPolicy(max_retries=60, initial_backoff=0.2, max_backoff=2.0, max_elapsed=240),
             progress=False,
             on_batch=on_batch,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import socket
 import threading
@@ -11,16 +12,18 @@ import numpy as np
 import pytest
 
 from colsplade.config import Settings
-from colsplade.engines import connect, create_index
+from colsplade.engines import connect, spec_for
 from colsplade.exceptions import (
+    CodecMismatchError,
     EngineRefusedError,
     EngineUnreachableError,
     InvalidInputError,
     ModelVersionMismatchError,
 )
-from colsplade.mappings import FieldSpec, escape_impacts, pack_token_vectors
+from colsplade.ingest import Layout
+from colsplade.mappings import FieldSpec, escape_impacts, index_body, pack_token_vectors, spec_from_meta
 from colsplade.query import AsyncSearchClient, SearchClient
-from colsplade.scoring import quantize_bits, quantize_int8
+from colsplade.scoring import dequantize_int8, quantize_bits, quantize_int8
 
 TEXTS = [
     ("cells and genes", "the gene expression of cancer cells in mice"),
@@ -46,7 +49,7 @@ QUERIES = [
 
 @pytest.fixture(scope="session")
 def tiny_joint(tmp_path_factory):
-    from colsplade.training import make_tiny_model_dir
+    from colsplade.testing import make_tiny_model_dir
 
     return make_tiny_model_dir("joint", tmp_path_factory.mktemp("models") / "joint", variants=("int8",))
 
@@ -58,24 +61,67 @@ def encoder(tiny_joint):
     return load_encoder(tiny_joint, variant="fp32")
 
 
-def _index_corpus(engine, index, encoder, element_type="float", model_version=None, packed=True):
+def _index_corpus(engine, index, encoder, layout=None, model_version=None):
+    """The corpus through the real ingest (the codec is fitted on it, or the model's is used)."""
+    from colsplade.ingest import FieldMapping, ingest
+
+    docs = [
+        {"id": f"d{i}", "title": t, "text": x, "lang": "en" if i % 2 == 0 else "de"}
+        for i, (t, x) in enumerate(TEXTS)
+    ]
+    summary = ingest(
+        docs, engine, index, encoder, fields=FieldMapping(id_field="id"), layout=layout, progress=False
+    )
+    assert summary.indexed == len(TEXTS) and summary.dead_lettered == 0
+    if model_version is not None:
+        meta = engine.get_mapping(index)["_meta"]
+        meta["colsplade"]["model_version"] = model_version
+        engine.put_mapping(index, {"_meta": meta})
+    return engine_spec(engine, index)
+
+
+def engine_spec(engine, index):
+    from colsplade.mappings import spec_from_meta
+
+    return spec_from_meta(engine.get_mapping(index)["_meta"])
+
+
+def _legacy_corpus(engine, index, encoder, element_type="float", packed=True):
+    """An index in the schema-1 layout (nested vectors + packed copy in _source), written by hand."""
     config = encoder.config
-    dim = config.colbert.dim
-    spec = FieldSpec(colbert_dim=dim, element_type=element_type, index_vectors=element_type != "bit")
-    spec = create_index(
-        engine, index, spec, model_name=config.name, model_version=model_version or str(config.version)
-    )["spec"]
-    encoded = encoder.encode_documents([f"{t} {x}" for t, x in TEXTS])
+    spec = FieldSpec(
+        colbert_dim=config.colbert.dim,
+        element_type=element_type,
+        index_vectors=element_type != "bit",
+        nested_vectors=True,
+        codes_field=None,
+        packed_field="colbert_packed",
+    )
+    body = index_body(
+        engine.engine, spec_for(engine, spec), model_name=config.name, model_version=str(config.version)
+    )
+    body["mappings"]["_meta"]["colsplade"]["schema"] = 1
+    body["mappings"].pop("_source", None)
+    engine.create_index(index, body)
+    encoded = encoder.encode_documents([f"{t}\n{x}" for t, x in TEXTS])
     vectors = {}
     for i, (title, text) in enumerate(TEXTS):
         v = encoded.colbert[i]
-        if element_type == "byte":
-            stored = quantize_int8(v)
-        elif element_type == "bit":
-            stored = quantize_bits(v).view(np.int8)
-        else:
-            stored = v
-        vectors[f"d{i}"] = stored
+        stored = (
+            quantize_int8(v)
+            if element_type == "byte"
+            else quantize_bits(v).view(np.int8)
+            if element_type == "bit"
+            else v
+        )
+        # as the reader gives them back: bytes dequantised, bits packed
+        vectors[f"d{i}"] = (
+            dequantize_int8(stored)
+            if element_type == "byte"
+            else stored.view(np.uint8)
+            if element_type == "bit"
+            else stored
+        )
         engine.index_document(
             index,
             f"d{i}",
@@ -90,17 +136,23 @@ def _index_corpus(engine, index, encoder, element_type="float", model_version=No
             },
         )
     engine.refresh(index)
-    return spec, vectors
+    return spec_from_meta(engine.get_mapping(index)["_meta"]), vectors
 
 
-def _brute_force(client: SearchClient, query: str, spec, vectors, candidate_ids):
-    from colsplade.query._client import _doc_vectors, _maxsim
+def _stored_vectors(client: SearchClient, engine, index) -> dict[str, np.ndarray]:
+    """Every document's token vectors as the index holds them (codes decoded)."""
+    from colsplade.query._dsl import search_body, token_fetch
 
+    spec = client.spec
+    body = search_body({"match_all": {}}, 100, fetch=token_fetch(spec), source=token_fetch(spec)["_source"])
+    return client._token_reader.read(engine.search(index, body)["hits"]["hits"])
+
+
+def _brute_force(client: SearchClient, query: str, vectors, candidate_ids):
     _, qv = client.encode_query(query)
     scores = {}
     for doc_id in candidate_ids:
-        nested = [{"v": row.tolist()} for row in vectors[doc_id]]
-        scores[doc_id] = _maxsim(qv, _doc_vectors(nested, spec), spec)
+        scores[doc_id] = float(client._token_reader.similarities(qv, vectors[doc_id]).max(axis=1).sum())
     return sorted(scores, key=lambda d: -scores[d]), scores
 
 
@@ -108,20 +160,57 @@ def _candidates(client: SearchClient, query: str) -> list[str]:
     return [h.id for h in client.search(query, k=len(TEXTS), window=len(TEXTS), rerank="none").hits]
 
 
-def test_rerank_paths_equal_brute_force(engine, engine_index, encoder):
-    spec, vectors = _index_corpus(engine, engine_index, encoder)
+@pytest.mark.parametrize("storage", ["source", "stored", "doc_values"])
+def test_compact_store_reranks_like_brute_force(engine, engine_index, encoder, storage):
+    """The default layout: one blob per document, no vectors in _source; client MaxSim == numpy MaxSim over
+    the decoded codes, and within the codec's error of the float MaxSim."""
+    spec = _index_corpus(engine, engine_index, encoder, layout=Layout(codes_storage=storage))
+    assert spec.codes_field == "colbert_codes" and not spec.nested_vectors and spec.codes_storage == storage
+    mapping = engine.get_mapping(engine_index)
+    assert "colbert" not in mapping["properties"] and mapping["_meta"]["colsplade"]["codec"]["hash"]
+    raw = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
+    assert "colbert" not in raw and "colbert_packed" not in raw
+    assert ("colbert_codes" in raw) is (storage == "source")
     client = SearchClient(engine_index, encoder, client=engine)
-    can_engine = engine.capabilities().painless
+    assert client.resolve_rerank("auto") == "client"
+    vectors = _stored_vectors(client, engine, engine_index)
+    assert set(vectors) == {f"d{i}" for i in range(len(TEXTS))}
+    floats = dict(
+        zip(vectors, encoder.encode_documents([f"{t}\n{x}" for t, x in TEXTS]).colbert, strict=True)
+    )
     for query in QUERIES:
         candidates = _candidates(client, query)
         assert candidates, query
-        order, scores = _brute_force(client, query, spec, vectors, candidates)
+        order, scores = _brute_force(client, query, vectors, candidates)
+        result = client.search(query, k=len(candidates), window=len(TEXTS), rerank="client")
+        assert result.ids() == order
+        _, qv = client.encode_query(query)
+        for hit in result.hits:
+            assert math.isclose(hit.score, scores[hit.id], rel_tol=1e-5, abs_tol=1e-5)
+            assert hit.stage_scores["maxsim"] == hit.score and "first_stage" in hit.stage_scores
+            exact = float((qv @ floats[hit.id].T).max(axis=1).sum())
+            # the codec's documented error on MaxSim: a few % of the query's token count
+            assert abs(hit.score - exact) <= 0.15 * len(qv)
+    with pytest.raises(InvalidInputError, match="knn_k needs nested token vectors"):
+        client.search(QUERIES[0], knn_k=3)
+
+
+def test_nested_layout_engine_and_client_rerank_agree(engine, engine_index, encoder):
+    """Opt-in nested float vectors (out of _source, decoded from the codes): the engine's painless rescore
+    and the client's MaxSim give the same order and scores."""
+    spec = _index_corpus(engine, engine_index, encoder, layout=Layout(nested_vectors=True))
+    assert spec.nested_vectors and spec.codes_field
+    raw = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
+    assert "colbert" not in raw and "colbert_codes" in raw, "no float copy of the vectors in _source"
+    client = SearchClient(engine_index, encoder, client=engine)
+    vectors = _stored_vectors(client, engine, engine_index)
+    can_engine = engine.capabilities().painless
+    for query in QUERIES:
+        candidates = _candidates(client, query)
+        order, scores = _brute_force(client, query, vectors, candidates)
         n = len(candidates)
         client_result = client.search(query, k=n, window=len(TEXTS), rerank="client")
         assert client_result.ids() == order
-        for hit in client_result.hits:
-            assert math.isclose(hit.score, scores[hit.id], rel_tol=1e-5, abs_tol=1e-5)
-            assert hit.stage_scores["maxsim"] == hit.score and "first_stage" in hit.stage_scores
         if can_engine:
             engine_result = client.search(query, k=n, window=len(TEXTS), rerank="engine")
             assert engine_result.ids() == order
@@ -133,22 +222,131 @@ def test_rerank_paths_equal_brute_force(engine, engine_index, encoder):
         assert client.resolve_rerank("auto") == "client"
         with pytest.raises(InvalidInputError, match="in-engine rerank needs painless"):
             client.search(QUERIES[0], rerank="engine")
+    with_knn = client.search(QUERIES[2], k=5, window=12, knn_k=3)
+    assert len(with_knn.hits) == 5
+    ann_only = client.search(QUERIES[2], k=3, window=12, knn_k=4, splade=False)
+    assert ann_only.hits
 
 
 @pytest.mark.parametrize(("element_type", "packed"), [("byte", True), ("bit", True), ("float", False)])
-def test_compact_vectors_rerank_like_numpy(engine, engine_index, encoder, element_type, packed):
-    """Byte / bit vectors, and documents written without the packed copy (read from the nested field)."""
-    spec, vectors = _index_corpus(engine, engine_index, encoder, element_type=element_type, packed=packed)
+def test_schema_one_indices_still_rerank_like_numpy(engine, engine_index, encoder, element_type, packed):
+    """Indices written before the compact store: the packed copy, or the nested numbers without it."""
+    spec, vectors = _legacy_corpus(engine, engine_index, encoder, element_type=element_type, packed=packed)
+    assert spec.codes_field is None and spec.nested_vectors
     client = SearchClient(engine_index, encoder, client=engine)
     if element_type != "float":
         assert client.resolve_rerank() == "client"
     for query in QUERIES[:2]:
         candidates = _candidates(client, query)
-        order, scores = _brute_force(client, query, spec, vectors, candidates)
+        order, scores = _brute_force(client, query, vectors, candidates)
         result = client.search(query, k=len(candidates), window=len(TEXTS), rerank="client")
         assert result.ids() == order
         for hit in result.hits:
             assert math.isclose(hit.score, scores[hit.id], rel_tol=1e-5, abs_tol=1e-5)
+
+
+def test_schema_one_index_migrates_behind_its_alias(engine, engine_index, encoder):
+    from colsplade.engines._scan import alias_indices, switch_alias
+    from colsplade.ingest import reindex
+
+    old = engine_index + "-old"
+    alias = engine_index
+    _legacy_corpus(engine, old, encoder, element_type="float", packed=True)
+    switch_alias(engine, alias, old)
+    try:
+        before = SearchClient(alias, encoder, client=engine).search(QUERIES[0], k=5, rerank="none").ids()
+        summary = reindex(engine, alias, encoder, reencode=True, progress=False)
+        assert summary.alias_switched and summary.indexed == len(TEXTS) and summary.dead_lettered == 0
+        (target,) = alias_indices(engine, alias)
+        assert target != old
+        spec = engine_spec(engine, target)
+        assert spec.codes_field == "colbert_codes" and not spec.nested_vectors
+        src = engine.search(target, {"query": {"ids": {"values": ["d3"]}}})["hits"]["hits"][0]["_source"]
+        assert {"title", "text", "lang", "colbert_codes"} <= set(src)
+        assert "colbert" not in src and "colbert_packed" not in src
+        migrated = SearchClient(alias, encoder, client=engine)
+        # the same SPLADE impacts: the same first stage; the rerank now reads the codes
+        assert migrated.search(QUERIES[0], k=5, rerank="none").ids() == before
+        after = migrated.search(QUERIES[0], k=5)
+        assert len(after.hits) == 5 and after.rerank == "client"
+        assert all("maxsim" in h.stage_scores for h in after.hits)
+        assert engine.count(target) == len(TEXTS)
+    finally:
+        for name in alias_indices(engine, alias):
+            engine.delete_index(name)
+        if engine.index_exists(old):
+            engine.delete_index(old)
+
+
+def test_codec_mismatch_is_refused(engine, engine_index, encoder, tiny_joint, tmp_path, monkeypatch):
+    """The index's codec is found by its hash (model directory, then the cache); a reader that has it
+    nowhere is refused rather than decoding with another codec's centroids."""
+    import shutil
+
+    from colsplade.encoders import CODEC_FILE, load_encoder
+    from colsplade.scoring import fit_codec
+
+    _index_corpus(engine, engine_index, encoder)
+    monkeypatch.setenv("COLSPLADE_CACHE", str(tmp_path / "empty-cache"))
+    other_dir = tmp_path / "other"
+    shutil.copytree(tiny_joint, other_dir)
+    rng = np.random.default_rng(3)
+    other_codec = fit_codec(rng.standard_normal((400, encoder.config.colbert.dim)), n_centroids=8, seed=3)
+    (other_dir / CODEC_FILE).write_bytes(other_codec.to_bytes())
+    other = load_encoder(other_dir, variant="fp32")
+    with pytest.raises(CodecMismatchError, match="codec"):
+        SearchClient(engine_index, other, client=engine).search(QUERIES[0])
+    from colsplade.ingest import ingest
+
+    with pytest.raises(CodecMismatchError):
+        ingest([{"id": "x", "title": "a", "text": "more cells"}], engine, engine_index, other, progress=False)
+    (other_dir / CODEC_FILE).unlink()
+    with pytest.raises(CodecMismatchError):
+        SearchClient(engine_index, load_encoder(other_dir, variant="fp32"), client=engine).search(QUERIES[0])
+
+
+def _set_codes(engine, index, doc_id, codes):
+    engine.request("POST", f"/{index}/_update/{doc_id}", body={"doc": {"colbert_codes": codes}})
+
+
+def test_corrupted_blob_falls_back_to_first_stage(engine, engine_index, encoder, caplog):
+    import base64
+
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    query = QUERIES[0]
+    candidates = _candidates(client, query)
+    assert len(candidates) >= 3
+    victim, cut = candidates[0], candidates[1]
+    good = engine.search(engine_index, {"query": {"ids": {"values": [victim]}}})["hits"]["hits"][0]["_source"]
+    blob = bytearray(base64.b64decode(good["colbert_codes"]))
+    blob[-1] ^= 0xFF  # a flipped byte: the checksum catches it
+    _set_codes(engine, engine_index, victim, base64.b64encode(bytes(blob)).decode())
+    truncated = engine.search(engine_index, {"query": {"ids": {"values": [cut]}}})["hits"]["hits"][0][
+        "_source"
+    ]
+    _set_codes(engine, engine_index, cut, truncated["colbert_codes"][:12])
+    engine.refresh(engine_index)
+    with caplog.at_level(logging.WARNING, logger="colsplade"):
+        result = client.search(query, k=len(candidates), window=len(TEXTS), rerank="client")
+    assert set(result.ids()) == set(candidates)
+    assert set(result.ids()[-2:]) == {victim, cut}, "unreadable hits rank after the reranked ones"
+    for hit in result.hits[-2:]:
+        assert "maxsim" not in hit.stage_scores and hit.score == hit.stage_scores["first_stage"]
+    assert all("maxsim" in h.stage_scores for h in result.hits[:-2])
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert victim in logged and cut in logged and "checksum" in logged
+
+
+def test_query_without_candidates_is_an_empty_result_with_a_reason(engine, engine_index, encoder):
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    result = client.search(QUERIES[0], splade=False)
+    assert result.hits == [] and "no first-stage candidates" in result.reason
+    emoji = client.search("\U0001f600\U0001f680")
+    if not emoji.query_terms:
+        assert emoji.hits == [] and "all pruned" in emoji.reason
+    assert client.search(QUERIES[0]).reason is None
 
 
 def test_filters_pages_and_sources(engine, engine_index, encoder):
@@ -166,7 +364,8 @@ def test_filters_pages_and_sources(engine, engine_index, encoder):
     with pytest.raises(InvalidInputError, match="past the rerank window"):
         client.search(query, k=5, offset=98)
     everything = client.search(query, k=2, source=True)
-    assert "colbert" not in everything.hits[0].source and "title" in everything.hits[0].source
+    assert "title" in everything.hits[0].source
+    assert not {"colbert", "colbert_codes", "splade"} & set(everything.hits[0].source)
 
 
 def test_explain_contributions_sum_to_scores(engine, engine_index, encoder):
@@ -185,20 +384,10 @@ def test_explain_contributions_sum_to_scores(engine, engine_index, encoder):
         assert all(c.contribution == pytest.approx(c.query_weight * c.doc_weight) for c in ex.terms)
 
 
-def test_knn_candidates_and_hybrid(engine, engine_index, encoder):
+def test_hybrid_candidates(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
     client = SearchClient(engine_index, encoder, client=engine)
     query = QUERIES[2]
-    with_knn = client.search(query, k=5, window=12, knn_k=3)
-    assert len(with_knn.hits) == 5
-    scores = [h.score for h in with_knn.hits]
-    assert scores == sorted(scores, reverse=True)
-    ann_only = client.search(query, k=3, window=12, knn_k=4, splade=False)
-    assert ann_only.hits and [h.score for h in ann_only.hits] == sorted(
-        (h.score for h in ann_only.hits), reverse=True
-    )
-    with pytest.raises(InvalidInputError, match="no first-stage candidates"):
-        client.search(query, splade=False)
     rrf = client.search(query, k=5, bm25_fields=["title", "text"], hybrid="rrf", rerank="none")
     assert [h.score for h in rrf.hits] == sorted((h.score for h in rrf.hits), reverse=True)
     assert all("rrf" in h.stage_scores for h in rrf.hits)
@@ -206,6 +395,8 @@ def test_knn_candidates_and_hybrid(engine, engine_index, encoder):
     assert reranked.rerank in ("engine", "client") and len(reranked.hits) == 5
     summed = client.search(query, k=3, bm25_fields=["text"], hybrid="sum", rerank="none", highlight=["text"])
     assert summed.hits and any(h.highlight for h in summed.hits)
+    bm25_only = client.search(query, k=3, bm25_fields=["text"], splade=False)
+    assert bm25_only.hits and all("maxsim" in h.stage_scores for h in bm25_only.hits)
 
 
 def test_async_client_matches_sync(engine, engine_index, encoder):
@@ -314,7 +505,7 @@ def test_search_command(engine, engine_index, encoder, tiny_joint):
 
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory):
-    from colsplade.training import make_tiny_model_dir
+    from colsplade.testing import make_tiny_model_dir
 
     root = tmp_path_factory.mktemp("pair")
     return (
@@ -325,9 +516,8 @@ def tiny_pair(tmp_path_factory):
 
 def test_separate_models_ingest_and_search_as_a_pair(engine, engine_index, tiny_pair):
     """Two model directories: ingest fills both fields with the pair, the client reranks like numpy."""
-    from colsplade.encoders import load_encoder, load_encoder_pair
+    from colsplade.encoders import CODEC_FILE, load_encoder, load_encoder_pair
     from colsplade.ingest import FieldMapping, ingest
-    from colsplade.mappings import unpack_token_vectors
 
     splade_dir, colbert_dir = tiny_pair
     pair = load_encoder_pair(splade_dir, colbert_dir, variant="fp32")
@@ -351,15 +541,17 @@ def test_separate_models_ingest_and_search_as_a_pair(engine, engine_index, tiny_
     np.testing.assert_allclose(q_vectors, colbert.encode_queries([query])[0], atol=1e-6)
     result = client.search(query, k=len(TEXTS), window=len(TEXTS), rerank="client")
     assert result.hits
-    doc_vectors = colbert.encode_documents([f"{t} {x}" for t, x in TEXTS])
-    expected = {f"d{i}": float((q_vectors @ v.T).max(axis=1).sum()) for i, v in enumerate(doc_vectors)}
+    doc_vectors = colbert.encode_documents([f"{t}\n{x}" for t, x in TEXTS])
+    decoded = _stored_vectors(client, engine, engine_index)
+    expected = {d: float((q_vectors @ v.T).max(axis=1).sum()) for d, v in decoded.items()}
     for hit in result.hits:
         assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-4, abs_tol=1e-4)
     assert result.ids() == sorted(result.ids(), key=lambda d: -expected[d])
+    # the codec belongs to the ColBERT side of the pair, and decodes close to the model's own vectors
+    assert (colbert_dir / CODEC_FILE).is_file() and not (splade_dir / CODEC_FILE).exists()
+    cosines = (decoded["d0"] * doc_vectors[0]).sum(axis=1)
+    assert decoded["d0"].shape == doc_vectors[0].shape and cosines.mean() > 0.5
     stored = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
-    np.testing.assert_allclose(
-        unpack_token_vectors(stored["colbert_packed"], 24, "float"), doc_vectors[0], atol=1e-6
-    )
     # a joint model's client may not read the pair's index, and the pair's identity is what the index holds
     assert stored["colsplade"]["model_name"] == pair.config.name == client.model_name
 
@@ -405,11 +597,12 @@ def test_cli_ingest_and_search_with_a_pair(engine, engine_index, tiny_pair, tmp_
 
 
 def test_first_stage_weight_fuses_scores_on_both_paths(engine, engine_index, encoder):
-    spec, vectors = _index_corpus(engine, engine_index, encoder)
+    _index_corpus(engine, engine_index, encoder, layout=Layout(nested_vectors=True))
     client = SearchClient(engine_index, encoder, client=engine, first_stage_weight=0.5)
+    vectors = _stored_vectors(client, engine, engine_index)
     for query in QUERIES[:3]:
         sparse = {h.id: h.score for h in client.search(query, k=12, window=12, rerank="none").hits}
-        _, maxsims = _brute_force(client, query, spec, vectors, list(sparse))
+        _, maxsims = _brute_force(client, query, vectors, list(sparse))
         expected = {d: maxsims[d] + 0.5 * sparse[d] for d in sparse}
         fused = client.search(query, k=len(sparse), window=12, rerank="client")
         assert fused.ids() == sorted(sparse, key=lambda d: -expected[d])

@@ -36,9 +36,9 @@ def test_escape_rejects_empty_and_drops_non_positive():
 
 @pytest.mark.parametrize("element_type", ["float", "byte", "bit"])
 def test_es_vector_field(element_type):
-    field = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=64, element_type=element_type))[
-        "colbert"
-    ]
+    field = colsplade_properties(
+        "elasticsearch", FieldSpec(colbert_dim=64, element_type=element_type, nested_vectors=True)
+    )["colbert"]
     assert field["type"] == "nested"
     vec = field["properties"]["v"]
     assert vec["type"] == "dense_vector" and vec["dims"] == 64 and vec["element_type"] == element_type
@@ -46,26 +46,34 @@ def test_es_vector_field(element_type):
 
 
 def test_os_vector_field_types():
-    byte = colsplade_properties("opensearch", FieldSpec(element_type="byte"))["colbert"]["properties"]["v"]
+    byte = colsplade_properties("opensearch", FieldSpec(element_type="byte", nested_vectors=True))["colbert"][
+        "properties"
+    ]["v"]
     assert byte["data_type"] == "byte" and byte["method"]["engine"] == "lucene"
-    bit = colsplade_properties("opensearch", FieldSpec(element_type="bit"))["colbert"]["properties"]["v"]
+    bit = colsplade_properties("opensearch", FieldSpec(element_type="bit", nested_vectors=True))["colbert"][
+        "properties"
+    ]["v"]
     assert bit["data_type"] == "binary" and bit["method"] == {
         "name": "hnsw",
         "engine": "faiss",
         "space_type": "hamming",
         "parameters": {"m": 16, "ef_construction": 100},
     }
-    stored = colsplade_properties("opensearch", FieldSpec(index_vectors=False))["colbert"]["properties"]["v"]
+    stored = colsplade_properties("opensearch", FieldSpec(index_vectors=False, nested_vectors=True))[
+        "colbert"
+    ]["properties"]["v"]
     assert "method" not in stored
     assert index_body("opensearch", FieldSpec(index_vectors=False))["settings"]["index"]["knn"] is False
 
 
 def test_quantization_and_stored_only():
-    q = colsplade_properties("elasticsearch", FieldSpec(quantization="int8_hnsw"))["colbert"]["properties"][
-        "v"
-    ]
+    q = colsplade_properties("elasticsearch", FieldSpec(quantization="int8_hnsw", nested_vectors=True))[
+        "colbert"
+    ]["properties"]["v"]
     assert q["index_options"]["type"] == "int8_hnsw"
-    s = colsplade_properties("elasticsearch", FieldSpec(index_vectors=False))["colbert"]["properties"]["v"]
+    s = colsplade_properties("elasticsearch", FieldSpec(index_vectors=False, nested_vectors=True))["colbert"][
+        "properties"
+    ]["v"]
     assert s["index"] is False and "similarity" not in s
 
 
@@ -80,6 +88,8 @@ def test_quantization_and_stored_only():
         {"splade_field": "a.b"},
         {"splade_field": "x", "colbert_field": "x"},
         {"knn_engine": "nmslib"},
+        {"codes_storage": "fielddata"},
+        {"codes_field": "splade"},
     ],
 )
 def test_bad_specs(kwargs):
@@ -95,17 +105,50 @@ def test_sparse_vector_only_on_elasticsearch():
 def test_fields_to_add_keeps_users_fields_and_is_idempotent():
     existing = {"title": {"type": "text"}, "body": {"type": "text"}}
     to_add = fields_to_add("opensearch", existing)
-    assert set(to_add) == {"splade", "colbert", "colsplade", "colbert_packed"}
+    assert set(to_add) == {"splade", "colbert_codes", "colsplade"}
     merged = {**existing, **to_add}
     assert fields_to_add("opensearch", merged) == {}
 
 
 def test_fields_to_add_refuses_conflicts():
+    with pytest.raises(MappingConflictError, match="colbert_codes"):
+        fields_to_add("elasticsearch", {"colbert_codes": {"type": "keyword"}})
     with pytest.raises(MappingConflictError, match="colbert"):
-        fields_to_add("elasticsearch", {"colbert": {"type": "keyword"}})
-    other_dim = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=96))
+        fields_to_add("elasticsearch", {"colbert": {"type": "keyword"}}, FieldSpec(nested_vectors=True))
+    other_dim = colsplade_properties("elasticsearch", FieldSpec(colbert_dim=96, nested_vectors=True))
     with pytest.raises(MappingConflictError):
-        fields_to_add("elasticsearch", other_dim, FieldSpec(colbert_dim=128))
+        fields_to_add("elasticsearch", other_dim, FieldSpec(colbert_dim=128, nested_vectors=True))
+
+
+@pytest.mark.parametrize("storage", ["source", "stored", "doc_values"])
+def test_compact_store_layouts_keep_vectors_out_of_source(storage):
+    spec = FieldSpec(codes_storage=storage)
+    body = index_body("elasticsearch", spec)
+    codes = body["mappings"]["properties"]["colbert_codes"]
+    assert codes["type"] == "binary" and "colbert" not in body["mappings"]["properties"]
+    assert codes.get("store", False) is (storage == "stored")
+    assert codes.get("doc_values", False) is (storage == "doc_values")
+    excludes = body["mappings"].get("_source", {}).get("excludes", [])
+    assert excludes == ([] if storage == "source" else ["colbert_codes"])
+    nested = index_body("opensearch", FieldSpec(nested_vectors=True, element_type="byte"))
+    assert nested["mappings"]["_source"] == {"excludes": ["colbert"]}
+    assert nested["settings"]["index"]["knn"] is True
+    assert index_body("opensearch")["settings"]["index"]["knn"] is False
+
+
+def test_schema_one_meta_reads_as_the_legacy_layout():
+    old = {
+        "colsplade": {
+            "schema": 1,
+            "colbert_dim": 16,
+            "element_type": "byte",
+            "packed_field": "colbert_packed",
+        }
+    }
+    spec = spec_from_meta(old)
+    assert spec.nested_vectors and spec.codes_field is None and spec.packed_field == "colbert_packed"
+    with pytest.raises(InvalidInputError, match="token store"):
+        FieldSpec(codes_field=None)
 
 
 def test_meta_round_trip_and_body_conflicts():

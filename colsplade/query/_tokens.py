@@ -1,0 +1,122 @@
+"""Reading the window's ColBERT token vectors back from the engine's hits, in every layout.
+
+The compact store (schema 2): one base64 blob a hit, decoded for the whole window at once by the
+index's :class:`~colsplade.scoring.ResidualCodec`. Indices written before it (schema 1): the packed
+exact copy, or the nested JSON numbers, one document at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from colsplade.exceptions import InvalidInputError
+from colsplade.mappings import FieldSpec, unpack_token_vectors
+from colsplade.scoring import (
+    ResidualCodec,
+    bit_similarities,
+    dequantize_int8,
+    hamming_maxsim,
+    maxsim_codes,
+    quantize_bits,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TokenReader"]
+
+
+class TokenReader:
+    """Token vectors of search hits, for the client rerank and ``explain``.
+
+    ``spec`` is the index's layout; ``codec`` decodes its blobs (None on schema-1 indices).
+    """
+
+    def __init__(self, spec: FieldSpec, codec: ResidualCodec | None) -> None:
+        if spec.codes_field is not None and codec is None:
+            raise InvalidInputError("an index with the compact token store needs its codec to read tokens")
+        self.spec = spec
+        self.codec = codec
+
+    # -- compact store ---------------------------------------------------------------------------
+
+    def blob(self, hit: Mapping[str, Any]) -> bytes | None:
+        """The hit's raw token blob (None when missing or not base64)."""
+        spec = self.spec
+        if spec.codes_storage == "source":
+            value = (hit.get("_source") or {}).get(spec.codes_field)
+        else:
+            values = (hit.get("fields") or {}).get(spec.codes_field) or [None]
+            value = values[0]
+        if not isinstance(value, str):
+            return None
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    def maxsim(
+        self, query_vectors: np.ndarray, hits: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """MaxSim of the query against every hit: ((n,) float32 scores, (n,) bool readable)."""
+        if self.codec is None:
+            return self._legacy_maxsim(query_vectors, hits)
+        window = self.codec.decode_many([self.blob(h) for h in hits])
+        for i, reason in window.errors.items():
+            logger.warning(
+                "token blob of document %r is unreadable (%s); it keeps its first-stage score",
+                hits[i].get("_id"),
+                reason,
+            )
+        return maxsim_codes(query_vectors, window), window.ok
+
+    def read(self, hits: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Each readable hit's token vectors by id: (n, dim) float32, or packed bits on bit indices."""
+        if self.codec is None:
+            return {h["_id"]: self._legacy_vectors(h) for h in hits}
+        window = self.codec.decode_many([self.blob(h) for h in hits])
+        return {h["_id"]: window.document(i) for i, h in enumerate(hits) if window.ok[i]}
+
+    def similarities(self, query_vectors: np.ndarray, doc_vectors: np.ndarray) -> np.ndarray:
+        """(m, n) token similarities in the stored precision (bit: ``1 - 2 * hamming / dim``)."""
+        if self.codec is None and self.spec.element_type == "bit":
+            return bit_similarities(query_vectors, doc_vectors, self.spec.colbert_dim)
+        return query_vectors.astype(np.float32) @ doc_vectors.astype(np.float32).T
+
+    # -- schema 1 --------------------------------------------------------------------------------
+
+    def _legacy_maxsim(
+        self, query_vectors: np.ndarray, hits: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.zeros(len(hits), dtype=np.float32)
+        for i, h in enumerate(hits):
+            doc_vectors = self._legacy_vectors(h)
+            if len(doc_vectors) == 0 or len(query_vectors) == 0:
+                continue
+            if self.spec.element_type == "bit":
+                scores[i] = hamming_maxsim(quantize_bits(query_vectors), doc_vectors, self.spec.colbert_dim)
+            else:
+                scores[i] = self.similarities(query_vectors, doc_vectors).max(axis=1).sum()
+        return scores, np.ones(len(hits), dtype=bool)
+
+    def _legacy_vectors(self, hit: Mapping[str, Any]) -> np.ndarray:
+        """The packed copy when there is one, else the nested JSON numbers (byte: dequantised)."""
+        spec, src = self.spec, hit.get("_source") or {}
+        packed = src.get(spec.packed_field) if spec.packed_field else None
+        if isinstance(packed, str):
+            width = spec.colbert_dim // 8 if spec.element_type == "bit" else spec.colbert_dim
+            stored = unpack_token_vectors(packed, width, spec.element_type)
+            return dequantize_int8(stored) if spec.element_type == "byte" else stored
+        nested = src.get(spec.colbert_field) or []
+        rows = [t[spec.vector_field] for t in nested if isinstance(t, Mapping) and spec.vector_field in t]
+        if spec.element_type == "float":
+            return np.asarray(rows, dtype=np.float32).reshape(len(rows), spec.colbert_dim)
+        if spec.element_type == "byte":
+            return dequantize_int8(np.asarray(rows, dtype=np.int8).reshape(len(rows), spec.colbert_dim))
+        # bit: packed bytes, stored as signed ints by the engines
+        return np.asarray(rows, dtype=np.int16).astype(np.int8).view(np.uint8).reshape(len(rows), -1)
