@@ -42,9 +42,6 @@ PENDING_PRIVATE_IMPORTS = {
     # colsplade.engines exports BulkAction, RetryPolicy, bulk_write, scan_index, alias_indices, switch_alias
     ("ingest", "colsplade.engines._bulk"),
     ("ingest", "colsplade.engines._scan"),
-    # colsplade.training exports TrainConfig, train; colsplade.evaluation exports the engine evaluation
-    ("cli", "colsplade.training._trainer"),
-    ("cli", "colsplade.evaluation._engine_eval"),
 }
 
 
