@@ -72,7 +72,9 @@ def probe_engine(engine: str, version: str) -> dict:
             return name
 
         def sparse(splade_type: str):
-            spec = FieldSpec(colbert_dim=DIM, splade_type=splade_type, index_vectors=False)
+            spec = FieldSpec(
+                nested_vectors=True, colbert_dim=DIM, splade_type=splade_type, index_vectors=False
+            )
             idx = fresh(spec)
             client.index_document(idx, "d", {"splade": escape_impacts({"a.b": 1.5, "c": 0.5})}, refresh=True)
             hit = client.search(idx, {"query": sparse_query({"a.b": 2.0, "c": 1.0}, spec)})["hits"]["hits"][0]
@@ -86,6 +88,7 @@ def probe_engine(engine: str, version: str) -> dict:
         def nested_knn(element_type: str, knn_engine: str = "lucene", index_vectors: bool = True):
             dim = DIM * 8 if element_type == "bit" else DIM
             spec = FieldSpec(
+                nested_vectors=True,
                 colbert_dim=dim,
                 element_type=element_type,
                 knn_engine=knn_engine,
@@ -120,7 +123,9 @@ def probe_engine(engine: str, version: str) -> dict:
             _probe(f"nested_vector_{element_type}_knn", lambda et=element_type: nested_knn(et), features)
 
         def painless_nested():
-            spec = FieldSpec(colbert_dim=DIM, index_vectors=False, splade_type=splade_type)
+            spec = FieldSpec(
+                nested_vectors=True, colbert_dim=DIM, index_vectors=False, splade_type=splade_type
+            )
             idx = fresh(spec)
             v = rng.normal(size=(2, DIM))
             v = v / np.linalg.norm(v, axis=1, keepdims=True)

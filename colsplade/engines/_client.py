@@ -318,6 +318,10 @@ def _elasticsearch(settings: Settings) -> ElasticsearchClient:
     elif settings.username is not None:
         password = settings.password.reveal() if settings.password else ""
         kwargs["basic_auth"] = (settings.username, password)
+    from elasticsearch.serializer import OrjsonSerializer
+
+    # orjson parses a rerank window's hits (blobs, impacts, text: ~1 MB) 4-5x faster than the json module
+    kwargs["serializer"] = OrjsonSerializer()
     return ElasticsearchClient(settings, elasticsearch.Elasticsearch(list(settings.urls), **kwargs))
 
 
@@ -332,7 +336,26 @@ def _opensearch(settings: Settings) -> OpenSearchClient:
         kwargs["http_auth"] = (settings.username, settings.password.reveal() if settings.password else "")
     if any(u.startswith("https") for u in settings.urls):
         kwargs["use_ssl"] = True
+    kwargs["serializer"] = _orjson_serializer()
     return OpenSearchClient(settings, opensearchpy.OpenSearch(list(settings.urls), **kwargs))
+
+
+def _orjson_serializer() -> Any:
+    """opensearch-py's JSON serializer with orjson doing the work (same output, several times faster)."""
+    import orjson
+    from opensearchpy.serializer import JSONSerializer
+
+    class OrjsonSerializer(JSONSerializer):  # type: ignore[misc]
+        def loads(self, s: Any) -> Any:
+            return orjson.loads(s)
+
+        def dumps(self, data: Any) -> Any:
+            if isinstance(data, str | bytes):
+                return data
+            options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+            return orjson.dumps(data, default=self.default, option=options).decode("utf-8")
+
+    return OrjsonSerializer()
 
 
 def _detect(settings: Settings) -> EngineName:

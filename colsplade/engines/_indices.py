@@ -36,7 +36,7 @@ def spec_for(client: EngineClient, spec: FieldSpec | None = None) -> FieldSpec:
             splade_type,
         )
         spec = dataclasses.replace(spec, splade_type=splade_type)
-    if client.engine == "opensearch" and spec.index_vectors:
+    if client.engine == "opensearch" and spec.nested_vectors and spec.index_vectors:
         if not caps.knn:
             raise InvalidInputError(
                 "this OpenSearch node has no k-NN plugin, so token vectors cannot be indexed for kNN; "
@@ -102,7 +102,7 @@ def create_index(
         )
     to_add = fields_to_add(client.engine, mapping.get("properties"), spec)
     if to_add:
-        if client.engine == "opensearch" and spec.index_vectors:
+        if client.engine == "opensearch" and spec.nested_vectors and spec.index_vectors:
             settings = client.get_settings(index)
             if settings.get("index.knn") != "true":
                 raise MappingConflictError(
@@ -132,6 +132,7 @@ def index_info(client: EngineClient, index: str) -> dict[str, Any]:
     names = spec or FieldSpec()
     present = {
         "splade": names.splade_field in properties,
+        "colbert_codes": bool(names.codes_field) and names.codes_field in properties,
         "colbert": names.colbert_field in properties,
         "colsplade": names.meta_field in properties,
     }
@@ -147,7 +148,8 @@ def index_info(client: EngineClient, index: str) -> dict[str, Any]:
         "spec": dataclasses.asdict(spec) if spec else None,
         "model_name": meta.get("model_name"),
         "model_version": meta.get("model_version"),
-        "other_fields": sorted(set(properties) - {names.splade_field, names.colbert_field, names.meta_field}),
+        "codec": meta.get("codec"),
+        "other_fields": sorted(set(properties) - {*names.heavy_fields, names.meta_field}),
     }
 
 

@@ -117,14 +117,16 @@ class Layout:
 
     ``nested_vectors``: also write the nested vector field (opt-in: nested-kNN candidates and the
     in-engine rerank), of ``element_type`` float / byte / bit, with an HNSW graph when ``index_vectors``.
-    ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``; see
-    :class:`colsplade.mappings.FieldSpec`).
+    ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``) and
+    ``store_compression`` the index codec (``best_compression`` or ``default``); see
+    :class:`colsplade.mappings.FieldSpec`.
     """
 
     nested_vectors: bool = False
     element_type: str | None = None
     index_vectors: bool = True
     codes_storage: str = "source"
+    store_compression: str = "best_compression"
 
     def spec(self, dim: int) -> FieldSpec:
         return FieldSpec(
@@ -133,6 +135,7 @@ class Layout:
             index_vectors=self.index_vectors,
             nested_vectors=self.nested_vectors,
             codes_storage=self.codes_storage,  # type: ignore[arg-type]
+            store_compression=self.store_compression,  # type: ignore[arg-type]
         )
 
 
@@ -142,7 +145,7 @@ class CodecOptions:
     vectors of the run, ``nbits`` residual bits per dimension, ``n_centroids`` (default: ColBERTv2's
     16 * sqrt(tokens) rule)."""
 
-    sample_tokens: int = 1 << 17
+    sample_tokens: int = 1 << 16
     nbits: int = 1
     n_centroids: int | None = None
     iterations: int = 8
@@ -468,6 +471,11 @@ class _CodecFit:
 
     def hold(self, batch: _Batch) -> bool:
         """Keep ``batch``; True once the sample is large enough to fit."""
+        if not self.held:
+            logger.info(
+                "the model has no token codec yet: the first %d token vectors are held back to fit one",
+                self.options.sample_tokens,
+            )
         self.held.append(batch)
         self.tokens += sum(len(v) for *_, v in batch.encoded if v is not None)
         return self.tokens >= self.options.sample_tokens

@@ -74,6 +74,10 @@ class FieldSpec:
             ``docvalue_fields``); both of the latter keep it out of ``_source``.
         nested_vectors: also write the nested ``colbert`` vector field (opt-in), for nested-kNN
             candidates and the in-engine rerank; left out of ``_source``.
+        store_compression: the ``index.codec`` of a new index. ``best_compression`` (DEFLATE) stores
+            the base64 token blobs in ``_source`` at ~19.5 bytes a token instead of ~24.4 (and the text
+            and impacts ~30 % smaller), for a few ms more to fetch a rerank window; ``default`` is LZ4.
+            Applies to indices colsplade creates only (an existing index keeps its codec).
         packed_field: the schema-1 ``binary`` copy of the exact token vectors in ``_source``; read on old
             indices, never written by default.
     """
@@ -93,6 +97,7 @@ class FieldSpec:
     codes_field: str | None = "colbert_codes"
     codes_storage: CodesStorage = "source"
     nested_vectors: bool = False
+    store_compression: Literal["default", "best_compression"] = "best_compression"
     packed_field: str | None = None
 
     def __post_init__(self) -> None:
@@ -119,6 +124,10 @@ class FieldSpec:
         if self.codes_storage not in ("source", "stored", "doc_values"):
             raise InvalidInputError(
                 f"codes_storage must be source, stored or doc_values, got {self.codes_storage!r}"
+            )
+        if self.store_compression not in ("default", "best_compression"):
+            raise InvalidInputError(
+                f"store_compression must be default or best_compression, got {self.store_compression!r}"
             )
         if self.codes_field is None and not self.nested_vectors:
             raise InvalidInputError("a layout needs a token store: codes_field, nested_vectors, or both")
@@ -252,10 +261,10 @@ def index_settings(
     ``nested_objects_limit`` raises ``index.mapping.nested_objects.limit`` (10,000 by default), which caps
     the tokens of one document.
 
-    >>> index_settings("opensearch", FieldSpec(nested_vectors=True))
+    >>> index_settings("opensearch", FieldSpec(nested_vectors=True, store_compression="default"))
     {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'knn': True}}
-    >>> index_settings("opensearch", FieldSpec())
-    {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'knn': False}}
+    >>> index_settings("elasticsearch", FieldSpec())
+    {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'codec': 'best_compression'}}
     """
     _check_engine(engine)
     spec = spec or FieldSpec()
@@ -264,6 +273,8 @@ def index_settings(
     index: dict[str, Any] = {"number_of_shards": shards, "number_of_replicas": replicas}
     if engine == "opensearch":
         index["knn"] = bool(spec.nested_vectors and spec.index_vectors)
+    if spec.store_compression != "default":
+        index["codec"] = spec.store_compression
     if nested_objects_limit is not None:
         index["mapping.nested_objects.limit"] = int(nested_objects_limit)
     return {"index": index}

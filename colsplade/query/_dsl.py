@@ -221,7 +221,9 @@ def token_fetch(spec: FieldSpec, source: Any = False) -> dict[str, Any]:
     ``doc_values`` by ``docvalue_fields``. Schema-1 indices read their packed copy (or the nested JSON).
 
     >>> token_fetch(FieldSpec())
-    {'_source': ['colbert_codes']}
+    {'_source': True}
+    >>> token_fetch(FieldSpec(), ["title"])
+    {'_source': ['title', 'colbert_codes']}
     >>> token_fetch(FieldSpec(codes_storage="stored"), ["title"])
     {'_source': ['title'], 'stored_fields': ['colbert_codes']}
     >>> token_fetch(FieldSpec(codes_storage="doc_values"))
@@ -231,6 +233,11 @@ def token_fetch(spec: FieldSpec, source: Any = False) -> dict[str, Any]:
         return {"_source": source, "stored_fields": [spec.codes_field]}
     if spec.codes_field is not None and spec.codes_storage == "doc_values":
         return {"_source": source, "docvalue_fields": [spec.codes_field]}
+    if spec.codes_field is not None and not isinstance(source, list):
+        # The whole _source, not a filtered one: filtering makes the engine parse and rewrite every
+        # hit's JSON (measured ~4x slower for a window of 100 abstracts than sending it whole, which
+        # the client then parses with orjson); colsplade's fields are stripped from the hits later.
+        return {"_source": True}
     # schema 1: the packed copy, and the nested numbers for documents written without one
     fields = (
         [spec.codes_field] if spec.codes_field else [f for f in (spec.packed_field, spec.colbert_field) if f]

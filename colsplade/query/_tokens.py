@@ -56,7 +56,8 @@ class TokenReader:
         if not isinstance(value, str):
             return None
         try:
-            return base64.b64decode(value, validate=True)
+            # OpenSearch's doc values give base64 without its padding
+            return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
         except (binascii.Error, ValueError):
             return None
 

@@ -139,7 +139,7 @@ class ResidualCodec:
             return np.packbits(buckets, axis=1)
         shifts = np.arange(self.nbits - 1, -1, -1, dtype=np.uint8)
         planes = (buckets[:, :, None] >> shifts) & 1  # (n, dim, nbits), most significant bit first
-        return np.packbits(planes.reshape(len(buckets), -1), axis=1)
+        return np.packbits(planes.reshape(len(buckets), self.dim * self.nbits), axis=1)
 
     # -- decoding --------------------------------------------------------------------------------
 
@@ -161,10 +161,16 @@ class ResidualCodec:
             )
         if zlib.crc32(payload) != crc:
             raise CorruptBlobError("token blob fails its checksum (corrupted)")
-        return payload[: 2 * n], payload[2 * n :]
+        ids = payload[: 2 * n]
+        if n and int(np.frombuffer(ids, dtype="<u2").max()) >= self.n_centroids:
+            raise CorruptBlobError(f"blob names a centroid id past this codec's {self.n_centroids}")
+        return ids, payload[2 * n :]
 
     def decode(self, blob: bytes | bytearray | memoryview) -> np.ndarray:
-        """Invert :meth:`encode`: (n, dim) float32 unit vectors (the codec's approximation)."""
+        """Invert :meth:`encode`: (n, dim) float32 unit vectors (the codec's approximation).
+
+        Raises :class:`CorruptBlobError` for a blob that fails its checks."""
+        self.split(blob)
         return self.decode_many([blob]).vectors
 
     def decode_many(self, blobs: Sequence[bytes | bytearray | memoryview | None]) -> DecodedWindow:
@@ -195,8 +201,6 @@ class ResidualCodec:
             empty = np.zeros((0, self.dim), np.float32)
             return DecodedWindow(empty, offsets, ok, errors, np.zeros(0, np.float32))
         ids = np.frombuffer(b"".join(ids_parts), dtype="<u2")
-        if int(ids.max()) >= self.n_centroids:
-            raise CorruptBlobError(f"centroid id {int(ids.max())} is past this codec's {self.n_centroids}")
         packed = np.frombuffer(b"".join(bit_parts), dtype=np.uint8).reshape(total, -1)
         raw = np.take(self.centroids, ids, axis=0)
         # one table row per (byte position, byte value): the residuals of the dims that byte holds

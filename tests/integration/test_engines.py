@@ -44,7 +44,7 @@ def test_capabilities(engine):
 
 def test_round_trip_rank_features_and_nested_knn(engine, engine_index):
     rng = np.random.default_rng(0)
-    spec = FieldSpec(colbert_dim=DIM)
+    spec = FieldSpec(nested_vectors=True, colbert_dim=DIM)
     result = create_index(engine, engine_index, spec, model_name="test", model_version="1")
     assert result["created"]
     spec = result["spec"]
@@ -92,7 +92,12 @@ def test_round_trip_rank_features_and_nested_knn(engine, engine_index):
     info = index_info(engine, engine_index)
     assert info["documents"] == 3
     assert info["lucene_documents"] == 3 + 5 + 3 + 4
-    assert info["colsplade_fields"] == {"splade": True, "colbert": True, "colsplade": True}
+    assert info["colsplade_fields"] == {
+        "splade": True,
+        "colbert_codes": True,
+        "colbert": True,
+        "colsplade": True,
+    }
     assert info["model_version"] == "1"
 
 
@@ -106,15 +111,19 @@ def test_add_fields_to_existing_index_keeps_documents(engine, engine_index):
     engine.index_document(engine_index, "old", {"title": "existing search keeps working"}, refresh=True)
 
     with pytest.raises(InvalidInputError, match="already exists"):
-        create_index(engine, engine_index, FieldSpec(colbert_dim=DIM))
-    result = create_index(engine, engine_index, FieldSpec(colbert_dim=DIM), existing_ok=True)
+        create_index(engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=DIM))
+    result = create_index(
+        engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=DIM), existing_ok=True
+    )
     assert not result["created"] and result["added_fields"] == [
         "colbert",
-        "colbert_packed",
+        "colbert_codes",
         "colsplade",
         "splade",
     ]
-    again = create_index(engine, engine_index, FieldSpec(colbert_dim=DIM), existing_ok=True)
+    again = create_index(
+        engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=DIM), existing_ok=True
+    )
     assert again["added_fields"] == []
 
     mapping = engine.get_mapping(engine_index)
@@ -129,22 +138,26 @@ def test_add_fields_to_existing_index_keeps_documents(engine, engine_index):
     assert [h["_id"] for h in hits] == ["new"]
 
     with pytest.raises(MappingConflictError):
-        create_index(engine, engine_index, FieldSpec(colbert_dim=2 * DIM), existing_ok=True)
+        create_index(
+            engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=2 * DIM), existing_ok=True
+        )
 
 
 def test_conflicting_field_is_refused(engine, engine_index):
     engine.create_index(engine_index, {"mappings": {"properties": {"splade": {"type": "keyword"}}}})
     with pytest.raises(MappingConflictError, match="splade"):
-        create_index(engine, engine_index, FieldSpec(colbert_dim=DIM), existing_ok=True)
+        create_index(engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=DIM), existing_ok=True)
 
 
 @pytest.mark.parametrize("element_type", ["byte", "bit"])
 def test_compact_element_types(engine, engine_index, element_type):
-    spec = FieldSpec(colbert_dim=DIM * 8 if element_type == "bit" else DIM, element_type=element_type)
+    spec = FieldSpec(
+        nested_vectors=True, colbert_dim=DIM * 8 if element_type == "bit" else DIM, element_type=element_type
+    )
     if engine.engine == "opensearch" and element_type == "bit":
         # Binary knn_vector needs the faiss engine, whose native library the Maven plugin zip lacks;
         # stored-only bit vectors (rerank in the client) still work.
-        spec = FieldSpec(colbert_dim=DIM * 8, element_type="bit", index_vectors=False)
+        spec = FieldSpec(nested_vectors=True, colbert_dim=DIM * 8, element_type="bit", index_vectors=False)
     spec = create_index(engine, engine_index, spec)["spec"]
     if element_type == "byte":
         vectors = [
@@ -156,8 +169,8 @@ def test_compact_element_types(engine, engine_index, element_type):
         ]
     doc = {"splade": {"a": 1.0}, "colbert": [{"v": v} for v in vectors]}
     engine.index_document(engine_index, "d", doc, refresh=True)
-    stored = engine.get_document(engine_index, "d")["_source"]["colbert"]
-    assert [t["v"] for t in stored] == vectors
+    # the nested vectors are indexed (and stored for scripts), never copied into _source
+    assert "colbert" not in engine.get_document(engine_index, "d")["_source"]
     if spec.index_vectors:
         hits = engine.search(engine_index, {"query": nested_knn_query(engine.engine, vectors[0], spec, k=1)})
         assert hits["hits"]["hits"][0]["_id"] == "d"
@@ -169,7 +182,7 @@ def test_painless_in_nested_script_score(engine, engine_index):
         pytest.skip(
             f"{engine.engine} {engine.capabilities().version} build has no painless (documented in README)"
         )
-    create_index(engine, engine_index, FieldSpec(colbert_dim=DIM, index_vectors=False))
+    create_index(engine, engine_index, FieldSpec(nested_vectors=True, colbert_dim=DIM, index_vectors=False))
     rng = np.random.default_rng(3)
     vectors = _unit(rng, 4)
     engine.index_document(engine_index, "d", _doc({"a": 1.0}, vectors), refresh=True)
@@ -200,7 +213,7 @@ def test_refused_and_missing_index_errors(engine, engine_index):
 
 
 def test_spec_for_adapts_splade_type(engine):
-    spec = spec_for(engine, FieldSpec())
+    spec = spec_for(engine, FieldSpec(nested_vectors=True))
     assert spec.splade_type == engine.capabilities().splade_type
 
 
@@ -209,8 +222,8 @@ def test_native_knn_fields_refused_on_maven_opensearch(engine, engine_index):
     if engine.engine != "opensearch":
         pytest.skip("OpenSearch k-NN plugin only")
     for spec in (
-        FieldSpec(colbert_dim=64, element_type="bit"),
-        FieldSpec(colbert_dim=DIM, knn_engine="faiss"),
+        FieldSpec(nested_vectors=True, colbert_dim=64, element_type="bit"),
+        FieldSpec(nested_vectors=True, colbert_dim=DIM, knn_engine="faiss"),
     ):
         with pytest.raises(InvalidInputError, match="no native libraries"):
             create_index(engine, engine_index, spec)
