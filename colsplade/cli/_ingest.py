@@ -137,7 +137,7 @@ def ingest_command(
     Exit status 0 when every document was indexed, 3 when some were dead-lettered; `colsplade --help`
     lists the others.
     """
-    from colsplade.encoders import load_encoder, load_joint_encoder
+    from colsplade.encoders import as_encoder
     from colsplade.engines import connect_default
     from colsplade.exceptions import InvalidInputError
     from colsplade.ingest import Batching, FieldMapping, Layout, Passages, RetryPolicy, ingest, reindex
@@ -155,16 +155,12 @@ def ingest_command(
         copy_fields=() if no_copy else (tuple(copy_fields) or None),
     )
     # a single model of any kind may be ingested; a pair becomes one joint encoder
-    encoder = (
-        load_joint_encoder(
-            model_dir,
-            splade_model=splade_model,
-            colbert_model=colbert_model,
-            variant=variant,
-            batch_size=batch_size,
-        )
-        if pair
-        else load_encoder(model_dir, variant=variant, batch_size=batch_size)
+    encoder = as_encoder(
+        model_dir,
+        splade_model=splade_model,
+        colbert_model=colbert_model,
+        variant=variant,
+        batch_size=batch_size,
     )
     options = dict(
         fields=fields,

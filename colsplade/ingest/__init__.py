@@ -16,7 +16,7 @@ exactly once (``_id`` s are the source ids or a stable content hash). ``reindex`
 index into a new versioned index behind an alias, or in place.
 """
 
-from colsplade.engines._bulk import RetryPolicy
+from colsplade.engines import RetryPolicy
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
 from colsplade.ingest._pipeline import (

@@ -29,8 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from colsplade.engines import EngineClient
-from colsplade.engines._bulk import BulkAction, RetryPolicy, bulk_write
+from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
 from colsplade.exceptions import CodecMismatchError, InvalidInputError, ModelVersionMismatchError
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document

@@ -12,8 +12,7 @@ import logging
 import os
 from typing import Any
 
-from colsplade.engines import EngineClient, spec_for
-from colsplade.engines._scan import alias_indices, switch_alias
+from colsplade.engines import EngineClient, alias_indices, spec_for, switch_alias
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import IngestSummary, Layout, ingest, prepare_index

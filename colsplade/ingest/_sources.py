@@ -340,7 +340,7 @@ class IndexSource(Source):
         return self.client.count(self.index, self.query)
 
     def records(self, resume: Mapping[str, Any] | None = None) -> Iterator[Record]:
-        from colsplade.engines._scan import scan_index
+        from colsplade.engines import scan_index
 
         for i, hit in enumerate(
             scan_index(

@@ -97,11 +97,15 @@ class SearchClient:
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
-        from colsplade.encoders import load_joint_encoder
+        from colsplade.encoders import as_encoder
 
         # a pair gets the joint face (EncoderPair): the identity ingest recorded for it, one encode path
-        self._encoder = load_joint_encoder(
-            model, splade_model=splade_model, colbert_model=colbert_model, **(encoder_options or {})
+        self._encoder = as_encoder(
+            model,
+            splade_model=splade_model,
+            colbert_model=colbert_model,
+            joint=True,
+            **(encoder_options or {}),
         )
         self.model_name, self.model_version = model_identity([self._encoder])
         self._owns_client = client is None

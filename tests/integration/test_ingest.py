@@ -5,10 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.request import Request, urlopen
 
 import numpy as np
 import pytest
@@ -19,6 +15,7 @@ from colsplade.exceptions import ModelVersionMismatchError
 from colsplade.ingest import Batching, FieldMapping, IterableSource, RetryPolicy, ingest, reindex
 from colsplade.mappings import FieldSpec, unescape_impacts
 from colsplade.query import sparse_query
+from colsplade.testing import ForwardingProxy
 
 FAST_RETRY = RetryPolicy(max_retries=8, initial_backoff=0.05, max_backoff=0.5)
 WORDS = [
@@ -42,18 +39,10 @@ WORDS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("torch")
-    from colsplade.testing import make_tiny_model_dir
-
-    return make_tiny_model_dir("joint", tmp_path_factory.mktemp("model") / "joint", dim=16)
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model):
+def encoder(tiny_joint_model):
     from colsplade.encoders import load_encoder
 
-    return load_encoder(tiny_model, variant="int8")
+    return load_encoder(tiny_joint_model, variant="int8")
 
 
 def _docs(n: int, start: int = 0) -> list[dict]:
@@ -175,99 +164,33 @@ def test_bad_input_is_dead_lettered(engine, engine_index, encoder, tmp_path):
     assert rerun.read == 0 and len(dead.read_text().splitlines()) == 7
 
 
-class _Throttle:
-    """A real HTTP proxy in front of the node: answers 429 to the first ``n`` bulk requests."""
-
-    def __init__(self, target: str, n: int) -> None:
-        self.target = target.rstrip("/")
-        self.remaining = n
-        self.refused = 0
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else None
-                if "_bulk" in self.path:
-                    with proxy.lock:
-                        throttle = proxy.remaining > 0
-                        if throttle:
-                            proxy.remaining -= 1
-                            proxy.refused += 1
-                    if throttle:
-                        payload = json.dumps(
-                            {
-                                "error": {"type": "es_rejected_execution_exception", "reason": "busy"},
-                                "status": 429,
-                            }
-                        ).encode()
-                        self.send_response(429)
-                        self.send_header("content-type", "application/json")
-                        self.send_header("content-length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
-                        return
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
-                }
-                request = Request(proxy.target + self.path, data=body, headers=headers, method=self.command)
-                try:
-                    with urlopen(request, timeout=60) as answer:
-                        status, data, answer_headers = answer.status, answer.read(), answer.headers
-                except Exception as exc:  # an HTTPError carries the engine's own answer
-                    status, data, answer_headers = exc.code, exc.read(), exc.headers
-                self.send_response(status)
-                for key in ("content-type", "x-elastic-product"):
-                    if answer_headers.get(key):
-                        self.send_header(key, answer_headers[key])
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_engine_answering_429_is_retried(engine, engine_index, encoder):
-    proxy = _Throttle(engine.settings.urls[0], n=3)
-    try:
-        with connect(url=proxy.url, engine=engine.engine) as client:
-            docs = _docs(30)
-            summary = ingest(
-                docs,
-                client,
-                engine_index,
-                encoder,
-                retry=FAST_RETRY,
-                progress=False,
-                batching=Batching(bulk_docs=10, encode_batch_size=10),
-            )
-    finally:
-        proxy.close()
+    docs = _docs(30)
+    with (
+        ForwardingProxy(engine.settings.urls[0], fail_first=3) as proxy,
+        connect(url=proxy.url, engine=engine.engine) as client,
+    ):
+        summary = ingest(
+            docs,
+            client,
+            engine_index,
+            encoder,
+            retry=FAST_RETRY,
+            progress=False,
+            batching=Batching(bulk_docs=10, encode_batch_size=10),
+        )
     assert proxy.refused == 3
     assert summary.retried >= 3
     assert summary.indexed == 30 and summary.dead_lettered == 0
     assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs)
 
 
-def test_model_version_refused_unless_reencode(engine, engine_index, encoder, tiny_model, tmp_path):
+def test_model_version_refused_unless_reencode(engine, engine_index, encoder, tiny_joint_model, tmp_path):
     from colsplade.encoders import load_encoder
 
     ingest(_docs(5), engine, engine_index, encoder, progress=False)
     other_dir = tmp_path / "v2"
-    shutil.copytree(tiny_model, other_dir)
+    shutil.copytree(tiny_joint_model, other_dir)
     config = json.loads((other_dir / "colsplade.json").read_text())
     config["version"] = "2"
     (other_dir / "colsplade.json").write_text(json.dumps(config))
@@ -365,7 +288,7 @@ def test_iterable_checkpoint_resume(engine, engine_index, encoder, tmp_path):
     assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs)
 
 
-def test_cli_stdin_with_chunked_passages(engine, engine_index, tiny_model, tmp_path):
+def test_cli_stdin_with_chunked_passages(engine, engine_index, tiny_joint_model, tmp_path):
     import subprocess
     import sys
 
@@ -377,7 +300,7 @@ def test_cli_stdin_with_chunked_passages(engine, engine_index, tiny_model, tmp_p
     ]
     command = [
         sys.executable, "-m", "colsplade.cli", "--url", engine.settings.urls[0], "--engine", engine.engine,
-        "ingest", "-", "--index", engine_index, "--model", str(tiny_model), "--long-docs", "chunk",
+        "ingest", "-", "--index", engine_index, "--model", str(tiny_joint_model), "--long-docs", "chunk",
         "--dead-letter", str(tmp_path / "dead.jsonl"), "--json",
     ]  # fmt: skip
     done = subprocess.run(command, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
@@ -425,14 +348,14 @@ def test_document_without_tokens_is_dead_lettered(engine, engine_index, encoder,
     assert sorted(_all_ids(engine, engine_index)) == sorted(d["_id"] for d in docs if d["_id"] != "d2")
 
 
-def test_first_ingest_fits_and_saves_the_codec(engine, engine_index, tiny_model, tmp_path, monkeypatch):
+def test_first_ingest_fits_and_saves_the_codec(engine, engine_index, tiny_joint_model, tmp_path, monkeypatch):
     """A model directory without a codec: the run fits one on its first documents, saves it with the
     model and records its hash; the next run into another index reuses it."""
     from colsplade.encoders import CODEC_FILE, load_encoder
 
     monkeypatch.setenv("COLSPLADE_CACHE", str(tmp_path / "cache"))
     model = tmp_path / "model"
-    shutil.copytree(tiny_model, model)
+    shutil.copytree(tiny_joint_model, model)
     (model / CODEC_FILE).unlink(missing_ok=True)
     fresh = load_encoder(model, variant="int8")
     summary = ingest(_docs(20), engine, engine_index, fresh, progress=False)

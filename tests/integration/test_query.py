@@ -47,18 +47,11 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_joint(tmp_path_factory):
-    from colsplade.testing import make_tiny_model_dir
-
-    return make_tiny_model_dir("joint", tmp_path_factory.mktemp("models") / "joint", variants=("int8",))
-
-
-@pytest.fixture(scope="session")
-def encoder(tiny_joint):
+@pytest.fixture(scope="module")
+def encoder(tiny_joint_model):
     from colsplade.encoders import load_encoder
 
-    return load_encoder(tiny_joint, variant="fp32")
+    return load_encoder(tiny_joint_model, variant="fp32")
 
 
 def _index_corpus(engine, index, encoder, layout=None, model_version=None):
@@ -278,7 +271,7 @@ def test_schema_one_index_migrates_behind_its_alias(engine, engine_index, encode
             engine.delete_index(old)
 
 
-def test_codec_mismatch_is_refused(engine, engine_index, encoder, tiny_joint, tmp_path, monkeypatch):
+def test_codec_mismatch_is_refused(engine, engine_index, encoder, tiny_joint_model, tmp_path, monkeypatch):
     """The index's codec is found by its hash (model directory, then the cache); a reader that has it
     nowhere is refused rather than decoding with another codec's centroids."""
     import shutil
@@ -289,7 +282,7 @@ def test_codec_mismatch_is_refused(engine, engine_index, encoder, tiny_joint, tm
     _index_corpus(engine, engine_index, encoder)
     monkeypatch.setenv("COLSPLADE_CACHE", str(tmp_path / "empty-cache"))
     other_dir = tmp_path / "other"
-    shutil.copytree(tiny_joint, other_dir)
+    shutil.copytree(tiny_joint_model, other_dir)
     rng = np.random.default_rng(3)
     other_codec = fit_codec(rng.standard_normal((400, encoder.config.colbert.dim)), n_centroids=8, seed=3)
     (other_dir / CODEC_FILE).write_bytes(other_codec.to_bytes())
@@ -481,7 +474,7 @@ def test_engine_down_or_slow_is_a_typed_error_not_a_hang(encoder):
         server.close()
 
 
-def test_search_command(engine, engine_index, encoder, tiny_joint):
+def test_search_command(engine, engine_index, encoder, tiny_joint_model):
     import json as _json
 
     from click.testing import CliRunner
@@ -490,7 +483,7 @@ def test_search_command(engine, engine_index, encoder, tiny_joint):
 
     _index_corpus(engine, engine_index, encoder)
     url = engine.settings.urls[0]
-    args = ["--url", url, "search", QUERIES[0], "--index", engine_index, "--model", str(tiny_joint)]
+    args = ["--url", url, "search", QUERIES[0], "--index", engine_index, "--model", str(tiny_joint_model)]
     shown = CliRunner().invoke(
         main, [*args, "--variant", "fp32", "-k", "3", "--explain", "--source", "title"]
     )

@@ -205,7 +205,7 @@ def test_partial_ingest_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         captured.update(index=index, **options)
         return IngestSummary(index=index, read=3, indexed=2, dead_lettered=1)
 
-    monkeypatch.setattr(colsplade.encoders, "load_encoder", lambda *a, **k: object())
+    monkeypatch.setattr(colsplade.encoders, "as_encoder", lambda *a, **k: object())
     monkeypatch.setattr(colsplade.engines, "connect_default", client)
     monkeypatch.setattr(colsplade.ingest, "ingest", ingest)
     result = _run(
