@@ -1,15 +1,17 @@
 """``colsplade index create|info|delete``: thin shells over :func:`colsplade.engines.create_index`,
 :func:`~colsplade.engines.index_info` and :func:`~colsplade.engines.delete_index`.
 
-Each command takes the shared connection flags. A new layout option of ``create`` is one ``click.option``
-here plus one argument of :class:`colsplade.mappings.FieldSpec` (or of ``create_index``).
+Each command takes the shared connection flags. The token-store layout flags are shared with ``ingest``
+(:func:`colsplade.cli._options.layout_options`); each is one argument of :class:`colsplade.mappings.FieldSpec`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from colsplade.cli._options import CliState, connection_options, echo_json, pass_state
+from colsplade.cli._options import CliState, connection_options, echo_json, layout_options, pass_state
 
 __all__ = ["index_group"]
 
@@ -28,32 +30,7 @@ def _client(state: CliState, autostart: bool):
 @index_group.command("create")
 @click.argument("name")
 @click.option("--dim", type=int, default=128, show_default=True, help="ColBERT vector dimension.")
-@click.option(
-    "--element-type", type=click.Choice(["float", "byte", "bit"]), default="float", show_default=True
-)
-@click.option(
-    "--nested-vectors",
-    is_flag=True,
-    help="Also store nested token vectors (opt-in: token kNN candidates, in-engine rerank); "
-    "the default layout is the compact token store only.",
-)
-@click.option(
-    "--codes-storage",
-    type=click.Choice(["source", "stored", "doc_values"]),
-    default="source",
-    show_default=True,
-    help="Where the engine keeps the compact token blob.",
-)
-@click.option(
-    "--store-compression",
-    type=click.Choice(["best_compression", "default"]),
-    default="best_compression",
-    show_default=True,
-    help="index codec: best_compression (DEFLATE, ~20 % smaller) or default (LZ4, a little faster to fetch).",
-)
-@click.option(
-    "--no-vector-index", is_flag=True, help="Nested vectors: store them for rerank only (no HNSW graph)."
-)
+@layout_options()
 @click.option(
     "--quantization", type=click.Choice(["int8_hnsw", "int4_hnsw", "bbq_hnsw"]), help="ES graph quantisation."
 )
@@ -68,11 +45,7 @@ def index_create(
     state: CliState,
     name: str,
     dim: int,
-    element_type: str,
-    nested_vectors: bool,
-    codes_storage: str,
-    store_compression: str,
-    no_vector_index: bool,
+    layout: dict[str, Any],
     quantization: str | None,
     shards: int,
     replicas: int,
@@ -83,13 +56,7 @@ def index_create(
     from colsplade.mappings import FieldSpec
 
     spec = FieldSpec(
-        colbert_dim=dim,
-        element_type=element_type,
-        index_vectors=not no_vector_index,
-        quantization=quantization,
-        nested_vectors=nested_vectors,
-        codes_storage=codes_storage,
-        store_compression=store_compression,
+        colbert_dim=dim, quantization=quantization, **{k: v for k, v in layout.items() if v is not None}
     )
     with _client(state, autostart=True) as client:
         result = create_index(client, name, spec, shards=shards, replicas=replicas, existing_ok=existing_ok)

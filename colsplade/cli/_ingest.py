@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from colsplade.cli._options import CliState, connection_options, model_options, pass_state
+from colsplade.cli._options import CliState, connection_options, layout_options, model_options, pass_state
 
 __all__ = ["ingest_command"]
 
@@ -49,31 +49,7 @@ __all__ = ["ingest_command"]
     show_default=True,
     help="Long documents: truncate to the model's length, or split into passages with a parent id.",
 )
-@click.option(
-    "--nested-vectors",
-    is_flag=True,
-    help="New index: also store nested token vectors (token kNN, in-engine rerank) next to the compact store.",
-)
-@click.option(
-    "--codes-storage",
-    type=click.Choice(["source", "stored", "doc_values"]),
-    default="source",
-    show_default=True,
-    help="New index: where the engine keeps the compact token blob.",
-)
-@click.option(
-    "--store-compression",
-    type=click.Choice(["best_compression", "default"]),
-    default="best_compression",
-    show_default=True,
-    help="New index: index codec: best_compression (DEFLATE, ~20 % smaller) or default (LZ4, a little faster to fetch).",
-)
-@click.option(
-    "--element-type", type=click.Choice(["float", "byte", "bit"]), help="Nested vectors of a new index."
-)
-@click.option(
-    "--no-vector-index", is_flag=True, help="New index: store nested vectors for rerank only (no HNSW)."
-)
+@layout_options(prefix="new index: ")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per encoder batch.")
 @click.option(
     "--bulk-docs", type=int, default=200, show_default=True, help="Documents per bulk request at most."
@@ -115,11 +91,7 @@ def ingest_command(
     dead_letter,
     reencode,
     long_docs,
-    nested_vectors,
-    codes_storage,
-    store_compression,
-    element_type,
-    no_vector_index,
+    layout,
     batch_size,
     bulk_docs,
     bulk_mb,
@@ -170,13 +142,7 @@ def ingest_command(
         batching=Batching(
             encode_batch_size=batch_size, bulk_docs=bulk_docs, bulk_bytes=int(bulk_mb * 1024 * 1024)
         ),
-        layout=Layout(
-            nested_vectors=nested_vectors,
-            element_type=element_type,
-            index_vectors=not no_vector_index,
-            codes_storage=codes_storage,
-            store_compression=store_compression,
-        ),
+        layout=Layout(**layout),
         retry=RetryPolicy(max_retries=max_retries),
         progress=False if no_progress else None,
     )

@@ -14,6 +14,7 @@ Only click and the light :mod:`colsplade.config` are imported here, so ``colspla
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ __all__ = [
     "CliState",
     "connection_options",
     "echo_json",
+    "layout_options",
     "model_options",
     "model_or_default",
     "pass_state",
@@ -232,3 +234,53 @@ def model_or_default(settings: Any, model: str | None, splade_model: str | None,
     if model is None and splade_model is None and colbert_model is None:
         return settings.model
     return model
+
+
+LAYOUT_FLAGS = ("nested_vectors", "codes_storage", "store_compression", "element_type", "no_vector_index")
+
+
+def layout_options(*, prefix: str = "") -> Callable[[F], F]:
+    """The token-store layout flags of a new index (``index create``, ``ingest``), handed to the command
+    as one ``layout`` dict of :class:`colsplade.mappings.FieldSpec` / :class:`colsplade.ingest.Layout`
+    arguments (``element_type`` None: the index's own, float for a new one)."""
+    options = [
+        click.option(
+            "--nested-vectors",
+            is_flag=True,
+            help=f"{prefix}also store nested token vectors (opt-in: token kNN candidates, in-engine rerank); "
+            "the default is the compact token store only.",
+        ),
+        click.option(
+            "--codes-storage",
+            type=click.Choice(["source", "stored", "doc_values"]),
+            default="source",
+            show_default=True,
+            help=f"{prefix}where the engine keeps the compact token blob.",
+        ),
+        click.option(
+            "--store-compression",
+            type=click.Choice(["best_compression", "default"]),
+            default="best_compression",
+            show_default=True,
+            help=f"{prefix}index codec: best_compression (DEFLATE, ~20 % smaller) or default (LZ4, faster to fetch).",
+        ),
+        click.option(
+            "--element-type", type=click.Choice(["float", "byte", "bit"]), help=f"{prefix}nested vector type."
+        ),
+        click.option(
+            "--no-vector-index", is_flag=True, help=f"{prefix}nested vectors for rerank only (no HNSW)."
+        ),
+    ]
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            flags = {name: kwargs.pop(name) for name in LAYOUT_FLAGS}
+            flags["index_vectors"] = not flags.pop("no_vector_index")
+            return f(*args, layout=flags, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -107,6 +107,8 @@ def search_command(
         return
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
     click.echo(f"{len(result.hits)} hits, rerank={result.rerank}, window={result.window} ({timings})")
+    if result.reason:
+        click.echo(f"  ({result.reason})")
     for rank, hit in enumerate(result.hits, start=offset + 1):
         stages = " ".join(f"{name}={score:.3f}" for name, score in hit.stage_scores.items())
         click.echo(f"{rank:>3}. {hit.id}  {hit.score:.4f}  [{stages}]")

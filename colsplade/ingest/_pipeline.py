@@ -763,40 +763,27 @@ def ingest(
         from colsplade.encoders import as_encoder
 
         encoder = as_encoder(encoder, variant="int8")
-    name, version = _model_of(encoder)
-    if prepare:
-        spec, switch_model = prepare_index(
-            client, index, encoder, reencode=reencode, layout=layout, chunked=passages.long_docs == "chunk"
-        )
-    else:
-        spec = spec_from_meta(client.get_mapping(index).get("_meta")) or FieldSpec()
-        switch_model = False
-    current_codec = resolve_codec(client, index, encoder, spec, reencode=reencode)
-    needs_codec = spec.codes_field is not None and _colbert_dim(encoder) is not None
-    new_codec: list[ResidualCodec] = []
-
-    def on_codec(fitted: ResidualCodec) -> None:
-        from colsplade.encoders import save_model_codec
-
-        where = save_model_codec(encoder, fitted)
-        logger.info("saved the token codec %s as %s", fitted.hash, where)
-        new_codec.append(fitted)
-        if not switch_model:
-            _record_meta(client, index, spec, name, version, fitted.describe())
-
+    target = _Target.open(
+        client,
+        index,
+        encoder,
+        reencode=reencode,
+        layout=layout,
+        chunked=passages.long_docs == "chunk",
+        prepare=prepare,
+    )
     ckpt = Checkpoint(checkpoint, src.signature(), index) if checkpoint is not None else None
     summary = IngestSummary(
         index=index,
         resumed_from=ckpt.position if ckpt is not None else None,
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         dead_letter=str(dead_letter) if dead_letter is not None else None,
-        model=f"{name}@{version}",
-        codec=current_codec.hash if current_codec else None,
+        model=f"{target.name}@{target.version}",
+        codec=target.codec.hash if target.codec else None,
     )
     if ckpt is not None and ckpt.state.get("counts"):
         logger.info("previous runs of this checkpoint: %s", ckpt.state["counts"])
-    if current_codec is not None and codec_from_meta(client.get_mapping(index).get("_meta")) is None:
-        _record_meta(client, index, spec, name, version, current_codec.describe())
+    meta = {"model_name": target.name, "model_version": target.version}
     run = _Run(
         src=src,
         resume=summary.resumed_from,
@@ -806,25 +793,89 @@ def ingest(
         fields=fields or FieldMapping(),
         passages=passages,
         batching=batching or Batching(),
-        writer=_Writer(spec, current_codec, {"model_name": name, "model_version": version}, op),
-        codec_fit=_CodecFit(codec or CodecOptions()) if needs_codec and current_codec is None else None,
-        reserved=tuple(colsplade_properties(client.engine, spec)),
-        on_codec=on_codec,
+        writer=_Writer(target.spec, target.codec, meta, op),
+        codec_fit=_CodecFit(codec or CodecOptions()) if target.needs_codec and target.codec is None else None,
+        reserved=tuple(colsplade_properties(client.engine, target.spec)),
+        on_codec=lambda fitted: target.adopt(encoder, fitted),
     )
     finished = _run_stages(run, op, retry or RetryPolicy(), dead_letter, summary, ckpt, progress, on_batch)
     if finished and ckpt is not None:
         ckpt.save(ckpt.position, complete=True)
-    if new_codec:
-        summary.codec = new_codec[0].hash
-    if switch_model and summary.dead_lettered == 0:
-        codec_meta = (new_codec[0] if new_codec else current_codec) if needs_codec else None
-        _record_meta(client, index, spec, name, version, codec_meta.describe() if codec_meta else None)
-    if refresh and finished:
-        client.refresh(index)
+    target.close(summary, refresh=refresh and finished)
     summary.truncated = getattr(encoder, "truncated_count", 0) - run.truncated_before
     summary.seconds = time.monotonic() - started
     logger.info("ingest: %s", summary)
     return summary
+
+
+@dataclass
+class _Target:
+    """The index a run writes into: its layout, the model and codec it records in its ``_meta``."""
+
+    client: EngineClient
+    index: str
+    spec: FieldSpec
+    name: str
+    version: str
+    switch_model: bool
+    codec: ResidualCodec | None
+    needs_codec: bool
+
+    @classmethod
+    def open(
+        cls,
+        client: EngineClient,
+        index: str,
+        encoder: Any,
+        *,
+        reencode: bool,
+        layout: Layout | None,
+        chunked: bool,
+        prepare: bool,
+    ) -> _Target:
+        name, version = _model_of(encoder)
+        if prepare:
+            spec, switch_model = prepare_index(
+                client, index, encoder, reencode=reencode, layout=layout, chunked=chunked
+            )
+        else:
+            spec = spec_from_meta(client.get_mapping(index).get("_meta")) or FieldSpec()
+            switch_model = False
+        codec = resolve_codec(client, index, encoder, spec, reencode=reencode)
+        needs_codec = spec.codes_field is not None and _colbert_dim(encoder) is not None
+        target = cls(client, index, spec, name, version, switch_model, codec, needs_codec)
+        if codec is not None and codec_from_meta(client.get_mapping(index).get("_meta")) is None:
+            target.record()
+        return target
+
+    def record(self) -> None:
+        """Write the model and codec into the index's ``_meta``."""
+        _record_meta(
+            self.client,
+            self.index,
+            self.spec,
+            self.name,
+            self.version,
+            self.codec.describe() if self.codec is not None and self.needs_codec else None,
+        )
+
+    def adopt(self, encoder: Any, fitted: ResidualCodec) -> None:
+        """A codec fitted by this run: saved with the model, recorded in the index before its first codes
+        are written (a re-encoding run records it with the new model, at the end)."""
+        from colsplade.encoders import save_model_codec
+
+        where = save_model_codec(encoder, fitted)
+        logger.info("saved the token codec %s as %s", fitted.hash, where)
+        self.codec = fitted
+        if not self.switch_model:
+            self.record()
+
+    def close(self, summary: IngestSummary, *, refresh: bool) -> None:
+        summary.codec = self.codec.hash if self.codec is not None else None
+        if self.switch_model and summary.dead_lettered == 0:
+            self.record()
+        if refresh:
+            self.client.refresh(self.index)
 
 
 def _run_stages(
