@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from colsplade.encoders._tokenize import TextTokenizer, clean_texts
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
 
 __all__ = [
+    "DEFAULT_MAX_BATCH_TOKENS",
     "QUERY_WEIGHTS_FILE",
     "ColbertEncoder",
     "Encoder",
@@ -27,6 +28,7 @@ __all__ = [
     "TextExplanation",
     "load_encoder",
     "select_providers",
+    "token_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,30 @@ GRAPH_OUTPUTS: dict[ModelKind, tuple[str, ...]] = {
     "joint": ("splade", "colbert", "colbert_mask"),
 }
 QUERY_WEIGHTS_FILE = "query_weights.npy"
+#: Padded-token budget of one ONNX run on CPU (``max_batch_tokens="auto"``, see :class:`Encoder`).
+#: A SPLADE run's logits take 2048 x 30522 x 4 bytes = 0.25 GB: a joint all-MiniLM-L6-v2 int8
+#: encoder peaked at 1.2 GB RSS with the memory arena (4.6 GB in runs of 32 x 256 tokens), and the
+#: smaller runs were faster, not slower: 1.7x less CPU time per 256-token passage, 1024 and 4096
+#: tokens in between (benchmarks/bench_encoders.py).
+DEFAULT_MAX_BATCH_TOKENS = 2048
+
+
+def token_batches(lengths: Sequence[int], max_texts: int, max_tokens: int | None) -> list[tuple[int, int]]:
+    """Split texts sorted by ascending ``lengths`` into ``(start, stop)`` runs of consecutive texts.
+
+    Each run has at most ``max_texts`` texts and, padded to its longest text, at most ``max_tokens``
+    tokens (None: no limit); a text longer than ``max_tokens`` forms a run of its own.
+    """
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for i, length in enumerate(lengths):
+        count = i - start
+        if count and (count >= max_texts or (max_tokens is not None and (count + 1) * length > max_tokens)):
+            runs.append((start, i))
+            start = i
+    if start < len(lengths):
+        runs.append((start, len(lengths)))
+    return runs
 
 
 class JointEncoding(NamedTuple):
@@ -90,10 +116,21 @@ class Encoder:
 
     ``variant``: ``fp32``, ``int8``, ``fp16`` or ``auto`` (fp16 on CUDA when exported, else fp32).
     ``device``: ``auto`` / ``cpu`` / ``cuda``. ``intra_op_threads`` / ``inter_op_threads``: ONNX
-    Runtime thread pools (None: ONNX Runtime's default, one per core). ``batch_size``: texts per
-    ONNX run; texts are sorted by length first so each batch pads little. ``query_top_k`` /
-    ``doc_top_k`` / ``threshold`` override the pruning of ``colsplade.json``. ``memory_arena``:
-    ONNX Runtime's CPU memory arena (faster, but keeps the peak memory of the largest batch).
+    Runtime thread pools (None: ONNX Runtime's default, one per core; the graphs run sequentially,
+    so only the intra-op pool matters). On a host whose cores other processes keep busy,
+    ``intra_op_threads=1`` can be faster: on a shared 2-core machine it halved the single-query
+    latency and gave 1.2x documents/s (the pool's threads spin waiting for each other).
+
+    ``batch_size``: at most this many texts per ONNX run; ``max_batch_tokens``: at most this many
+    padded tokens (texts x padded length) per run, so that memory does not grow with document
+    length (a SPLADE run holds a (batch, length, vocab) float32 logits tensor: 120 kB per token
+    for BERT's vocabulary); a text longer than the budget runs alone; None: no token limit;
+    ``auto``: :data:`DEFAULT_MAX_BATCH_TOKENS` on CPU, no token limit on CUDA (not measured there;
+    GPUs want large batches). Texts are sorted by length first so each batch pads little; results
+    come back in input order. ``query_top_k`` / ``doc_top_k`` / ``threshold`` override the pruning
+    of ``colsplade.json``. ``memory_arena``: ONNX Runtime's CPU memory arena; it keeps the peak
+    memory of the largest run for the session's lifetime, which ``max_batch_tokens`` bounds, and
+    it was faster than allocating every run afresh.
     """
 
     kind: str = ""
@@ -107,6 +144,7 @@ class Encoder:
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
         batch_size: int = 32,
+        max_batch_tokens: int | Literal["auto"] | None = "auto",
         query_top_k: int | None = None,
         doc_top_k: int | None = None,
         threshold: float | None = None,
@@ -124,10 +162,23 @@ class Encoder:
             )
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+        positive_int = (
+            isinstance(max_batch_tokens, int)
+            and not isinstance(max_batch_tokens, bool)
+            and max_batch_tokens > 0
+        )
+        if not positive_int and max_batch_tokens not in ("auto", None):
+            raise InvalidInputError(
+                f"max_batch_tokens must be a positive int, 'auto' or None, not {max_batch_tokens!r}"
+            )
         self.batch_size = batch_size
         self.tokenizer = TextTokenizer(self.model_dir, self.config)
         self.providers = select_providers(device)
         on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        if max_batch_tokens == "auto":
+            max_batch_tokens = None if on_cuda else DEFAULT_MAX_BATCH_TOKENS
+        self.max_batch_tokens: int | None = max_batch_tokens
+        """At most this many padded tokens per ONNX run (None: only ``batch_size`` bounds a run)."""
         if variant == "auto":
             variant = "fp16" if on_cuda and (self.model_dir / ONNX_VARIANTS["fp16"]).is_file() else "fp32"
         if variant not in ONNX_VARIANTS:
@@ -210,10 +261,14 @@ class Encoder:
                 if "colbert" in results:
                     results["colbert"][i] = np.zeros((0, dim), dtype=np.float32)
         todo = [i for i in range(n) if not tok.empty[i]]
-        todo.sort(key=lambda i: len(tok.ids[i]))  # length-sorted batches pad little
+        # Length-sorted batches pad little. Augmented queries all have max_query_length ids, so they
+        # are sorted by attended length too: the graph runs the SPLADE head only up to the longest
+        # attended prefix of a batch.
+        todo.sort(key=lambda i: (len(tok.ids[i]), tok.attended[i]))
         top_k = self.query_top_k if is_query else self.doc_top_k
-        for start in range(0, len(todo), self.batch_size):
-            idx = todo[start : start + self.batch_size]
+        lengths = [len(tok.ids[i]) for i in todo]
+        for start, stop in token_batches(lengths, self.batch_size, self.max_batch_tokens):
+            idx = todo[start:stop]
             input_ids, attention = self.tokenizer.pad(
                 [tok.ids[i] for i in idx], [tok.attended[i] for i in idx]
             )

@@ -398,3 +398,119 @@ def test_as_encoder_opens_directories_pairs_and_encoders(model_dirs: dict[str, P
         as_encoder((model_dirs["splade"],))
     with pytest.raises(InvalidInputError, match="model directory"):
         as_encoder(42)
+
+
+# -- batching by token count; the SPLADE head over real query tokens only ------------------------------------
+class _RecordingSession:
+    """Stands in for an encoder's ONNX Runtime session: records every run's (batch, length) and,
+    when ``session`` has an extra output (the SPLADE head's logits), that output's shape."""
+
+    def __init__(self, session, extra: str | None = None) -> None:
+        self.session = session
+        self.extra = extra
+        self.shapes: list[tuple[int, int]] = []
+        self.extra_shapes: list[tuple[int, ...]] = []
+
+    def run(self, names, feeds):
+        self.shapes.append(tuple(feeds["input_ids"].shape))
+        out = self.session.run([*names, *([self.extra] if self.extra else [])], feeds)
+        if self.extra:
+            self.extra_shapes.append(tuple(out[-1].shape))
+        return out[: len(names)]
+
+
+def _assert_same_encoding(got, want, tol: float = 1e-5) -> None:
+    for g, w in zip(got.splade, want.splade, strict=True):
+        assert set(g) == set(w)
+        assert all(abs(g[t] - w[t]) <= tol for t in w)
+    for g, w in zip(got.colbert, want.colbert, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, atol=tol)
+
+
+def test_token_batches_bound_texts_and_padded_tokens() -> None:
+    from colsplade.encoders._encoder import token_batches
+
+    lengths = [3, 3, 4, 5, 5, 9, 20]
+    # 3 x 4 = 12 fits; a 4th text would exceed 3 texts; 3 x 9 > 12; 2 x 20 > 12; 20 > 12 runs alone
+    assert token_batches(lengths, 3, 12) == [(0, 3), (3, 5), (5, 6), (6, 7)]
+    assert token_batches(lengths, 32, None) == [(0, 7)]
+    assert token_batches(lengths, 1, None) == [(i, i + 1) for i in range(7)]
+    assert token_batches([], 4, 10) == []
+
+
+def test_token_budget_bounds_every_onnx_run_and_keeps_results(model_dirs: dict[str, Path]) -> None:
+    from colsplade.testing import TINY_WORDS
+
+    rng = np.random.default_rng(0)
+    # 1 to 60 words: short texts, long ones and some cut to max_doc_length (48)
+    texts = [" ".join(rng.choice(TINY_WORDS, size=int(n))) for n in rng.integers(1, 60, size=23)]
+    texts[5] = "  "  # an empty text keeps its place too
+    unbatched = load_encoder(model_dirs["joint"], variant="fp32", batch_size=1, max_batch_tokens=None)
+    for budget in (100, 40):
+        enc = load_encoder(model_dirs["joint"], variant="fp32", batch_size=6, max_batch_tokens=budget)
+        assert enc.max_batch_tokens == budget
+        enc.session = recorder = _RecordingSession(enc.session)
+        for is_query in (False, True):
+            recorder.shapes.clear()
+            got = enc.encode_queries(texts) if is_query else enc.encode_documents(texts)
+            one = unbatched.encode_queries if is_query else unbatched.encode_documents
+            want = [one([t]) for t in texts]
+            _assert_same_encoding(
+                got, JointEncoding([w.splade[0] for w in want], [w.colbert[0] for w in want])
+            )
+            assert sum(b for b, _ in recorder.shapes) == len(texts) - 1
+            assert all(b <= 6 and (b * n <= budget or b == 1) for b, n in recorder.shapes), recorder.shapes
+            assert max(b for b, _ in recorder.shapes) > 1, "short texts still share a run"
+            if budget < 48 and not is_query:
+                assert (1, 48) in recorder.shapes, "a text longer than the budget runs alone"
+    from colsplade.encoders._encoder import DEFAULT_MAX_BATCH_TOKENS
+
+    assert load_encoder(model_dirs["joint"], device="cpu").max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS
+    for bad in (0, "many", 2.5):
+        with pytest.raises(InvalidInputError, match="max_batch_tokens"):
+            load_encoder(model_dirs["joint"], max_batch_tokens=bad)
+
+
+def test_splade_head_skips_the_query_mask_augmentation(model_dirs: dict[str, Path]) -> None:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from colsplade.encoders import splade_rows
+    from colsplade.training import load_model_dir, splade_pool
+
+    enc = load_encoder(model_dirs["joint"], variant="fp32", batch_size=2)
+    # The exported graph (real export path, transformer optimiser included): expose the vocabulary
+    # projection's output, the (batch, positions, vocab) MatMul of the MLM head.
+    graph = onnx.load(str(model_dirs["joint"] / "onnx/model.onnx"))
+    weights = {t.name: t for t in graph.graph.initializer}
+    vocab = enc.tokenizer.vocab_size
+    heads = [
+        n
+        for n in graph.graph.node
+        if n.op_type == "MatMul" and n.input[1] in weights and weights[n.input[1]].dims[-1] == vocab
+    ]
+    assert len(heads) == 1
+    logits = heads[0].output[0]
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    enc.session = recorder = _RecordingSession(session, extra=logits)
+    queries = ["the immune response of mice to the virus", "gene", "the risk of heart disease", "dog"]
+    got = enc.encode_queries(queries)
+    # every query is augmented to 16 ids, but the head ran over the attended prefix only: sorted by
+    # attended length, [CLS] [Q] dog/gene [SEP] share a run of width 4, the other two one of 11
+    assert all(n == 16 for _, n in recorder.shapes)
+    assert sorted(s[1] for s in recorder.extra_shapes) == [4, 11]
+    # ... and the impacts are those of the head over every position, [MASK]s included, pooled over
+    # the attended tokens (what the graph computed before the head was cut to the prefix)
+    model = load_model_dir(model_dirs["joint"])
+    ids, mask = model.tokenize(queries, is_query=True)
+    with torch.no_grad():
+        full = model.backbone(input_ids=ids, attention_mask=mask).logits
+        assert full.shape[1] == 16
+        pooled = splade_pool(full, mask, model.config.splade.pooling).numpy()
+    want = splade_rows(pooled, enc._vocab, enc._excluded, top_k=enc.query_top_k, threshold=enc.threshold)
+    for g, w in zip(got.splade, want, strict=True):
+        assert set(g) == set(w)
+        assert max(abs(g[t] - w[t]) for t in w) <= 1e-4
