@@ -35,6 +35,7 @@ __all__ = [
     "convert_fp16",
     "export_model_dir",
     "export_onnx",
+    "optimize_graph",
     "quantize_int8",
 ]
 
@@ -119,13 +120,73 @@ def _odd_batch(model: Any, texts: Sequence[str], *, is_query: bool) -> tuple[Any
     return ids, mask
 
 
-def export_onnx(model: Any, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET) -> Path:
+@contextlib.contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Trace the backbone with its eager attention: ONNX Runtime's transformer optimiser fuses that
+    graph into ``Attention``, while the SDPA trace (scale split over q and k, a Where-masked softmax)
+    matches none of its patterns, and even unfused the eager graph runs faster. Same results within
+    float tolerance (the parity check holds every export to it)."""
+    backbone = getattr(model, "backbone", None)
+    before = getattr(getattr(backbone, "config", None), "_attn_implementation", None)
+    setter = getattr(backbone, "set_attn_implementation", None)
+    switched = False
+    if setter is not None and before not in (None, "eager"):
+        try:
+            setter("eager")
+            switched = True
+        except Exception as exc:  # an architecture without eager attention: trace it as it is
+            logger.debug("keeping %s attention for the export: %s", before, exc)
+    try:
+        yield
+    finally:
+        if switched:
+            setter(before)
+
+
+def optimize_graph(path: str | os.PathLike[str], model: Any = None) -> dict[str, int]:
+    """Rewrite an fp32 graph in place with ONNX Runtime's transformer optimiser (``model_type='bert'``).
+
+    Offline fusions that a session's own ``ORT_ENABLE_ALL`` does not find: multi-head ``Attention``,
+    ``EmbedLayerNormalization``, ``SkipLayerNormalization``, ``BiasGelu``. ``model`` (the torch model)
+    gives the head count and hidden size. Returns the fused operator counts; leaves the file as it
+    was (and returns ``{}``) if the optimiser fails.
+    """
+    from onnxruntime.transformers import optimizer
+
+    config = getattr(getattr(model, "backbone", None), "config", None)
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", None) or 0
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", None) or 0
+    try:
+        optimized = optimizer.optimize_model(
+            str(path), model_type="bert", num_heads=int(heads), hidden_size=int(hidden), opt_level=0
+        )
+        stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(path))
+    except Exception as exc:  # the unoptimised graph is still a correct one
+        logger.warning("the transformer optimiser failed on %s; keeping the graph as exported: %s", path, exc)
+        return {}
+    logger.info("optimised %s: %s", path, stats)
+    return stats
+
+
+def export_onnx(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    optimize: bool = True,
+    fuse: bool = True,
+) -> Path:
     """Export a :class:`colsplade.training.ColspladeModel` to one fp32 ONNX file.
 
     Inputs ``input_ids`` / ``attention_mask`` (batch, sequence) int64; outputs by kind: ``splade``
     (batch, vocab), ``colbert`` (batch, sequence, dim) unit vectors and ``colbert_mask`` (batch, sequence);
     pooling, projection, normalisation and the skiplist are inside the graph; batch and sequence
-    axes are dynamic.
+    axes are dynamic. The SPLADE head runs only over the longest attended prefix of a batch, never
+    over a query's [MASK] augmentation (see ``ColspladeModel.forward``). ``optimize``: trace with
+    eager attention (on all-MiniLM-L6-v2, int8 CPU time per document 0.72x of the SDPA trace's) and
+    then, unless ``fuse`` is False, fuse the graph with :func:`optimize_graph` (fp32: 0.8x more); a
+    fused graph uses ONNX Runtime's ``com.microsoft`` operators. ``optimize=False``: the plain trace.
     """
     import torch
 
@@ -146,7 +207,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str], *, opset: int = DEFAUL
         # The TorchScript exporter's deprecation and tracer notices are expected; the parity check
         # is what tells whether the trace is right.
         warnings.simplefilter("ignore")
-        with torch.no_grad():
+        with torch.no_grad(), _eager_attention(model) if optimize else contextlib.nullcontext():
             torch.onnx.export(
                 wrapper,
                 dummy,
@@ -162,6 +223,8 @@ def export_onnx(model: Any, path: str | os.PathLike[str], *, opset: int = DEFAUL
             )
     model.eval()  # the exporter restores the wrapper's training flag recursively
     logger.info("exported %s to %s", model.kind, out)
+    if optimize and fuse:
+        optimize_graph(out, model)
     return out
 
 
@@ -171,9 +234,17 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> P
     Per-channel weight scales: on all-MiniLM-L6-v2 with a 128-d ColBERT head, per-tensor scales gave a
     ranking Kendall tau of 0.74 against fp32 on the parity set, per-channel 0.88.
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        # shape inference stops at com.microsoft operators (fused graphs); their tensors are float
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
     return Path(dst)
 
 
@@ -344,6 +415,7 @@ def export_model_dir(
     opset: int = DEFAULT_OPSET,
     check: bool = True,
     raise_on_failure: bool = True,
+    optimize: bool = True,
 ) -> ExportReport:
     """Export a model directory's torch weights to ``onnx/model.onnx`` plus the requested ``variants``.
 
@@ -351,7 +423,10 @@ def export_model_dir(
     (absolute), int8 / fp16 rankings with mean Kendall tau >= ``min_kendall_tau``. ``colsplade.json``
     lists the files that were written; the figures go to ``onnx/export-report.json``. With
     ``raise_on_failure`` a failed check raises :class:`~colsplade.exceptions.ParityError` (the files
-    stay for inspection, but colsplade.json does not list a failed variant).
+    stay for inspection, but colsplade.json does not list a failed variant). ``optimize``: eager
+    attention trace, and the fp32 / fp16 graphs fused (see :func:`export_onnx`); int8 is quantised
+    from the unfused graph, because the fused one's ``QAttention`` lowered the ranking agreement
+    with torch (SPLADE Kendall tau 0.92 -> 0.87 on all-MiniLM-L6-v2) for ~5% speed.
     """
     from colsplade.training import load_model_dir
 
@@ -367,10 +442,12 @@ def export_model_dir(
     report = ExportReport(
         model_dir=str(path), kind=config.kind, tolerance=tolerance, min_kendall_tau=min_kendall_tau
     )
-    fp32 = export_onnx(model, path / ONNX_VARIANTS["fp32"], opset=opset)
+    fp32 = export_onnx(model, path / ONNX_VARIANTS["fp32"], opset=opset, optimize=optimize, fuse=False)
     files = {"fp32": fp32}
     if "int8" in variants:
         files["int8"] = quantize_int8(fp32, path / ONNX_VARIANTS["int8"])
+    if optimize:
+        optimize_graph(fp32, model)
     if "fp16" in variants:
         files["fp16"] = convert_fp16(fp32, path / ONNX_VARIANTS["fp16"])
     for variant, file in files.items():
