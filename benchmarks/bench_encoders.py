@@ -1,10 +1,17 @@
-"""Encoder speed: torch fp32 vs ONNX fp32 / int8, SPLADE / ColBERT / joint (see ../shared/BENCHMARKS.md).
+"""Encoder speed and memory: torch fp32 vs ONNX fp32 / int8, SPLADE / ColBERT / joint (see benchmarks/README.md).
 
     python3 benchmarks/bench_encoders.py --out benchmarks/results/encoders.json
+    python3 benchmarks/bench_encoders.py --variants int8 --lengths 256 --baseline --rss \
+        --work-dir /tmp/bench-models --out benchmarks/results/encoders-cpu.json
 
 Builds untrained model directories from the base model (weights do not change speed), exports them,
-then measures in one process: documents/s at batch 32 for 128- and 256-token passages, and the
-latency p50/p99 of single 10-word queries (>= 200 after warm-up). Writes one JSON file.
+then measures in one process: documents/s for 128- and 256-token passages (``--batch`` texts per
+encode call, split into ONNX runs of at most ``--max-batch-tokens`` padded tokens), and the latency
+p50/p99 of single 10-word queries (>= 200 after warm-up). ``--baseline`` adds, interleaved in the
+same process, the encoders as they were before issue 11: the plain export (SDPA attention trace, no
+transformer optimiser) and runs of ``--batch`` texts whatever their length. ``--rss`` measures the
+peak RSS of each encoder (before / after, memory arena on / off) in a process of its own, encoding
+``--rss-docs`` passages of the longest length. Writes one JSON file.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,6 +97,10 @@ def cut_to_tokens(texts: list[str], tokenizer_file: Path, n_tokens: int) -> list
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_file))
+    # all-MiniLM-L6-v2's tokenizer.json truncates and pads to 128; without this, every "256-token"
+    # passage was cut to 128 tokens (results written before issue 11 measured 131-token passages).
+    tok.no_truncation()
+    tok.no_padding()
     out = []
     for t in texts:
         ids = tok.encode(t, add_special_tokens=False).ids[: n_tokens - 3]
@@ -138,6 +151,74 @@ def interleaved_latency(encoders: dict, queries: list[str], warmup: int = 20) ->
     }
 
 
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_child(spec: dict) -> dict:
+    """In a fresh process: open one encoder, encode ``docs`` in calls of ``batch`` texts, report peak
+    RSS and docs/s. One encoder per process, so its peak is its own: VmHWM, the peak of this
+    process's own address space (ru_maxrss would also count the parent's RSS at fork time)."""
+    from colsplade.encoders import load_encoder
+
+    enc = load_encoder(
+        spec["model_dir"],
+        variant=spec["variant"],
+        device=spec["device"],
+        intra_op_threads=spec["threads"],
+        batch_size=spec["batch"],
+        max_batch_tokens=spec["max_batch_tokens"],
+        memory_arena=spec["memory_arena"],
+        doc_top_k=spec["doc_top_k"],
+    )
+    docs = spec["docs"]
+    loaded = _status_mb("VmHWM")
+    start = time.perf_counter()
+    for i in range(0, len(docs), spec["batch"]):
+        enc.encode_documents(docs[i : i + spec["batch"]])
+    seconds = time.perf_counter() - start
+    return {
+        "peak_rss_mb": round(_status_mb("VmHWM")),
+        "rss_after_load_mb": round(loaded),
+        "rss_after_encoding_mb": round(_status_mb("VmRSS")),
+        "docs_per_s": round(len(docs) / seconds, 2),
+        "docs": len(docs),
+        "max_batch_tokens": enc.max_batch_tokens,
+        "memory_arena": spec["memory_arena"],
+    }
+
+
+def measure_rss(spec: dict) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--rss-child"],
+        input=json.dumps(spec),  # on stdin: the passages exceed the 128 kB limit of one argument
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def export_plain(model_dir: Path, before_dir: Path, variants: list[str]) -> dict:
+    """The same torch weights exported as before issue 11 (SDPA trace, no transformer optimiser)."""
+    from colsplade.onnx_export import ParityError, export_model_dir
+
+    if not (before_dir / "onnx/model.onnx").is_file():
+        shutil.rmtree(before_dir, ignore_errors=True)
+        shutil.copytree(model_dir, before_dir, ignore=shutil.ignore_patterns("onnx"))
+        try:
+            report = export_model_dir(before_dir, variants=variants, optimize=False)
+        except ParityError as exc:
+            report = exc.report
+        return report.to_dict()
+    return json.loads((before_dir / "onnx/export-report.json").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,7 +226,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/encoders.json"))
     parser.add_argument("--work-dir", default=None, help="where the model directories go (default: temp)")
     parser.add_argument("--base", default="minilm")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/scifact"))
+    parser.add_argument(
+        "--data",
+        default=str(ROOT / "colsplade/data/scifact_sample"),
+        help="a BEIR directory (corpus.jsonl, queries.jsonl); its passages of > 260 words are used",
+    )
     parser.add_argument("--kinds", default="splade,colbert,joint")
     parser.add_argument("--variants", default="torch,fp32,int8", help="torch, fp32, int8, fp16")
     parser.add_argument("--lengths", default="128,256")
@@ -158,11 +243,33 @@ def main() -> None:
     # dominate the timing, while trained SPLADE models keep a few hundred. Prune like production.
     parser.add_argument("--doc-top-k", type=int, default=256, help="SPLADE terms kept per document (0: all)")
     parser.add_argument("--query-top-k", type=int, default=64, help="SPLADE terms kept per query (0: all)")
+    parser.add_argument(
+        "--max-batch-tokens",
+        default="auto",
+        help="padded tokens per ONNX run: auto (the default), N, 0 (none)",
+    )
+    parser.add_argument(
+        "--memory-arena",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ONNX Runtime's CPU memory arena (the encoders' default: on)",
+    )
+    parser.add_argument("--baseline", action="store_true", help="also time the pre-issue-11 encoders")
+    parser.add_argument("--rss", action="store_true", help="peak RSS per ONNX encoder, one process each")
+    parser.add_argument("--rss-docs", type=int, default=96, help="passages encoded per RSS measurement")
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        print(json.dumps(rss_child(json.loads(sys.stdin.read()))))
+        return
+    max_batch_tokens = {"auto": "auto", "0": None}.get(args.max_batch_tokens, args.max_batch_tokens)
+    if isinstance(max_batch_tokens, str) and max_batch_tokens != "auto":
+        max_batch_tokens = int(max_batch_tokens)
 
     import torch
 
     from colsplade.encoders import load_encoder
+    from colsplade.encoders._encoder import DEFAULT_MAX_BATCH_TOKENS
     from colsplade.onnx_export import ParityError, export_model_dir
     from colsplade.training import init_model_dir, load_model_dir
 
@@ -195,12 +302,27 @@ def main() -> None:
             "splade_query_top_k": args.query_top_k or None,
             "max_doc_length": max(lengths),
             "max_query_length": 32,
-            "ort_memory_arena": False,
-            "export": "torch.onnx.export(dynamo=False, opset 17); int8 = onnxruntime quantize_dynamic QInt8",
+            "ort_memory_arena": args.memory_arena,
+            "max_batch_tokens": max_batch_tokens,
+            "default_max_batch_tokens_cpu": DEFAULT_MAX_BATCH_TOKENS,
+            "ort_graph_optimization_level": "ORT_ENABLE_ALL",
+            "ort_threads": args.threads or "onnxruntime default (one per core)",
+            "export": (
+                "torch.onnx.export(dynamo=False, opset 17) of the eager-attention backbone; fp32 fused by "
+                "onnxruntime.transformers.optimizer (model_type=bert); int8 = quantize_dynamic QInt8 "
+                "per-channel of the unfused graph"
+            ),
+            "baseline": (
+                "plain export (SDPA trace, no optimiser), runs of --batch texts (no token budget), "
+                "same arena setting"
+                if args.baseline
+                else None
+            ),
         },
         "exports": {},
         "docs_per_s": {},
         "query_latency": {},
+        "peak_rss": {},
     }
     for kind in kinds:
         model_dir = work / kind
@@ -216,6 +338,38 @@ def main() -> None:
             }
         elif (model_dir / "onnx/export-report.json").is_file():
             result["exports"][kind] = json.loads((model_dir / "onnx/export-report.json").read_text())
+        if args.baseline:
+            onnx_variants = [v for v in variants if v in ("int8", "fp16")]
+            result["exports"][f"{kind}-before"] = export_plain(
+                model_dir, work / f"{kind}-before", onnx_variants
+            )
+    # Peak RSS first, one child process per encoder, while this process holds no session.
+    if args.rss:
+        docs = cut_to_tokens(raw_docs, work / kinds[0] / "tokenizer.json", max(lengths))
+        docs = (docs * (args.rss_docs // max(1, len(docs)) + 1))[: args.rss_docs]
+        for kind in kinds:
+            for variant in (v for v in variants if v not in ("torch",)):
+                setups = {"onnx": (work / kind, max_batch_tokens)}
+                if args.baseline:
+                    setups["before-onnx"] = (work / f"{kind}-before", None)
+                for prefix, (model_dir, budget) in setups.items():
+                    for arena in (True, False):
+                        spec = {
+                            "model_dir": str(model_dir),
+                            "variant": variant,
+                            "device": args.device,
+                            "threads": args.threads,
+                            "batch": args.batch,
+                            "max_batch_tokens": budget,
+                            "memory_arena": arena,
+                            "doc_top_k": args.doc_top_k or None,
+                            "docs": docs,
+                        }
+                        name = f"{prefix}-{variant}" + ("" if arena else "-no-arena")
+                        figures = measure_rss(spec) | {"length": max(lengths)}
+                        result["peak_rss"].setdefault(kind, {})[name] = figures
+                        print(f"{kind:8s} {name:24s} {figures}", flush=True)
+
     # Every (kind, variant) encoder lives in one process and is timed interleaved with the others,
     # so joint-vs-separate and int8-vs-torch ratios see the same machine load.
     encoders: dict = {}
@@ -237,12 +391,28 @@ def main() -> None:
                     device=args.device,
                     intra_op_threads=args.threads,
                     batch_size=args.batch,
+                    max_batch_tokens=max_batch_tokens,
                     doc_top_k=args.doc_top_k or None,
                     query_top_k=args.query_top_k or None,
-                    # nine encoders share one process: arenas would keep ~3 GB per SPLADE session
-                    memory_arena=False,
+                    memory_arena=args.memory_arena,
                 )
                 encoders[(kind, f"onnx-{variant}")] = (enc.encode_documents, enc.encode_queries)
+                if args.baseline:
+                    before = load_encoder(
+                        work / f"{kind}-before",
+                        variant=variant,
+                        device=args.device,
+                        intra_op_threads=args.threads,
+                        batch_size=args.batch,
+                        max_batch_tokens=None,
+                        doc_top_k=args.doc_top_k or None,
+                        query_top_k=args.query_top_k or None,
+                        memory_arena=args.memory_arena,
+                    )
+                    encoders[(kind, f"before-onnx-{variant}")] = (
+                        before.encode_documents,
+                        before.encode_queries,
+                    )
     for length in lengths:
         docs = cut_to_tokens(raw_docs, work / kinds[0] / "tokenizer.json", length)
         for (kind, name), figures in interleaved_docs_per_s(encoders, docs, args.batch, args.rounds).items():
@@ -251,7 +421,6 @@ def main() -> None:
     for (kind, name), lat in interleaved_latency(encoders, queries).items():
         result["query_latency"].setdefault(kind, {})[name] = lat
         print(f"{kind:8s} {name:10s} query {lat}", flush=True)
-
     # Ratios the issue asks for (from median batch times).
     ratios: dict = {}
     dps = {
@@ -276,6 +445,27 @@ def main() -> None:
                 continue
             ratios[f"joint_cost_vs_splade_{variant}_{length}"] = round(j / s, 3)
             ratios[f"joint_cost_vs_splade_plus_colbert_{variant}_{length}"] = round(j / (s + c), 3)
+    for length in map(str, lengths):
+        for kind in kinds:
+            for variant in variants:
+                have = dps.get(kind, {})
+                if f"before-onnx-{variant}" in have and f"onnx-{variant}" in have:
+                    ratios[f"{kind}_{variant}_after_vs_before_{length}"] = round(
+                        have[f"onnx-{variant}"][length] / have[f"before-onnx-{variant}"][length], 2
+                    )
+    for kind, by_name in result["query_latency"].items():
+        for variant in variants:
+            if f"before-onnx-{variant}" in by_name and f"onnx-{variant}" in by_name:
+                ratios[f"{kind}_{variant}_query_p50_after_vs_before"] = round(
+                    by_name[f"onnx-{variant}"]["p50_ms"] / by_name[f"before-onnx-{variant}"]["p50_ms"], 2
+                )
+    for kind, by_name in result["peak_rss"].items():
+        for variant in variants:
+            after, before = by_name.get(f"onnx-{variant}", {}), by_name.get(f"before-onnx-{variant}", {})
+            if "peak_rss_mb" in after and "peak_rss_mb" in before:
+                ratios[f"{kind}_{variant}_peak_rss_after_vs_before"] = round(
+                    after["peak_rss_mb"] / before["peak_rss_mb"], 2
+                )
     result["ratios"] = ratios
     # Other processes on a shared machine slow every figure; the load average says how much.
     result["machine"]["loadavg_end"] = list(os.getloadavg())
