@@ -259,10 +259,10 @@ def layout_options(*, prefix: str = "") -> Callable[[F], F]:
         ),
         click.option(
             "--store-compression",
-            type=click.Choice(["best_compression", "default"]),
-            default="best_compression",
+            type=click.Choice(["default", "best_compression"]),
+            default="default",
             show_default=True,
-            help=f"{prefix}index codec: best_compression (DEFLATE, ~20 % smaller) or default (LZ4, faster to fetch).",
+            help=f"{prefix}index codec: default (LZ4) or best_compression (DEFLATE: ~25 % smaller, slower hits).",
         ),
         click.option(
             "--element-type", type=click.Choice(["float", "byte", "bit"]), help=f"{prefix}nested vector type."

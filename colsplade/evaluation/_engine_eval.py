@@ -185,6 +185,11 @@ def evaluate_on_engine(
             except InvalidInputError as exc:
                 skipped[plan.name] = str(exc)
                 continue
+        if plan.search_kwargs and plan.search_kwargs.get("knn_k") and not search.spec.nested_vectors:
+            skipped[plan.name] = (
+                "token kNN needs the opt-in nested vector layout; this index has the compact token store only"
+            )
+            continue
         runnable.append(plan)
     query_ids = list(data.queries)[: max_queries or None]
 

@@ -74,10 +74,10 @@ class FieldSpec:
             ``docvalue_fields``); both of the latter keep it out of ``_source``.
         nested_vectors: also write the nested ``colbert`` vector field (opt-in), for nested-kNN
             candidates and the in-engine rerank; left out of ``_source``.
-        store_compression: the ``index.codec`` of a new index. ``best_compression`` (DEFLATE) stores
-            the base64 token blobs in ``_source`` at ~19.5 bytes a token instead of ~24.4 (and the text
-            and impacts ~30 % smaller), for a few ms more to fetch a rerank window; ``default`` is LZ4.
-            Applies to indices colsplade creates only (an existing index keeps its codec).
+        store_compression: the ``index.codec`` of a new index: ``default`` (LZ4) or ``best_compression``
+            (DEFLATE: the base64 blobs, text and impacts ~25 % smaller on disk, but every hit the engine
+            returns, even an ``_id``, decompresses a larger block: measured +30 ms for a window of 100 on
+            Elasticsearch). Applies to indices colsplade creates only (an existing index keeps its codec).
         packed_field: the schema-1 ``binary`` copy of the exact token vectors in ``_source``; read on old
             indices, never written by default.
     """
@@ -97,7 +97,7 @@ class FieldSpec:
     codes_field: str | None = "colbert_codes"
     codes_storage: CodesStorage = "source"
     nested_vectors: bool = False
-    store_compression: Literal["default", "best_compression"] = "best_compression"
+    store_compression: Literal["default", "best_compression"] = "default"
     packed_field: str | None = None
 
     def __post_init__(self) -> None:
@@ -261,9 +261,9 @@ def index_settings(
     ``nested_objects_limit`` raises ``index.mapping.nested_objects.limit`` (10,000 by default), which caps
     the tokens of one document.
 
-    >>> index_settings("opensearch", FieldSpec(nested_vectors=True, store_compression="default"))
+    >>> index_settings("opensearch", FieldSpec(nested_vectors=True))
     {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'knn': True}}
-    >>> index_settings("elasticsearch", FieldSpec())
+    >>> index_settings("elasticsearch", FieldSpec(store_compression="best_compression"))
     {'index': {'number_of_shards': 1, 'number_of_replicas': 0, 'codec': 'best_compression'}}
     """
     _check_engine(engine)

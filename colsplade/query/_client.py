@@ -28,6 +28,7 @@ from colsplade.query._dsl import (
     search_body,
     source_filter,
     token_fetch,
+    top_terms,
 )
 from colsplade.query._tokens import TokenReader
 from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
@@ -63,6 +64,10 @@ class SearchClient:
             ``none`` (SPLADE order).
         window: how many first-stage candidates are reranked (default 100; per shard for ``engine``).
         first_stage_weight: default w of ``score = MaxSim + w * first-stage score`` (see :meth:`search`).
+        rerank_terms: when the window is reranked, the first stage uses only the query's ``rerank_terms``
+            heaviest SPLADE terms (None: all). Fewer posting lists make the first stage faster; MaxSim
+            then orders the window, so the page loses little (see the README's measurements). Plans
+            without a rerank always use every term.
         text_fields: source fields whose text was encoded (title + body ...), used by ``explain`` to
             name the document tokens, and the default BM25 fields of hybrid search.
         max_query_chars: longer queries are refused (the model reads at most its max query length anyway).
@@ -81,6 +86,7 @@ class SearchClient:
         rerank: str = "auto",
         window: int = 100,
         first_stage_weight: float = 0.0,
+        rerank_terms: int | None = None,
         text_fields: Sequence[str] = ("title", "text"),
         max_query_chars: int = 4096,
         encoder_options: Mapping[str, Any] | None = None,
@@ -94,6 +100,9 @@ class SearchClient:
         self.default_rerank = rerank
         self.window = window
         self.first_stage_weight = first_stage_weight
+        if rerank_terms is not None and rerank_terms < 1:
+            raise InvalidInputError(f"rerank_terms must be >= 1 or None, got {rerank_terms}")
+        self.rerank_terms = rerank_terms
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
@@ -301,6 +310,8 @@ class SearchClient:
         query_impacts, query_vectors = self.encode_query(query)
         run = _Search(self, plan, query, query_impacts, query_vectors, started)
         stage_impacts = query_impacts if splade else {}
+        if self.rerank_terms is not None and plan.mode != "none":
+            stage_impacts = top_terms(stage_impacts, self.rerank_terms)
         if not stage_impacts and not knn_k and not bm25_fields:
             reason = (
                 "no first-stage candidates: the query yields no SPLADE term (all pruned)"
@@ -367,16 +378,21 @@ class SearchClient:
             if doc_vectors is not None and len(doc_vectors) and len(query_vectors):
                 text = " ".join(str(src[f]) for f in self.text_fields if src.get(f))
                 doc_tokens = _safe_tokens(self._encoder, text, is_query=False) if text else []
-                if len(doc_tokens) != len(doc_vectors):
-                    doc_tokens = []
                 sims = self._token_reader.similarities(query_vectors, doc_vectors)
                 best = sims.argmax(axis=1)
+                positions = [int(j) for j in best]
+                if len(doc_tokens) != len(doc_vectors):
+                    # pooled storage: name each match by its pooled vector's member token nearest the query's
+                    found = _pooled_positions(
+                        self._encoder, text, doc_vectors, query_vectors, best, len(doc_tokens)
+                    )
+                    positions, doc_tokens = (found, doc_tokens) if found is not None else (positions, [])
                 explanation.tokens = [
                     TokenMatch(
                         query_position=i,
                         query_token=query_tokens[i] if i < len(query_tokens) else None,
-                        doc_position=int(j),
-                        doc_token=doc_tokens[j] if doc_tokens else None,
+                        doc_position=positions[i],
+                        doc_token=doc_tokens[positions[i]] if doc_tokens else None,
                         contribution=float(sims[i, j]),
                     )
                     for i, j in enumerate(best)
@@ -614,6 +630,36 @@ class _Search:
             query_terms=self.query_impacts,
             reason=reason,
         )
+
+
+def _pooled_positions(
+    encoder: Any,
+    text: str,
+    pooled_vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    best: np.ndarray,
+    n_tokens: int,
+) -> list[int] | None:
+    """For each query token, the document token behind its best pooled vector: the pooled vector's member
+    (the tokens nearest to it, re-encoded from the text) most similar to the query token. None when the
+    text cannot be re-encoded into ``n_tokens`` vectors."""
+    if not text or n_tokens == 0:
+        return None
+    try:
+        encoded = encoder.encode_documents([text])
+    except InvalidInputError:
+        return None
+    token_vectors = np.asarray(getattr(encoded, "colbert", encoded)[0], dtype=np.float32)
+    if len(token_vectors) != n_tokens:
+        return None
+    member = (token_vectors @ pooled_vectors.T).argmax(axis=1)  # (n_tokens,) pooled vector of each token
+    positions = []
+    for q, j in zip(query_vectors, best, strict=True):
+        tokens = np.flatnonzero(member == j)
+        if len(tokens) == 0:
+            tokens = np.arange(n_tokens)
+        positions.append(int(tokens[(token_vectors[tokens] @ q).argmax()]))
+    return positions
 
 
 def _safe_tokens(encoder: Any, text: str, *, is_query: bool) -> list[str]:

@@ -18,6 +18,7 @@ __all__ = [
     "source_filter",
     "sparse_query",
     "token_fetch",
+    "top_terms",
 ]
 
 
@@ -297,3 +298,13 @@ def candidates_query(
     if filters:
         body["filter"] = [dict(f) for f in filters]
     return {"bool": body}
+
+
+def top_terms(query_impacts: Mapping[str, float], k: int) -> dict[str, float]:
+    """The ``k`` heaviest query terms (ties keep the query's order).
+
+    >>> top_terms({"a": 0.5, "b": 2.0, "c": 1.0}, 2)
+    {'b': 2.0, 'c': 1.0}
+    """
+    ranked = sorted(query_impacts.items(), key=lambda kv: -kv[1])[:k]
+    return dict(ranked)

@@ -12,8 +12,9 @@ __all__ = ["Hit", "HitExplanation", "SearchResult", "SparseTermContribution", "T
 class TokenMatch:
     """One query token's best document token in the MaxSim sum.
 
-    ``doc_position`` indexes the document's ColBERT vectors; ``doc_token`` is the word behind it when the
-    document text could be re-tokenised (else ``None``). ``contribution`` = ``max_j q_i · d_j``.
+    ``doc_position`` is the document token's position (with pooled token storage: the member of the best
+    pooled vector that is nearest to the query token); ``doc_token`` is the word there when the document
+    text could be re-tokenised (else ``None``). ``contribution`` = ``max_j q_i · d_j`` over the stored vectors.
     """
 
     query_position: int

@@ -10,6 +10,7 @@ from colsplade.scoring._codec import (
     default_n_centroids,
     fit_codec,
     maxsim_codes,
+    pool_tokens,
 )
 from colsplade.scoring._maxsim import maxsim, maxsim_batch, maxsim_matrix, sparse_dot
 from colsplade.scoring._quantize import (
@@ -35,6 +36,7 @@ __all__ = [
     "maxsim_batch",
     "maxsim_codes",
     "maxsim_matrix",
+    "pool_tokens",
     "quantize_bits",
     "quantize_int8",
     "sparse_dot",

@@ -86,7 +86,10 @@ def test_ingest_and_search_back(engine, engine_index, encoder, tmp_path):
     assert "colbert" not in stored and "colbert_packed" not in stored
     codec = load_model_codec(encoder, engine.get_mapping(engine_index)["_meta"]["colsplade"]["codec"]["hash"])
     decoded = codec.decode(base64.b64decode(stored["colbert_codes"]))
-    assert decoded.shape == expected.colbert[0].shape
+    assert decoded.shape == (-(-len(expected.colbert[0]) // 3), 16)  # tokens pooled by 3 (the default)
+    assert summary.tokens == sum(
+        len(v) for v in encoder.encode_documents([d["title"] + "\n" + d["text"] for d in docs]).colbert
+    )
     assert summary.codec == codec.hash
     assert set(unescape_impacts(stored["splade"])) == {t for t, w in expected.splade[0].items() if w > 0}
     # The document's own SPLADE vector finds it first.
@@ -362,7 +365,8 @@ def test_first_ingest_fits_and_saves_the_codec(engine, engine_index, tiny_joint_
     assert summary.indexed == 20 and summary.codec
     assert (model / CODEC_FILE).is_file()
     recorded = engine.get_mapping(engine_index)["_meta"]["colsplade"]["codec"]
-    assert recorded["hash"] == summary.codec and recorded["nbits"] == 1 and recorded["dim"] == 16
+    assert recorded["hash"] == summary.codec and recorded["dim"] == 16
+    assert recorded["nbits"] == 2 and recorded["pool_factor"] == 3
     other = engine_index + "-b"
     try:
         again = ingest(_docs(5), engine, other, fresh, progress=False)

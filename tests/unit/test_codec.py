@@ -168,3 +168,55 @@ def test_codec_maxsim_error_on_real_model_vectors(minilm_token_vectors):
             assert bytes_per_token <= 20, "the compact store's budget"
             assert errors[1] < 0.03 and np.mean(taus) > 0.7 and np.mean(overlap) > 0.7
     assert errors[2] < 0.7 * errors[1]
+
+
+def test_pool_tokens_merges_alike_tokens():
+    from colsplade.scoring import pool_tokens
+
+    rng = np.random.default_rng(6)
+    base = _unit(rng, 5)
+    twins = base + 1e-3 * _unit(rng, 5)
+    doc = np.stack([base, twins], axis=1).reshape(10, 32)  # every token twice in a row, almost
+    doc /= np.linalg.norm(doc, axis=1, keepdims=True)
+    pooled = pool_tokens(doc, 2)
+    assert pooled.shape == (5, 32)
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    # each original token has its pooled twin: MaxSim of the document's own tokens barely moves
+    assert (doc @ pooled.T).max(axis=1).min() > 0.99
+    assert pool_tokens(doc, 3).shape == (4, 32) and pool_tokens(doc[:0], 2).shape == (0, 32)
+    np.testing.assert_array_equal(pool_tokens(doc, 2), pool_tokens(doc, 2))
+
+
+def test_pooling_codec_stores_fewer_vectors_and_keeps_its_factor():
+    rng = np.random.default_rng(7)
+    docs = [_unit(rng, n) for n in (10, 7, 30)]
+    codec = fit_codec(docs, n_centroids=8, nbits=2, pool_factor=2, seed=0)
+    assert codec.pool_factor == 2 and codec.describe()["pool_factor"] == 2
+    assert codec.decode(codec.encode(docs[1])).shape == (4, 32)
+    again = ResidualCodec.from_bytes(codec.to_bytes())
+    assert again.pool_factor == 2 and again.hash == codec.hash
+    flat = fit_codec(np.concatenate(docs), n_centroids=8, nbits=2, seed=0)
+    assert flat.pool_factor == 1 and flat.hash != codec.hash
+
+
+@pytest.mark.slow
+def test_default_codec_ranks_like_float_on_real_model_vectors(minilm_token_vectors):
+    """The ingest default (tokens pooled by 3, 2-bit residuals): 11.4 bytes per document token, and the
+    80-document rankings of 24 claims agree with float MaxSim about as well as the 1-bit codec that stores
+    every token (measured: Kendall tau 0.80 against 0.81 for 1 bit, top-10 overlap 0.78 against 0.83;
+    pooling by 2: 0.84 and 0.83)."""
+    from scipy.stats import kendalltau
+
+    docs, queries = minilm_token_vectors
+    codec = fit_codec(docs, nbits=2, pool_factor=3, seed=0)
+    blobs = [codec.encode(d) for d in docs]
+    tokens = sum(len(d) for d in docs)
+    assert sum(len(b) for b in blobs) / tokens <= 11.6
+    window = codec.decode_many(blobs)
+    taus, overlap = [], []
+    for q in queries:
+        exact = np.array([(q @ d.T).max(axis=1).sum() for d in docs])
+        approx = maxsim_codes(q, window)
+        taus.append(kendalltau(exact, approx)[0])
+        overlap.append(len(set(np.argsort(-exact)[:10]) & set(np.argsort(-approx)[:10])) / 10)
+    assert np.mean(taus) > 0.72 and np.mean(overlap) > 0.68
