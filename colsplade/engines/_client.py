@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from colsplade._logging import quiet_logger
 from colsplade._types import EngineName
 from colsplade.config import Settings, redact_url
 from colsplade.exceptions import EngineRefusedError, EngineUnreachableError, InvalidInputError
@@ -361,17 +362,14 @@ def _orjson_serializer() -> Any:
 def _detect(settings: Settings) -> EngineName:
     """Ask the cluster which engine it is: OpenSearch says so in ``version.distribution``."""
     probe = _opensearch(settings.replace(max_retries=0))
-    # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
-    client_logger = logging.getLogger("opensearch")
-    level = client_logger.level
-    client_logger.setLevel(logging.ERROR)
     try:
-        answer = probe.request("GET", "/")
+        # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
+        with quiet_logger("opensearch", below=logging.ERROR):
+            answer = probe.request("GET", "/")
     except EngineRefusedError:
         # Minimal Elasticsearch builds do not serve GET /; OpenSearch always does.
         return "elasticsearch"
     finally:
-        client_logger.setLevel(level)
         probe.close()
     distribution = (answer.get("version") or {}).get("distribution")
     return "opensearch" if distribution == "opensearch" else "elasticsearch"

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from colsplade._logging import quiet_logger
 from colsplade._types import ModelKind, OnnxVariant
 from colsplade.encoders import ONNX_VARIANTS, read_model_config, write_model_config
 from colsplade.exceptions import InvalidInputError, ParityError
@@ -262,34 +262,6 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
 TOKENIZE_LOGGER = "colsplade.encoders._tokenize"
 
 
-class _DropBelow(logging.Filter):
-    """Drops the records below ``level`` that one thread logs; other threads' records pass."""
-
-    def __init__(self, level: int, thread: int) -> None:
-        super().__init__()
-        self.level = level
-        self.thread = thread
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= self.level or (record.thread is not None and record.thread != self.thread)
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str, *, below: int) -> Iterator[None]:
-    """Silence ``logger_name``'s records below ``below`` from this thread, for the ``with`` block only.
-
-    A filter rather than ``setLevel``: the logger's level (which the application owns) never changes,
-    and what other threads log meanwhile still gets through.
-    """
-    logger_ = logging.getLogger(logger_name)
-    dropper = _DropBelow(below, threading.get_ident())
-    logger_.addFilter(dropper)
-    try:
-        yield
-    finally:
-        logger_.removeFilter(dropper)
-
-
 def _ort_session(path: Path, providers: list[str]) -> Any:
     import onnxruntime as ort
 
@@ -368,7 +340,7 @@ def check_variant(
         report.message = f"ONNX Runtime cannot load the file: {exc}"
         return report
     # parity texts may exceed a tiny model's lengths on purpose: no truncation warnings for them
-    with _quiet(TOKENIZE_LOGGER, below=logging.ERROR):
+    with quiet_logger(TOKENIZE_LOGGER, below=logging.ERROR):
         q_batch = _odd_batch(model, PARITY_QUERIES, is_query=True)
         d_batch = _odd_batch(model, PARITY_DOCUMENTS, is_query=False)
     report.message = f"checked on {providers[0]}" if variant == "fp16" else ""

@@ -122,7 +122,7 @@ def test_quiet_silences_one_thread_for_the_block_only(caplog: pytest.LogCaptureF
     import logging
     import threading
 
-    from colsplade.onnx_export._export import _quiet
+    from colsplade._logging import quiet_logger as _quiet
 
     log = logging.getLogger("colsplade.test-quiet")
     with caplog.at_level(logging.INFO, logger=log.name):
