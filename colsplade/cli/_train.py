@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from colsplade.cli._options import CONNECTION_FLAGS, CliState, connection_options, pass_state
+from colsplade.cli._options import CliState, connection_options, pass_state
 
 __all__ = ["train_command"]
 
@@ -77,26 +77,11 @@ def train_command(
     BM25 negatives are mined on the engine of --url, else on the one COLSPLADE_URL / colsplade.toml names,
     else on the local node. --config here is the training settings file (JSON / TOML), not colsplade.toml.
     """
-    from colsplade.exceptions import InvalidInputError
 
-    # The trainer takes one engine URL (TrainConfig.engine_url); without it, it reads the environment and
-    # ./colsplade.toml itself. Flags it cannot pass on are refused rather than silently ignored.
-    unsupported = [flag for key, flag in CONNECTION_FLAGS.items() if key != "urls" and key in state.overrides]
-    if state.config_file:
-        unsupported.append("--config (of the command group)")
-    if unsupported:
-        raise InvalidInputError(
-            f"train hands only --url to the BM25 negatives miner, not {', '.join(unsupported)}; set those "
-            "in the environment (COLSPLADE_ENGINE, COLSPLADE_USERNAME, COLSPLADE_PASSWORD, "
-            "COLSPLADE_API_KEY, COLSPLADE_CA_CERTS, COLSPLADE_VERIFY_CERTS, COLSPLADE_TIMEOUT, "
-            "COLSPLADE_CONFIG) or in ./colsplade.toml, with the URL there too"
-        )
     from colsplade.training import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {k: v for k, v in flags.items() if v is not None}
-    if state.overrides.get("urls"):
-        overrides["engine_url"] = state.overrides["urls"][0]
     overrides.update(kind=kind)
     if base is not None:
         overrides["base"] = base
@@ -108,7 +93,9 @@ def train_command(
     config = (
         TrainConfig.from_file(config_file, **overrides) if config_file else TrainConfig.from_dict(overrides)
     )
-    result = train(config)
+    # the connection flags (and colsplade.toml / the environment) reach the negatives miner as settings,
+    # never as part of the training config that is saved with the model
+    result = train(config, settings=state.settings())
     click.echo(
         json.dumps(
             {

@@ -211,7 +211,9 @@ class TrainResult:
 # -- data --------------------------------------------------------------------------------------------
 
 
-def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
+def _load_data(
+    config: TrainConfig, settings: Any = None
+) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
     """-> (train examples, dev examples, corpus), validated; negatives attached."""
     from colsplade.evaluation import load_beir, load_corpus, load_queries, resolve_dataset
 
@@ -241,7 +243,7 @@ def _load_data(config: TrainConfig) -> tuple[list[TrainExample], list[TrainExamp
         train_ex, dev = split_dev(train_ex, config.dev_queries, seed=config.seed)
     needs_mining = not any(e.negatives for e in train_ex)
     if config.negatives == "bm25" and needs_mining and config.n_negatives > 0:
-        client = _connect(config)
+        client = _connect(config, settings)
         index = (
             config.bm25_index
             or f"colsplade-bm25-{Path(config.data or config.triples or 'data').name}".lower()
@@ -294,9 +296,15 @@ def _attach_teacher(
     return out[: len(train_ex)], out[len(train_ex) :]
 
 
-def _connect(config: TrainConfig) -> Any:
+def _connect(config: TrainConfig, settings: Any = None) -> Any:
+    """The engine that mines BM25 negatives: ``settings`` (credentials, TLS; with ``config.engine_url`` as
+    its URL when set), else ``config.engine_url``, else the configured engine or the local node."""
     from colsplade.engines import connect, resolve_settings
 
+    if settings is not None:
+        if config.engine_url:
+            settings = settings.replace(urls=(config.engine_url,))
+        return connect(resolve_settings(settings, autostart=True))
     if config.engine_url:
         return connect(url=config.engine_url)
     return connect(resolve_settings(autostart=True))
@@ -673,19 +681,24 @@ class _Run:
 
 
 def train(
-    config: TrainConfig, *, on_step: Callable[[int, dict[str, float]], None] | None = None
+    config: TrainConfig,
+    *,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    settings: Any = None,
 ) -> TrainResult:
     """Train a ``config.kind`` model and write it to ``config.out`` (a complete model directory).
 
     All inputs are validated before the first step. With ``config.resume`` an interrupted run in the same
     ``out`` continues from its last checkpoint (same data order, same negatives, same RNG streams).
     ``on_step(step, logs)`` is called after every optimisation step (tests use it to interrupt a run).
+    ``settings`` (:class:`colsplade.config.Settings`): the engine that mines BM25 negatives, with its
+    credentials and TLS options; they are never written into the model directory.
 
     The stages: :func:`_setup` (data, model, optimiser, resume), :func:`_train_loop` (epochs of
     :func:`_optimizer_step`), :func:`_finish` (the model directory and the summary).
     """
     started = time.perf_counter()
-    run = _setup(config)
+    run = _setup(config, settings)
     with (run.out / LOG_FILE).open("a", encoding="utf-8") as log_file:
         _train_loop(run, log_file, on_step)
         if run.dev:
@@ -693,7 +706,7 @@ def train(
     return _finish(run, started)
 
 
-def _setup(config: TrainConfig) -> _Run:
+def _setup(config: TrainConfig, settings: Any = None) -> _Run:
     """Validate, load and seed, build the model and its optimiser, and resume from the last checkpoint."""
     config.validate()
     if config.num_threads:
@@ -701,7 +714,7 @@ def _setup(config: TrainConfig) -> _Run:
     device = _device(config)
     out = Path(config.out)
     check_base_model(config.base, config.kind)  # fail on a wrong architecture before loading data
-    train_ex, dev, corpus = _load_data(config)
+    train_ex, dev, corpus = _load_data(config, settings)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

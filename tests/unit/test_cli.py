@@ -216,25 +216,27 @@ def test_partial_ingest_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert captured["index"] == "d" and captured["settings"].urls == ("http://i:9200",)
 
 
-def test_train_hands_url_to_the_miner_and_refuses_what_it_cannot(
+def test_train_hands_every_connection_flag_to_the_miner(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    refused = _run(["train", "colbert", "--out", str(tmp_path / "m"), "--api-key", "k"])
-    assert refused.exit_code == 2 and "--api-key" in refused.output and "COLSPLADE_API_KEY" in refused.output
     training = pytest.importorskip("colsplade.training")
     seen = []
 
-    def train(config):
-        seen.append(config)
+    def train(config, *, settings=None):
+        seen.append((config, settings))
         raise _Stop
 
     monkeypatch.setattr(training, "train", train)
     args = ["train", "colbert", "--out", str(tmp_path / "m"), "--negatives", "none", "--url", "http://t:9200"]
-    result = _run(args)
+    result = _run([*args, "--api-key", "k", "--timeout", "7"])
     assert isinstance(result.exception, _Stop), result.output
-    assert seen[0].engine_url == "http://t:9200"
+    config, settings = seen[0]
+    assert settings.urls == ("http://t:9200",) and settings.api_key.reveal() == "k"
+    assert settings.request_timeout == 7
+    # the credentials travel as settings, never in the training config saved with the model
+    assert config.engine_url is None and "k" not in vars(config).values()
     _run(["--url", "http://g:9200", *args[:-2]])
-    assert seen[1].engine_url == "http://g:9200"
+    assert seen[1][1].urls == ("http://g:9200",)
 
 
 def test_datasets_download_prints_the_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
