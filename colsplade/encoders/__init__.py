@@ -14,7 +14,7 @@ SPLADE + ColBERT pair (:class:`EncoderPair`), or an encoder of your own that has
 :class:`TextEncoder` methods.
 """
 
-from colsplade.encoders._codec_store import CODEC_FILE, load_model_codec, save_model_codec
+from colsplade.encoders._codec_store import CODEC_FILE, codec_for_index, load_model_codec, save_model_codec
 from colsplade.encoders._config import (
     CONFIG_FILE,
     DEFAULT_SKIPLIST,
@@ -74,6 +74,7 @@ __all__ = [
     "TokenizedTexts",
     "as_encoder",
     "clean_texts",
+    "codec_for_index",
     "colbert_rows",
     "load_encoder",
     "load_encoder_pair",

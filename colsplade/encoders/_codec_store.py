@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from colsplade.exceptions import CodecMismatchError
 from colsplade.scoring import ResidualCodec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CODEC_FILE", "load_model_codec", "save_model_codec"]
+__all__ = ["CODEC_FILE", "codec_for_index", "load_model_codec", "save_model_codec"]
 
 CODEC_FILE = "colbert_codec.npz"
 
@@ -53,6 +55,23 @@ def load_model_codec(encoder: Any, expected_hash: str | None = None) -> Residual
         cached = _read(_cache_dir() / f"{expected_hash}.npz")
         if cached is not None and cached.hash == expected_hash:
             return cached
+    return codec
+
+
+def codec_for_index(
+    encoder: Any, index: str, recorded: Mapping[str, Any] | None, *, allow_other: bool = False
+) -> ResidualCodec | None:
+    """The codec of ``index``'s blobs, by the hash its ``_meta`` records (``recorded``); with nothing
+    recorded, the model's own (None when it has none).
+
+    Raises :class:`~colsplade.exceptions.CodecMismatchError` when the recorded codec is found neither in
+    the model directory nor in the cache: decoding with other centroids would give wrong scores silently.
+    ``allow_other`` (a re-encoding run) returns the model's own codec instead.
+    """
+    wanted = recorded.get("hash") if recorded else None
+    codec = load_model_codec(encoder, wanted)
+    if wanted is not None and (codec is None or codec.hash != wanted) and not allow_other:
+        raise CodecMismatchError(index, wanted, codec.hash if codec else None)
     return codec
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
-from colsplade.exceptions import CodecMismatchError, InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
@@ -298,19 +298,16 @@ def resolve_codec(
     """The codec this run writes codes with: the model directory's, or the one the index was written
     with (found by hash). None: none exists yet, the run fits one. Refuses (:class:`CodecMismatchError`)
     an index whose codes were written with a codec the model does not have, unless ``reencode``."""
-    from colsplade.encoders import load_model_codec
+    from colsplade.encoders import codec_for_index
 
     if spec.codes_field is None or _colbert_dim(encoder) is None:
         return None
-    index_codec = codec_from_meta(client.get_mapping(index).get("_meta"))
-    wanted = index_codec.get("hash") if index_codec else None
-    codec = load_model_codec(encoder, wanted)
+    recorded = codec_from_meta(client.get_mapping(index).get("_meta"))
+    codec = codec_for_index(encoder, index, recorded, allow_other=reencode)
     if codec is not None and codec.dim != spec.colbert_dim:
         raise InvalidInputError(
             f"the model's codec is {codec.dim}-dimensional, index {index!r} holds {spec.colbert_dim}"
         )
-    if wanted is not None and (codec is None or codec.hash != wanted) and not reencode:
-        raise CodecMismatchError(index, wanted, codec.hash if codec else None)
     return codec
 
 
@@ -419,8 +416,8 @@ class _Writer:
     meta: dict[str, str]
     op: str
 
-    def serialise(self, batch: _Batch) -> int:
-        """Fill each item's ``sources``; returns the ColBERT tokens written."""
+    def serialise(self, batch: _Batch) -> None:
+        """Fill each item's ``sources`` and count the batch's ColBERT tokens."""
         tokens = 0
         encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         meta = {**self.meta, "encoded_at": encoded_at}
@@ -444,15 +441,15 @@ class _Writer:
                 item.encode_error = f"document cannot be serialised to JSON: {exc}"
         batch.encoded = []
         batch.tokens += tokens
-        return tokens
 
     def _token_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
         spec, fields = self.spec, {}
         if spec.codes_field is not None and self.codec is not None:
             blob = self.codec.encode(doc_token_vectors)
             fields[spec.codes_field] = base64.b64encode(blob).decode("ascii")
-            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
-            doc_token_vectors = self.codec.decode(blob)
+            if spec.nested_vectors or spec.packed_field:
+                # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
+                doc_token_vectors = self.codec.decode(blob)
         if spec.nested_vectors:
             vectors = _vectors(doc_token_vectors, spec)
             fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
@@ -533,8 +530,8 @@ class _Run:
     on_codec: Callable[[ResidualCodec], None]
     truncated_before: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
-    to_encode: queue.Queue = field(default_factory=queue.Queue)
-    to_write: queue.Queue = field(default_factory=queue.Queue)
+    to_encode: queue.Queue = field(init=False)
+    to_write: queue.Queue = field(init=False)
 
     def __post_init__(self) -> None:
         self.to_encode = queue.Queue(maxsize=self.batching.queue_batches)

@@ -187,20 +187,17 @@ class SearchClient:
         """The codec that decodes the index's blobs: the model's, and it must be the one the index records."""
         if spec.codes_field is None:
             return None
-        from colsplade.encoders import load_model_codec
+        from colsplade.encoders import codec_for_index, load_model_codec
 
-        wanted = index_codec.get("hash") if index_codec else None
-        codec = load_model_codec(self._encoder, wanted)
-        if wanted is None:
+        if not index_codec:
+            own = load_model_codec(self._encoder)
             raise CodecMismatchError(
                 self.index,
                 None,
-                codec.hash if codec else None,
+                own.hash if own else None,
                 hint="the index records no token codec (nothing ingested yet?); ingest documents first",
             )
-        if codec is None or codec.hash != wanted:
-            raise CodecMismatchError(self.index, wanted, codec.hash if codec else None)
-        return codec
+        return codec_for_index(self._encoder, self.index, index_codec)
 
     def resolve_rerank(self, rerank: str | None = None) -> str:
         """The rerank path a search takes: ``auto`` is the client path (numpy MaxSim over the compact
@@ -242,7 +239,9 @@ class SearchClient:
 
     def encode_query(self, query: str) -> tuple[dict[str, float], np.ndarray]:
         """SPLADE terms ``{token: weight}`` and ColBERT query vectors (m, dim) float32, one model pass each."""
-        query = self._check_query(query)
+        return self._encode_checked(self._check_query(query))
+
+    def _encode_checked(self, query: str) -> tuple[dict[str, float], np.ndarray]:
         encoding = self._encoder.encode_queries([query])
         return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
 
@@ -307,7 +306,7 @@ class SearchClient:
             highlight=highlight,
         )
         query = self._check_query(query)
-        query_impacts, query_vectors = self.encode_query(query)
+        query_impacts, query_vectors = self._encode_checked(query)
         run = _Search(self, plan, query, query_impacts, query_vectors, started)
         stage_impacts = query_impacts if splade else {}
         if self.rerank_terms is not None and plan.mode != "none":

@@ -18,6 +18,7 @@ import numpy as np
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, unpack_token_vectors
 from colsplade.scoring import (
+    DecodedWindow,
     ResidualCodec,
     bit_similarities,
     dequantize_int8,
@@ -67,7 +68,7 @@ class TokenReader:
         """MaxSim of the query against every hit: ((n,) float32 scores, (n,) bool readable)."""
         if self.codec is None:
             return self._legacy_maxsim(query_vectors, hits)
-        window = self.codec.decode_many([self.blob(h) for h in hits])
+        window = self._window(hits)
         for i, reason in window.errors.items():
             logger.warning(
                 "token blob of document %r is unreadable (%s); it keeps its first-stage score",
@@ -80,8 +81,12 @@ class TokenReader:
         """Each readable hit's token vectors by id: (n, dim) float32, or packed bits on bit indices."""
         if self.codec is None:
             return {h["_id"]: self._legacy_vectors(h) for h in hits}
-        window = self.codec.decode_many([self.blob(h) for h in hits])
+        window = self._window(hits)
         return {h["_id"]: window.document(i) for i, h in enumerate(hits) if window.ok[i]}
+
+    def _window(self, hits: Sequence[Mapping[str, Any]]) -> DecodedWindow:
+        assert self.codec is not None
+        return self.codec.decode_many([self.blob(h) for h in hits])
 
     def similarities(self, query_vectors: np.ndarray, doc_vectors: np.ndarray) -> np.ndarray:
         """(m, n) token similarities in the stored precision (bit: ``1 - 2 * hamming / dim``)."""

@@ -189,8 +189,10 @@ class ResidualCodec:
         """Invert :meth:`encode`: (n, dim) float32 unit vectors (the codec's approximation).
 
         Raises :class:`CorruptBlobError` for a blob that fails its checks."""
-        self.split(blob)
-        return self.decode_many([blob]).vectors
+        window = self.decode_many([blob])
+        if not window.ok[0]:
+            raise CorruptBlobError(window.errors[0])
+        return window.vectors
 
     def decode_many(self, blobs: Sequence[bytes | bytearray | memoryview | None]) -> DecodedWindow:
         """Decode a window of blobs in one pass. A blob that is ``None`` or fails its checks is marked
