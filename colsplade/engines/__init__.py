@@ -33,7 +33,14 @@ from colsplade.engines._scan import (
     switch_alias,
 )
 from colsplade.engines._secure_node import TLSFiles, make_certificates
-from colsplade.engines._security import ROLE_NAMES, ingest_role, put_role, put_user, search_role
+from colsplade.engines._security import (
+    ROLE_NAMES,
+    delete_user,
+    ingest_role,
+    put_role,
+    put_user,
+    search_role,
+)
 from colsplade.exceptions import EngineUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ __all__ = [
     "connect_default",
     "create_index",
     "delete_index",
+    "delete_user",
     "engines_home",
     "index_info",
     "ingest_role",

@@ -29,7 +29,7 @@ from colsplade.config import Secret
 from colsplade.engines._client import EngineClient
 from colsplade.exceptions import InvalidInputError
 
-__all__ = ["ROLE_NAMES", "ingest_role", "put_role", "put_user", "role_body", "search_role"]
+__all__ = ["ROLE_NAMES", "delete_user", "ingest_role", "put_role", "put_user", "role_body", "search_role"]
 
 ROLE_NAMES = ("colsplade_ingest", "colsplade_search")
 
@@ -147,6 +147,11 @@ def put_user(
         body = {"password": secret, "opendistro_security_roles": list(roles)}
     with _no_body_logs():
         return client.request("PUT", _security_path(client, "user", username), body=body)
+
+
+def delete_user(client: EngineClient, username: str) -> dict[str, Any]:
+    """Remove an internal user: its credentials stop working at once (a revoked job's password)."""
+    return client.request("DELETE", _security_path(client, "user", username))
 
 
 # The loggers through which the official clients write request bodies (at DEBUG, or INFO for the trace).

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import colsplade
 from colsplade.cli import main
-from colsplade.engines import connect, ingest_role, make_certificates, search_role
+from colsplade.engines import connect, delete_user, ingest_role, make_certificates, search_role
 from colsplade.exceptions import (
     EngineAuthenticationError,
     EngineAuthorizationError,
@@ -161,8 +161,20 @@ def test_wrong_or_missing_credentials_fail_as_authentication(
         ["ingest", str(docs), "--index", f"{ns}-cli", "--model", str(tiny_joint_model), "--no-progress"],
         env=env,
     )
-    assert run.exit_code != 0 and "authentication failed" in run.output, run.output
+    assert run.exit_code == 9 and "authentication failed" in run.output, run.output
     _assert_no_secret([wrong.password.reveal()], run.output, caplog.text)
+
+
+def test_revoked_user_is_refused_at_once(secured_engine):
+    revoked = secured_engine.add_user([])
+    with connect(revoked) as client:
+        assert client.engine == secured_engine.engine
+        with secured_engine.admin_client() as admin:
+            delete_user(admin, revoked.username)
+        with pytest.raises(EngineAuthenticationError) as info:
+            client.health()
+    assert revoked.username in str(info.value)
+    _assert_no_secret(_secrets(revoked), str(info.value), repr(info.value))
 
 
 def test_search_role_cannot_write(secured_engine, team, encoder, tmp_path):
