@@ -41,7 +41,6 @@ _OPENSEARCH_READ = (
     "indices:data/read/search*",
     "indices:data/read/get*",
     "indices:data/read/mget*",
-    "indices:data/read/point_in_time/create",
     "indices:admin/get",
     "indices:admin/mappings/get",
     "indices:admin/aliases/get",
@@ -56,11 +55,9 @@ _OPENSEARCH_WRITE = (
     "indices:monitor/stats",
     "indices:data/write/*",
 )
-_OPENSEARCH_CLUSTER_READ = (
-    *_CLUSTER_COMMON,
-    "cluster:admin/point_in_time/delete",
-    "indices:data/read/scroll*",
-)
+# Scanning a whole index (re-encoding it, migrating it): a point in time, paged, then closed.
+_OPENSEARCH_SCAN = ("indices:data/read/point_in_time/create",)
+_OPENSEARCH_CLUSTER_SCAN = ("cluster:admin/point_in_time/delete", "indices:data/read/scroll*")
 
 
 def _check_patterns(index_patterns: Sequence[str]) -> list[str]:
@@ -81,7 +78,7 @@ def search_role(index_patterns: Sequence[str], *, engine: EngineName) -> dict[st
             "indices": [{"names": patterns, "privileges": ["read", "view_index_metadata"]}],
         }
     return {
-        "cluster_permissions": list(_OPENSEARCH_CLUSTER_READ),
+        "cluster_permissions": list(_CLUSTER_COMMON),
         "index_permissions": [{"index_patterns": patterns, "allowed_actions": list(_OPENSEARCH_READ)}],
     }
 
@@ -106,11 +103,12 @@ def ingest_role(
         if sources:
             indices.append({"names": sources, "privileges": ["read", "view_index_metadata"]})
         return {"cluster": ["monitor"], "indices": indices}
-    permissions = [{"index_patterns": patterns, "allowed_actions": [*_OPENSEARCH_READ, *_OPENSEARCH_WRITE]}]
+    read = [*_OPENSEARCH_READ, *_OPENSEARCH_SCAN]
+    permissions = [{"index_patterns": patterns, "allowed_actions": [*read, *_OPENSEARCH_WRITE]}]
     if sources:
-        permissions.append({"index_patterns": sources, "allowed_actions": list(_OPENSEARCH_READ)})
+        permissions.append({"index_patterns": sources, "allowed_actions": read})
     return {
-        "cluster_permissions": [*_OPENSEARCH_CLUSTER_READ, "indices:data/write/bulk"],
+        "cluster_permissions": [*_CLUSTER_COMMON, *_OPENSEARCH_CLUSTER_SCAN, "indices:data/write/bulk"],
         "index_permissions": permissions,
     }
 
