@@ -163,6 +163,12 @@ class EngineClient:
             translated = self._translate(exc)
             if translated is exc:
                 raise
+            if isinstance(translated, EngineRefusedError) and translated.reason in ("", "None"):
+                # A HEAD answer has no body: say at least what was refused.
+                translated = self._refused(
+                    translated.status,
+                    {"error": {"type": translated.error_type, "reason": f"{method} {path} refused"}},
+                )
             raise translated from exc
 
     def _refused(self, status: int, body: Any) -> EngineRefusedError:
