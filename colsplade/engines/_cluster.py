@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from colsplade._types import EngineName
 from colsplade.engines._local import (
@@ -134,25 +135,31 @@ class LocalCluster:
 
     # -- cluster ---------------------------------------------------------------------------------
 
-    def health(self, timeout: float = 5.0) -> dict[str, Any] | None:
-        """``_cluster/health`` from the first node that answers, None when none does."""
+    def health(self, timeout: float = 5.0, index: str | None = None) -> dict[str, Any] | None:
+        """``_cluster/health`` (of ``index`` only, if given) from the first node that answers, else None."""
+        path = "/_cluster/health" + (f"/{quote(index, safe='')}" if index else "")
         for url in self.live_urls():
-            answer = _http_json(f"{url}/_cluster/health", timeout=timeout)
+            answer = _http_json(f"{url}{path}", timeout=timeout)
             if answer and "status" in answer:
                 return answer
         return None
 
     def wait_for(
-        self, status: str = "green", timeout: float = 120.0, nodes: int | None = None
+        self,
+        status: str = "green",
+        timeout: float = 120.0,
+        nodes: int | None = None,
+        index: str | None = None,
     ) -> dict[str, Any]:
-        """Wait until the cluster is at least ``status`` with ``nodes`` nodes (default: all that run)."""
+        """Wait until the cluster (or ``index``) is at least ``status`` with ``nodes`` nodes (default: all
+        that run); returns the health answer."""
         if status not in _HEALTH_ORDER:
             raise InvalidInputError(f"status must be one of green, yellow, red; got {status!r}")
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             want_nodes = nodes if nodes is not None else len(self.live_urls())
-            last = self.health()
+            last = self.health(index=index)
             if (
                 last is not None
                 and _HEALTH_ORDER.get(last.get("status", "red"), 0) >= _HEALTH_ORDER[status]

@@ -118,7 +118,8 @@ class Layout:
     in-engine rerank), of ``element_type`` float / byte / bit, with an HNSW graph when ``index_vectors``.
     ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``) and
     ``store_compression`` the index codec (``default`` LZ4 or ``best_compression``); see
-    :class:`colsplade.mappings.FieldSpec`.
+    :class:`colsplade.mappings.FieldSpec`. ``shards`` / ``replicas``: the new index's primary shards
+    and replicas of each (on a cluster: 1 replica keeps every shard searchable when a node dies).
     """
 
     nested_vectors: bool = False
@@ -126,6 +127,8 @@ class Layout:
     index_vectors: bool = True
     codes_storage: str = "source"
     store_compression: str = "default"
+    shards: int = 1
+    replicas: int = 0
 
     def spec(self, dim: int) -> FieldSpec:
         return FieldSpec(
@@ -211,7 +214,15 @@ def prepare_index(
     dim = _colbert_dim(encoder) or 128
     switch_model = False
     if not client.index_exists(index):
-        spec = create_index(client, index, layout.spec(dim), model_name=name, model_version=version)["spec"]
+        spec = create_index(
+            client,
+            index,
+            layout.spec(dim),
+            model_name=name,
+            model_version=version,
+            shards=layout.shards,
+            replicas=layout.replicas,
+        )["spec"]
     else:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
