@@ -454,13 +454,21 @@ class _Writer:
         batch.tokens += tokens
 
     def _token_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
+        if self.spec.codes_field is not None and self.codec is not None:
+            return self.blob_fields(self.codec.encode(doc_token_vectors))
+        return self._vector_fields(doc_token_vectors)
+
+    def blob_fields(self, blob: bytes) -> dict[str, Any]:
+        """The token fields of a document whose vectors are already the codec's ``blob``."""
+        assert self.spec.codes_field is not None and self.codec is not None
+        fields: dict[str, Any] = {self.spec.codes_field: base64.b64encode(blob).decode("ascii")}
+        if self.spec.nested_vectors or self.spec.packed_field:
+            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
+            fields.update(self._vector_fields(self.codec.decode(blob)))
+        return fields
+
+    def _vector_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
         spec, fields = self.spec, {}
-        if spec.codes_field is not None and self.codec is not None:
-            blob = self.codec.encode(doc_token_vectors)
-            fields[spec.codes_field] = base64.b64encode(blob).decode("ascii")
-            if spec.nested_vectors or spec.packed_field:
-                # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
-                doc_token_vectors = self.codec.decode(blob)
         if spec.nested_vectors:
             vectors = _vectors(doc_token_vectors, spec)
             fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
