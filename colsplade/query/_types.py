@@ -110,7 +110,9 @@ class ShardStats:
         """The less complete of two answers' counts (a search of several round trips reports its worst)."""
         if other is None or other == self:
             return self
-        if not (self.partial or other.partial):
+        if self.partial != other.partial:
+            return self if self.partial else other
+        if not self.partial:
             return self if self.total >= other.total else other
         return ShardStats(
             total=max(self.total, other.total),

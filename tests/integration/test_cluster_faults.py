@@ -196,3 +196,22 @@ def test_node_killed_during_queries(cluster, encoder):
     for index in (replicated, bare):
         client.delete_index(index)
     client.close()
+
+
+def test_cli_creates_a_sharded_index_through_several_urls(cluster):
+    from click.testing import CliRunner
+
+    from colsplade.cli import main
+
+    # a URL where nothing listens first: the engine is still detected, the index still created
+    urls = ",".join(["http://127.0.0.1:9", *cluster.urls])
+    args = ["--url", urls, "index", "create", "faults-cli", "--dim", "16", "--shards", "3", "--replicas", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"created faults-cli on {cluster.engine}" in result.output
+    client = _client(cluster)
+    settings = client.get_settings("faults-cli")
+    assert (settings["index.number_of_shards"], settings["index.number_of_replicas"]) == ("3", "1")
+    assert cluster.wait_for("green", timeout=60, index="faults-cli")["active_shards"] == 6
+    client.delete_index("faults-cli")
+    client.close()
