@@ -102,6 +102,10 @@ class Settings:
     api_key: Secret | None = field(default=None, repr=False)
     ca_certs: str | None = None
     verify_certs: bool = True
+    #: Client certificate (PEM) for clusters that authenticate by TLS certificate; its key in ``client_key``
+    #: (or in the same file).
+    client_cert: str | None = None
+    client_key: str | None = None
     request_timeout: float = 30.0
     max_retries: int = 3
     index: str = "colsplade"
@@ -125,6 +129,8 @@ class Settings:
             raise InvalidInputError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.password is not None and self.api_key is not None:
             raise InvalidInputError("give either a username/password or an API key, not both")
+        if self.client_key and not self.client_cert:
+            raise InvalidInputError("client_key needs client_cert (the certificate it belongs to)")
 
     def __repr__(self) -> str:
         shown = []
@@ -156,6 +162,8 @@ _ENV = {
     "COLSPLADE_API_KEY": "api_key",
     "COLSPLADE_CA_CERTS": "ca_certs",
     "COLSPLADE_VERIFY_CERTS": "verify_certs",
+    "COLSPLADE_CLIENT_CERT": "client_cert",
+    "COLSPLADE_CLIENT_KEY": "client_key",
     "COLSPLADE_TIMEOUT": "request_timeout",
     "COLSPLADE_MAX_RETRIES": "max_retries",
     "COLSPLADE_INDEX": "index",
@@ -192,7 +200,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
                 value = int(value)
             except ValueError:
                 raise InvalidInputError(f"max_retries must be an integer, got {value!r}") from None
-        elif key == "ca_certs" and value:
+        elif key in ("ca_certs", "client_cert", "client_key") and value:
             value = str(Path(value).expanduser())
         out[key] = value
     return out

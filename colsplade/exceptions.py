@@ -6,7 +6,10 @@ the whole family at once, or one branch:
 ``ColspladeError``
     ``EngineError``
         ``EngineUnreachableError`` -- no answer: connection refused, DNS, TLS handshake, timeout.
+            ``EngineCertificateError`` -- TLS verification failed; the message names the certificate problem.
         ``EngineRefusedError`` -- the engine answered with an error status; ``status`` and ``body`` hold it.
+            ``EngineAuthenticationError`` -- HTTP 401: wrong, expired or missing credentials.
+            ``EngineAuthorizationError`` -- HTTP 403: the user lacks a privilege (the engine names it).
         ``EngineStartError`` -- a local node could not be fetched or started; ``log_file`` names its log.
         ``PartialResultError`` -- a strict search that the engine answered from only some shards.
     ``InvalidInputError`` (also a :class:`ValueError`) -- bad arguments, documents, queries or files.
@@ -28,6 +31,9 @@ from typing import Any
 __all__ = [
     "CodecMismatchError",
     "ColspladeError",
+    "EngineAuthenticationError",
+    "EngineAuthorizationError",
+    "EngineCertificateError",
     "EngineError",
     "EngineRefusedError",
     "EngineStartError",
@@ -82,6 +88,57 @@ class EngineRefusedError(EngineError):
         if hint:
             message += f". {hint}"
         super().__init__(message)
+
+
+class EngineCertificateError(EngineUnreachableError):
+    """The TLS handshake failed on the server's certificate (unknown CA, expired, wrong host name).
+
+    >>> str(EngineCertificateError("https://127.0.0.1:9200", "self-signed certificate in certificate chain"))
+    "TLS certificate verification failed for https://127.0.0.1:9200: self-signed certificate in certificate chain. Give the CA that signed the cluster's certificate with --ca-certs / COLSPLADE_CA_CERTS (verification stays on)."
+    """
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.reason = problem
+        self.problem = problem
+        EngineError.__init__(
+            self,
+            f"TLS certificate verification failed for {url}: {problem}. Give the CA that signed the "
+            "cluster's certificate with --ca-certs / COLSPLADE_CA_CERTS (verification stays on).",
+        )
+
+
+class EngineAuthenticationError(EngineRefusedError):
+    """HTTP 401: the engine did not accept the credentials (wrong, expired, or none given).
+
+    The message never holds the credentials themselves, only the user name when there is one.
+    """
+
+    def __init__(self, status: int, error_type: str, reason: str, body: Any = None, hint: str = "") -> None:
+        super().__init__(status, error_type, reason, body, hint)
+        self.args = (
+            f"authentication failed (HTTP {status}): {reason}. "
+            + (
+                hint
+                or "Check the credentials: --username with COLSPLADE_PASSWORD, or --api-key / "
+                "COLSPLADE_API_KEY"
+            ),
+        )
+
+
+class EngineAuthorizationError(EngineRefusedError):
+    """HTTP 403: the user is known but lacks a privilege; ``reason`` names the action the engine refused."""
+
+    def __init__(self, status: int, error_type: str, reason: str, body: Any = None, hint: str = "") -> None:
+        super().__init__(status, error_type, reason, body, hint)
+        self.args = (
+            f"not authorized (HTTP {status}): {reason}. "
+            + (
+                hint
+                or "Grant the user the role this job needs (colsplade_ingest to write, colsplade_search "
+                "to read: README, 'Secured clusters')"
+            ),
+        )
 
 
 class EngineStartError(EngineError):

@@ -27,6 +27,8 @@ code  meaning
 6     a local engine node could not be fetched or started (``EngineStartError``)
 7     the index was encoded by another model version or token codec (``ModelVersionMismatchError``)
 8     an optional dependency is missing; the message names the extra (``MissingExtraError``)
+9     not authenticated or not authorized: HTTP 401 / 403 (``EngineAuthenticationError``,
+      ``EngineAuthorizationError``): fix the credentials or the user's roles, not the request
 ====  =======================================================================================================
 
 Anything else is a bug: Python's traceback and status 1.
@@ -55,6 +57,8 @@ from colsplade.cli._search import search_command
 from colsplade.cli._train import train_command
 from colsplade.exceptions import (
     ColspladeError,
+    EngineAuthenticationError,
+    EngineAuthorizationError,
     EngineRefusedError,
     EngineStartError,
     EngineUnreachableError,
@@ -94,6 +98,11 @@ EXIT_CODES: tuple[ExitCode, ...] = (
         7, "the index was encoded by another model version or token codec", (ModelVersionMismatchError,)
     ),
     ExitCode(8, "an optional dependency is missing (the message names the extra)", (MissingExtraError,)),
+    ExitCode(
+        9,
+        "not authenticated or not authorized (HTTP 401 / 403): credentials or the user's roles",
+        (EngineAuthenticationError, EngineAuthorizationError),
+    ),
 )
 
 _CODE_OF = {error: row.code for row in EXIT_CODES for error in row.errors}

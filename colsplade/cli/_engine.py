@@ -28,6 +28,15 @@ def engine_group() -> None:
 @click.option("--port", type=int, help="HTTP port on 127.0.0.1 (default: a free one).")
 @click.option("--heap", help="JVM heap per node [default: 1g; a cluster: sized for the machine].")
 @click.option(
+    "--name", default="default", show_default=True, help="Several local nodes run under different names."
+)
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="OpenSearch only: the security plugin, HTTPS with a CA of its own, users with random passwords "
+    "and the roles colsplade_ingest / colsplade_search.",
+)
+@click.option(
     "--nodes",
     type=click.IntRange(min=1),
     default=1,
@@ -36,19 +45,36 @@ def engine_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the node as JSON.")
 def engine_up(
-    kind: str, version: str | None, port: int | None, heap: str | None, nodes: int, as_json: bool
+    kind: str,
+    version: str | None,
+    port: int | None,
+    heap: str | None,
+    name: str,
+    secure: bool,
+    nodes: int,
+    as_json: bool,
 ) -> None:
     """Start a local node or cluster (reuses a running one) and print its URL(s)."""
     if nodes > 1:
+        if secure:
+            raise click.UsageError("--secure is for one node; a local cluster runs without security")
         _cluster_up(kind, version, port, heap, nodes, as_json)
         return
     from colsplade.engines import start_node
 
-    node = start_node(kind, version, port=port, heap=heap or "1g")
+    node = start_node(kind, version, name=name, port=port, heap=heap or "1g", secure=secure)
     if as_json:
         echo_json({**dataclasses.asdict(node), "url": node.url})
-    else:
-        click.echo(f"{kind} {node.version} running at {node.url} (pid {node.pid}, log {node.log_file})")
+        return
+    click.echo(f"{kind} {node.version} running at {node.url} (pid {node.pid}, log {node.log_file})")
+    if node.secure:
+        click.echo(
+            f"secured: users {', '.join(node.credentials())}; their passwords are in "
+            f"{node.extras['credentials_file']} (owner-only). Connect with:\n"
+            f"  export COLSPLADE_URL={node.url} COLSPLADE_CA_CERTS={node.ca_certs} "
+            "COLSPLADE_USERNAME=colsplade-search\n"
+            "  export COLSPLADE_PASSWORD=...  # that user's password from the file"
+        )
 
 
 def _cluster_up(
@@ -71,13 +97,37 @@ def _cluster_up(
 
 @engine_group.command("down")
 @click.option("--engine", "kind", type=ENGINE_CHOICE, default="elasticsearch", show_default=True)
-def engine_down(kind: str) -> None:
-    """Stop the local node and the local cluster."""
+@click.option("--name", default="default", show_default=True, help="The node's name (engine up --name).")
+def engine_down(kind: str, name: str) -> None:
+    """Stop the local node, and the local cluster (engine up --nodes N)."""
     from colsplade.engines import stop_cluster, stop_node
 
-    click.echo(f"{kind} stopped" if stop_node(kind) else f"no local {kind} node was running")
+    click.echo(f"{kind} stopped" if stop_node(kind, name) else f"no local {kind} node {name!r} was running")
     if stop_cluster(kind):
         click.echo(f"{kind} cluster stopped")
+
+
+@engine_group.command("roles")
+@click.option("--engine", "kind", type=ENGINE_CHOICE, default="opensearch", show_default=True)
+@click.option(
+    "--index",
+    "patterns",
+    multiple=True,
+    required=True,
+    help="Index pattern the roles cover (repeatable), e.g. 'docs*' for the alias docs and its docs-vN.",
+)
+@click.option("--source", "sources", multiple=True, help="Pattern of an index the ingest role re-encodes.")
+def engine_roles(kind: str, patterns: tuple[str, ...], sources: tuple[str, ...]) -> None:
+    """Print the least-privilege roles colsplade_ingest and colsplade_search as JSON, in the format of the
+    engine's security API, for an operator to review and apply (README, "Secured clusters")."""
+    from colsplade.engines import ingest_role, search_role
+
+    echo_json(
+        {
+            "colsplade_ingest": ingest_role(patterns, source_patterns=sources, engine=kind),
+            "colsplade_search": search_role(patterns, engine=kind),
+        }
+    )
 
 
 @engine_group.command("status")

@@ -46,6 +46,8 @@ CONNECTION_FLAGS = {
     "api_key": "--api-key",
     "ca_certs": "--ca-certs",
     "verify_certs": "--no-verify-certs",
+    "client_cert": "--client-cert",
+    "client_key": "--client-key",
     "request_timeout": "--timeout",
 }
 
@@ -99,7 +101,7 @@ def _remember(key: str, value_for: Callable[[Any], Any] = lambda v: v) -> Callab
 
 def connection_options(*, local_engine: str | None = None) -> Callable[[F], F]:
     """Add the engine connection flags: ``--url --engine --username --api-key --ca-certs --no-verify-certs
-    --timeout``.
+    --client-cert --client-key --timeout``.
 
     The values do not reach the command function; read them with ``state.settings()`` (:class:`CliState`,
     via :data:`pass_state`). ``local_engine``: the default of ``--engine`` for commands that start a local
@@ -155,6 +157,20 @@ def connection_options(*, local_engine: str | None = None) -> Callable[[F], F]:
             expose_value=False,
             callback=_remember("verify_certs", lambda _: False),
             help="Do not verify TLS certificates.",
+        ),
+        click.option(
+            "--client-cert",
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_remember("client_cert"),
+            help="Client certificate (PEM) for certificate authentication [env COLSPLADE_CLIENT_CERT].",
+        ),
+        click.option(
+            "--client-key",
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_remember("client_key"),
+            help="Key of --client-cert (PEM) [env COLSPLADE_CLIENT_KEY].",
         ),
         click.option(
             "--timeout",

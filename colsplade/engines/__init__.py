@@ -33,6 +33,15 @@ from colsplade.engines._scan import (
     scan_index,
     switch_alias,
 )
+from colsplade.engines._secure_node import TLSFiles, make_certificates
+from colsplade.engines._security import (
+    ROLE_NAMES,
+    delete_user,
+    ingest_role,
+    put_role,
+    put_user,
+    search_role,
+)
 from colsplade.exceptions import EngineUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +49,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_VERSIONS",
     "ENGINES",
+    "ROLE_NAMES",
     "BulkAction",
     "BulkItemResult",
     "Capabilities",
@@ -48,6 +58,7 @@ __all__ = [
     "LocalNode",
     "RetryPolicy",
     "ScanHit",
+    "TLSFiles",
     "alias_indices",
     "bulk_write",
     "close_point_in_time",
@@ -57,13 +68,19 @@ __all__ = [
     "connect_default",
     "create_index",
     "delete_index",
+    "delete_user",
     "engines_home",
     "index_info",
+    "ingest_role",
     "install_distribution",
+    "make_certificates",
     "node_status",
     "open_point_in_time",
+    "put_role",
+    "put_user",
     "resolve_settings",
     "scan_index",
+    "search_role",
     "spec_for",
     "start_cluster",
     "start_node",
@@ -97,7 +114,8 @@ def resolve_settings(settings: Settings | None = None, *, autostart: bool = Fals
             )
         logger.info("no engine configured: starting a local %s node", engine)
         node = start_node(engine, settings.engine_version)
-    return settings.replace(urls=[node.url], engine=engine)
+    # A secured local node's own CA; credentials stay the caller's to give.
+    return settings.replace(urls=[node.url], engine=engine, ca_certs=settings.ca_certs or node.ca_certs)
 
 
 def connect_default(settings: Settings | None = None, *, autostart: bool = False) -> EngineClient:

@@ -16,8 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from colsplade.engines._client import EngineClient
-from colsplade.exceptions import EngineUnreachableError, InvalidInputError
+from colsplade.engines._client import EngineClient, refusal
+from colsplade.exceptions import (
+    EngineAuthenticationError,
+    EngineAuthorizationError,
+    EngineUnreachableError,
+    InvalidInputError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +141,14 @@ def _is_transient(status: Any, exception: Any) -> bool:
     return exception is not None or status in (None, "N/A")
 
 
+def _raise_if_denied(status: Any, error: Any) -> None:
+    """A document refused for want of credentials or privileges stops the write: it is no bad document."""
+    if status in (401, 403):
+        refused = refusal(int(status), {"error": error})
+        if isinstance(refused, EngineAuthenticationError | EngineAuthorizationError):
+            raise refused
+
+
 def _send_once(
     client: EngineClient, pending: Sequence[_Pending], chunk_size: int, max_chunk_bytes: int
 ) -> None:
@@ -166,6 +179,7 @@ def _send_once(
                     ok=True, status=status, result=info.get("result"), attempts=p.attempts
                 )
             else:
+                _raise_if_denied(status, info.get("error"))
                 exception = info.get("exception")
                 p.last = BulkItemResult(
                     ok=False,
@@ -179,6 +193,8 @@ def _send_once(
         # The Elasticsearch helper lets connection errors escape (only ApiError is turned into per-item
         # failures); everything not yet answered is unacknowledged and will be sent again.
         translated = client._translate(exc)
+        if isinstance(translated, EngineAuthenticationError | EngineAuthorizationError):
+            raise translated from exc
         status = getattr(translated, "status", None)
         transient = _is_transient(status, exc) if status is not None else True
         for p in pending[done:]:
@@ -211,6 +227,8 @@ def bulk_write(
     Raises:
         EngineUnreachableError: transient failures outlasted the retry policy; nothing is known lost (the
             caller must not acknowledge the actions that did not succeed).
+        EngineAuthenticationError, EngineAuthorizationError: the credentials or the user's privileges do
+            not allow the write (for the request or any document): raised at once, nothing is dead-lettered.
     """
     retry = retry or RetryPolicy()
     pending = [_Pending(i, a) for i, a in enumerate(actions)]

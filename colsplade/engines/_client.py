@@ -10,6 +10,7 @@ answered with an error status.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,7 +19,14 @@ from urllib.parse import quote, urlencode
 from colsplade._logging import quiet_logger
 from colsplade._types import EngineName
 from colsplade.config import Settings, redact_url
-from colsplade.exceptions import EngineRefusedError, EngineUnreachableError, InvalidInputError
+from colsplade.exceptions import (
+    EngineAuthenticationError,
+    EngineAuthorizationError,
+    EngineCertificateError,
+    EngineRefusedError,
+    EngineUnreachableError,
+    InvalidInputError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +85,48 @@ def _error_details(body: Any) -> tuple[str, str]:
 _HINTS = {
     "index_not_found_exception": "Create it first (colsplade index create) or check the index name",
     "resource_already_exists_exception": "Use another name, or `colsplade index create --existing-ok` to add fields",
-    "security_exception": "Check the credentials (COLSPLADE_USERNAME / COLSPLADE_PASSWORD / COLSPLADE_API_KEY)",
 }
+
+_REFUSALS: dict[int, type[EngineRefusedError]] = {
+    401: EngineAuthenticationError,
+    403: EngineAuthorizationError,
+}
+
+
+def refusal(status: int, body: Any) -> EngineRefusedError:
+    """The typed error for an engine's error answer (401 and 403 get their own classes)."""
+    error_type, reason = _error_details(body)
+    if status == 403 and error_type == "cluster_block_exception":
+        # A read-only block (disk watermark) is a 403 too, but no privilege would lift it.
+        return EngineRefusedError(status, error_type, reason, body)
+    cls = _REFUSALS.get(status, EngineRefusedError)
+    return cls(status, error_type, reason, body, _HINTS.get(error_type, ""))
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification message of an SSL certificate error anywhere in ``exc``'s chain, else None."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or current)
+        if isinstance(current, BaseException):
+            todo.extend([current.__cause__, current.__context__, *current.args])
+            todo.extend(getattr(current, "errors", ()) or ())
+            todo.append(getattr(current, "info", None))
+            todo.append(getattr(current, "reason", None))
+    text = str(exc)
+    marker = "CERTIFICATE_VERIFY_FAILED"
+    if marker in text:
+        detail = text.split(marker, 1)[1].strip(" ]:)'\"")
+        return detail.split("(_ssl")[0].strip(" ()") or "certificate verify failed"
+    return None
 
 
 class EngineClient:
@@ -118,13 +166,24 @@ class EngineClient:
             raise translated from exc
 
     def _refused(self, status: int, body: Any) -> EngineRefusedError:
-        error_type, reason = _error_details(body)
-        return EngineRefusedError(status, error_type, reason, body, _HINTS.get(error_type, ""))
+        refused = refusal(status, body)
+        if isinstance(refused, EngineAuthenticationError):
+            who = f"user {self.settings.username!r}" if self.settings.username else "no user"
+            if self.settings.api_key is not None:
+                who = "the API key"
+            if self.settings.client_cert:
+                who += " and the client certificate"
+            refused.args = (f"{refused.args[0]} (sent {who} to {self.url})",)
+        return refused
 
     def _unreachable(self, exc: Exception) -> EngineUnreachableError:
+        problem = _certificate_problem(exc)
+        if problem is not None:
+            return EngineCertificateError(self.url, problem)
         # The client messages may embed the URL with credentials; keep only the exception class and a
         # redacted summary.
-        text = redact_url(str(exc)) if self.settings.password is None else type(exc).__name__
+        secret = self.settings.password or self.settings.api_key
+        text = redact_url(str(exc)) if secret is None else type(exc).__name__
         return EngineUnreachableError(self.url, text)
 
     def close(self) -> None:
@@ -300,8 +359,15 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
         "max_retries": settings.max_retries,
         "retry_on_timeout": True,
     }
-    if settings.ca_certs:
-        kwargs["ca_certs"] = settings.ca_certs
+    for name in ("ca_certs", "client_cert", "client_key"):
+        path = getattr(settings, name)
+        if path:
+            if not os.path.isfile(path):
+                raise InvalidInputError(
+                    f"{name} file {path!r} does not exist or is not a file; give the PEM file's path "
+                    f"(COLSPLADE_{name.upper()})"
+                )
+            kwargs[name] = path
     if not settings.verify_certs:
         kwargs["verify_certs"] = False
         kwargs["ssl_show_warn"] = False
@@ -367,6 +433,17 @@ def _detect(settings: Settings) -> EngineName:
         # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
         with quiet_logger("opensearch", below=logging.ERROR):
             answer = probe.request("GET", "/")
+    except EngineAuthenticationError:
+        raise
+    except EngineAuthorizationError as exc:
+        raise EngineAuthorizationError(
+            exc.status,
+            exc.error_type,
+            exc.reason,
+            exc.body,
+            "colsplade asks GET / which engine it talks to: grant the user cluster:monitor/main, or name the "
+            "engine with --engine / COLSPLADE_ENGINE",
+        ) from exc
     except EngineRefusedError:
         # Minimal Elasticsearch builds do not serve GET /; OpenSearch always does.
         return "elasticsearch"

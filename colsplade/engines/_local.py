@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._types import ENGINE_NAMES, EngineName
+from colsplade.config import Settings
 from colsplade.exceptions import EngineStartError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -419,9 +421,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _http_json(url: str, timeout: float = 2.0) -> dict | None:
+def _http_json(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> dict | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return json.loads(response.read().decode())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -443,13 +445,50 @@ class LocalNode:
     startup_seconds: float = 0.0
     java_home: str = ""
     extras: dict = field(default_factory=dict)
+    #: ``"https"`` for a secured node (security plugin, TLS from its own CA).
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def ca_certs(self) -> str | None:
+        """The CA file that verifies a secured node's certificate (None for a plain node)."""
+        return self.extras.get("ca_certs")
+
+    def credentials(self) -> dict[str, str]:
+        """A secured node's users and their passwords (``admin``, ``colsplade-ingest``, ``colsplade-search``)."""
+        path = self.extras.get("credentials_file")
+        if not path:
+            raise InvalidInputError(f"the local {self.engine} node {self.name!r} is not secured")
+        return json.loads(Path(path).read_text())
+
+    def settings(self, user: str | None = None) -> Settings:
+        """Settings that reach this node: URL and engine, plus the CA and ``user``'s password when secured."""
+        settings = Settings(urls=(self.url,), engine=self.engine)
+        if not self.secure:
+            return settings
+        user = user or "admin"
+        password = self.credentials().get(user)
+        if password is None:
+            raise InvalidInputError(f"no user {user!r} on the secured node {self.name!r}")
+        return settings.replace(ca_certs=self.ca_certs, username=user, password=password)
+
+    def _probe_context(self) -> ssl.SSLContext | None:
+        if not self.secure:
+            return None
+        from colsplade.engines._secure_node import tls_files
+
+        return tls_files(self.home).admin_context()
 
     def is_running(self) -> bool:
-        return _pid_alive(self.pid) and _http_json(f"{self.url}/_cluster/health") is not None
+        health = _http_json(f"{self.url}/_cluster/health", context=self._probe_context())
+        return _pid_alive(self.pid) and health is not None
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (SIGTERM to its process group, SIGKILL after ``timeout``) and forget its state."""
@@ -508,6 +547,7 @@ def start_node(
     timeout: float = 240.0,
     ephemeral: bool = False,
     node_settings: Mapping[str, str | None] | None = None,
+    secure: bool = False,
 ) -> LocalNode:
     """Start (or reuse) a local single node and wait until it is healthy.
 
@@ -521,6 +561,9 @@ def start_node(
         ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
         node_settings: engine settings (``-E``) over the single-node defaults; a ``None`` value drops a
             default. :func:`colsplade.engines.start_cluster` passes discovery and the cluster's names here.
+        secure: OpenSearch only: the security plugin, HTTPS with a CA of its own (``node.ca_certs``),
+            roles ``colsplade_ingest`` / ``colsplade_search`` and users with random passwords
+            (``node.credentials()``, ``node.settings(user)``).
 
     Raises:
         EngineStartError: Java missing or too old, artifact not served, port taken, node died or timed out
@@ -534,12 +577,27 @@ def start_node(
                 f"a local {engine} {running.version} node named {name!r} already runs on {running.url}; "
                 f"stop it first (colsplade engine down --engine {engine})"
             )
+        if running.secure != secure:
+            raise EngineStartError(
+                f"a {'secured' if running.secure else 'plain'} local {engine} node named {name!r} already runs "
+                f"on {running.url}; stop it first or choose another --name"
+            )
         return running
+    if secure and engine != "opensearch":
+        raise InvalidInputError(
+            "a secured local node is OpenSearch only: Elasticsearch's integ-test zip has no security "
+            "module (use the Docker compose file's secured Elasticsearch where Docker runs)"
+        )
     if port is not None and _port_taken(port):
         raise EngineStartError(
             f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it"
         )
-    home = install_distribution(engine, version)
+    if secure:
+        from colsplade.engines._secure_node import install_secure_distribution
+
+        home = install_secure_distribution(version)
+    else:
+        home = install_distribution(engine, version)
     java_home = find_java(_required_java(engine, version))
     root = engines_home()
     if ephemeral:
@@ -604,6 +662,7 @@ def start_node(
         started_at=time.time(),
         java_home=str(java_home),
         extras={"ephemeral": ephemeral},
+        scheme="https" if secure else "http",
     )
     state = _state_file(engine, name)
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -618,7 +677,7 @@ def start_node(
                     f"{engine} {version} exited with code {code} while starting: {_log_hint(console_log)}",
                     str(console_log),
                 )
-            health = _http_json(health_url)
+            health = _http_json(health_url, context=node._probe_context())
             if health and health.get("status") in ("yellow", "green"):
                 break
             if time.monotonic() > deadline:
@@ -631,10 +690,25 @@ def start_node(
         # Ctrl-C or failure while waiting: no JVM may outlive us.
         node.stop(timeout=20)
         raise
+    if secure:
+        _secure_bootstrap(node, node_dir)
     node.startup_seconds = round(time.monotonic() - started, 1)
     state.write_text(json.dumps(asdict(node), indent=2))
     logger.info("%s %s up on %s in %.1f s", engine, version, node.url, node.startup_seconds)
     return node
+
+
+def _secure_bootstrap(node: LocalNode, node_dir: Path) -> None:
+    from colsplade.engines._secure_node import bootstrap_security, tls_files
+
+    files = tls_files(node.home)
+    credentials_file = node_dir / "credentials.json"
+    try:
+        bootstrap_security(node.url, files, credentials_file)
+    except BaseException:
+        node.stop(timeout=20)
+        raise
+    node.extras.update(ca_certs=str(files.ca_certs), credentials_file=str(credentials_file))
 
 
 def _log_hint(log_file: Path) -> str:

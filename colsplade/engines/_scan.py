@@ -136,7 +136,10 @@ def _shards(client: EngineClient, index: str) -> int:
 def alias_indices(client: EngineClient, alias: str) -> list[str]:
     """The indices ``alias`` points to (empty when there is no such alias)."""
     try:
-        answer = client.request("GET", "/_alias/" + quote(alias, safe=""))
+        # Scoped to the name itself (not GET /_alias/NAME, which reads every index's aliases): a user
+        # holding privileges on this alias and its indices only may ask.
+        name = quote(alias, safe="")
+        answer = client.request("GET", f"/{name}/_alias/{name}")
     except EngineRefusedError as exc:
         if exc.status == 404:
             return []

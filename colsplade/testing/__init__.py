@@ -2,6 +2,7 @@
 
 - the pytest plugin with real engine fixtures (:mod:`colsplade.testing.plugin`, loaded through its
   ``pytest11`` entry point: ``engine``, ``engine_index``, ``elasticsearch_url``, ``opensearch_url``);
+- :class:`SecuredEngine`: what the ``secured_engine`` fixture gives (URL, CA, admin, ``add_user(roles)``);
 - :class:`ForwardingProxy`: a real HTTP proxy in front of a node that fails the first requests or
   follows a node to another port (retry and outage tests);
 - tiny random models (need the ``[train]`` extra): :func:`make_tiny_model_dir` (a complete, exported
@@ -12,11 +13,13 @@ Importing this package is cheap: torch is imported only when a tiny model is bui
 """
 
 from colsplade.testing._proxy import ForwardingProxy
+from colsplade.testing._secured import SecuredEngine
 from colsplade.testing._tiny import TINY_WORDS, make_tiny_base_model, make_tiny_model_dir, make_tiny_tokenizer
 
 __all__ = [
     "TINY_WORDS",
     "ForwardingProxy",
+    "SecuredEngine",
     "make_tiny_base_model",
     "make_tiny_model_dir",
     "make_tiny_tokenizer",

@@ -14,6 +14,11 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
     A local 3-node cluster (:class:`~colsplade.engines.LocalCluster`: ``urls``, ``kill(i)``, ``restart(i)``,
     ``wait_for(status)``) with throw-away data, started on first use; a test using it runs once per engine
     and is marked ``slow`` (deselect with ``-m "not slow"``). One engine's cluster runs at a time.
+``secured_engine`` (session)
+    A :class:`~colsplade.testing.SecuredEngine`: a node with HTTPS and authentication, its CA file, an
+    admin, and ``add_user(roles)`` for users of chosen roles. The cluster ``COLSPLADE_TEST_SECURE_URL``
+    (``_CA_CERTS``, ``_USERNAME``, ``_PASSWORD``) names when set; else a local OpenSearch node with the
+    security plugin (``start_node(..., secure=True)``), started once and stopped at the end.
 
 A node that cannot be started fails the tests that need it, with the reason and the log file. Only the
 explicit opt-out ``--colsplade-allow-skip`` turns that into a skip (CI never sets it). Nodes started here
@@ -46,6 +51,7 @@ from colsplade.engines import (
     start_node,
 )
 from colsplade.exceptions import ColspladeError
+from colsplade.testing._secured import SecuredEngine
 
 _DOCKER_IMAGES = {
     "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch:{version}",
@@ -98,6 +104,7 @@ class _Nodes:
         self._errors: dict[str, str] = {}
         self._stoppers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
+        self._secured: dict[str, SecuredEngine] = {}
         self.startup_seconds: dict[str, float] = {}
 
     def url(self, engine: EngineName) -> str:
@@ -159,6 +166,29 @@ class _Nodes:
         self.startup_seconds[f"{engine} 3-node cluster"] = cluster.startup_seconds
         return cluster
 
+    def secured(self) -> SecuredEngine:
+        with self._lock:
+            if "secure" not in self._errors and "secure" not in self._secured:
+                try:
+                    self._secured["secure"] = SecuredEngine.from_env() or self._start_secured()
+                except (ColspladeError, OSError, ImportError) as exc:
+                    self._errors["secure"] = f"cannot start a secured node for the tests: {exc}"
+            if "secure" in self._secured:
+                return self._secured["secure"]
+            message = self._errors["secure"]
+        if self.config.getoption("colsplade_allow_skip"):
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+
+    def _start_secured(self) -> SecuredEngine:
+        version = self.config.getoption("colsplade_opensearch_version")
+        node = start_node(
+            "opensearch", version, name=f"pytest-secure-{os.getpid()}", ephemeral=True, secure=True
+        )
+        self._stoppers.append(node.stop)
+        self.startup_seconds["opensearch (secured)"] = node.startup_seconds
+        return SecuredEngine.from_node(node)
+
     def stop_all(self) -> None:
         while self._stoppers:
             stop = self._stoppers.pop()
@@ -199,7 +229,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"colsplade: local engine start-up times: {times}")
 
 
-_ENGINE_FIXTURES = {"engine", "engine_index", "elasticsearch_url", "opensearch_url", "cluster"}
+_ENGINE_FIXTURES = {
+    "engine",
+    "engine_index",
+    "elasticsearch_url",
+    "opensearch_url",
+    "secured_engine",
+    "cluster",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -273,3 +310,9 @@ def engine_index(engine: EngineClient) -> Iterator[str]:
     with contextlib.suppress(ColspladeError):
         if engine.index_exists(name):
             engine.delete_index(name)
+
+
+@pytest.fixture(scope="session")
+def secured_engine(pytestconfig: pytest.Config) -> SecuredEngine:
+    """A real node with TLS and authentication (see :class:`~colsplade.testing.SecuredEngine`)."""
+    return pytestconfig.stash[_NODES_KEY].secured()

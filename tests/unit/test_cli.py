@@ -18,6 +18,9 @@ from colsplade.cli import EXIT_CODES, exit_code_for, main
 from colsplade.cli._options import CONNECTION_FLAGS
 from colsplade.exceptions import (
     ColspladeError,
+    EngineAuthenticationError,
+    EngineAuthorizationError,
+    EngineCertificateError,
     EngineRefusedError,
     EngineStartError,
     EngineUnreachableError,
@@ -152,6 +155,9 @@ def test_quickstart_takes_the_connection_flags(seen_settings: list, tmp_path: Pa
         (EngineStartError("java not found", log_file="node.log"), 6),
         (ModelVersionMismatchError("docs", "a@1", "b@2"), 7),
         (MissingExtraError("torch", "train"), 8),
+        (EngineAuthenticationError(401, "security_exception", "unable to authenticate user [u]"), 9),
+        (EngineAuthorizationError(403, "security_exception", "no permissions for [indices:admin/create]"), 9),
+        (EngineCertificateError("https://127.0.0.1:9200", "unable to get local issuer certificate"), 4),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
 )

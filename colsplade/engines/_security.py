@@ -1,0 +1,165 @@
+"""Least-privilege roles for colsplade's two kinds of job, and the calls that make roles and users.
+
+An ingest job and a search service hold different credentials. :func:`ingest_role` may create and update
+colsplade's indices and aliases, write documents and read the index it re-encodes; :func:`search_role` may
+only read. Both return plain dicts, in the format of the engine's security API (the OpenSearch security
+plugin's ``_plugins/_security/api/roles``, or Elasticsearch's ``_security/role``), so an operator can print
+them (``colsplade engine roles``), review them and apply them with their own tooling.
+
+>>> role = search_role(["docs*"], engine="opensearch")
+>>> role["index_permissions"][0]["index_patterns"]
+['docs*']
+>>> "indices:data/write/bulk*" in role["index_permissions"][0]["allowed_actions"]
+False
+>>> ingest_role(["docs*"], engine="elasticsearch")["indices"][0]["privileges"]
+['create_index', 'manage', 'read', 'view_index_metadata', 'write']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from colsplade._logging import quiet_logger
+from colsplade._types import EngineName
+from colsplade.config import Secret
+from colsplade.engines._client import EngineClient
+from colsplade.exceptions import InvalidInputError
+
+__all__ = ["ROLE_NAMES", "delete_user", "ingest_role", "put_role", "put_user", "role_body", "search_role"]
+
+ROLE_NAMES = ("colsplade_ingest", "colsplade_search")
+
+# What every colsplade job asks of the cluster: which engine and version it is (GET /), the node's
+# modules and plugins (field types, painless), and the health a local CLI prints.
+_CLUSTER_COMMON = ("cluster:monitor/main", "cluster:monitor/nodes/info", "cluster:monitor/health")
+
+_OPENSEARCH_READ = (
+    "indices:data/read/search*",
+    "indices:data/read/get*",
+    "indices:data/read/mget*",
+    "indices:admin/get",
+    "indices:admin/mappings/get",
+    "indices:admin/aliases/get",
+    "indices:monitor/settings/get",
+)
+_OPENSEARCH_WRITE = (
+    "indices:admin/create",
+    "indices:admin/mapping/put",
+    "indices:admin/aliases",
+    "indices:admin/refresh*",
+    "indices:admin/flush*",
+    "indices:monitor/stats",
+    "indices:data/write/*",
+)
+# Scanning a whole index (re-encoding it, migrating it): a point in time, paged, then closed.
+_OPENSEARCH_SCAN = ("indices:data/read/point_in_time/create",)
+_OPENSEARCH_CLUSTER_SCAN = ("cluster:admin/point_in_time/delete", "indices:data/read/scroll*")
+
+
+def _check_patterns(index_patterns: Sequence[str]) -> list[str]:
+    patterns = [str(p) for p in index_patterns]
+    if not patterns or any(not p.strip() for p in patterns):
+        raise InvalidInputError(
+            "give at least one index pattern, e.g. 'docs*' for the alias docs and its docs-vN"
+        )
+    return patterns
+
+
+def search_role(index_patterns: Sequence[str], *, engine: EngineName) -> dict[str, Any]:
+    """Read only: search, get, mappings and aliases of ``index_patterns``; nothing that writes."""
+    patterns = _check_patterns(index_patterns)
+    if engine == "elasticsearch":
+        return {
+            "cluster": ["monitor"],
+            "indices": [{"names": patterns, "privileges": ["read", "view_index_metadata"]}],
+        }
+    return {
+        "cluster_permissions": list(_CLUSTER_COMMON),
+        "index_permissions": [{"index_patterns": patterns, "allowed_actions": list(_OPENSEARCH_READ)}],
+    }
+
+
+def ingest_role(
+    index_patterns: Sequence[str], *, source_patterns: Sequence[str] = (), engine: EngineName
+) -> dict[str, Any]:
+    """Create and update indices and aliases matching ``index_patterns`` and write their documents; read
+    ``source_patterns`` too (the existing index a migration re-encodes). Cannot delete indices.
+
+    Patterns should cover both the alias and its versioned indices (``docs*`` covers ``docs``, ``docs-v2``).
+    """
+    patterns = _check_patterns(index_patterns)
+    sources = [str(p) for p in source_patterns]
+    if engine == "elasticsearch":
+        indices = [
+            {
+                "names": patterns,
+                "privileges": ["create_index", "manage", "read", "view_index_metadata", "write"],
+            }
+        ]
+        if sources:
+            indices.append({"names": sources, "privileges": ["read", "view_index_metadata"]})
+        return {"cluster": ["monitor"], "indices": indices}
+    read = [*_OPENSEARCH_READ, *_OPENSEARCH_SCAN]
+    permissions = [{"index_patterns": patterns, "allowed_actions": [*read, *_OPENSEARCH_WRITE]}]
+    if sources:
+        permissions.append({"index_patterns": sources, "allowed_actions": read})
+    return {
+        "cluster_permissions": [*_CLUSTER_COMMON, *_OPENSEARCH_CLUSTER_SCAN, "indices:data/write/bulk"],
+        "index_permissions": permissions,
+    }
+
+
+def role_body(name: str, engine: EngineName, index_patterns: Sequence[str] = ("*",)) -> dict[str, Any]:
+    """The body of one of :data:`ROLE_NAMES` over ``index_patterns`` (all indices by default)."""
+    if name == "colsplade_ingest":
+        return ingest_role(index_patterns, engine=engine)
+    if name == "colsplade_search":
+        return search_role(index_patterns, engine=engine)
+    raise InvalidInputError(f"unknown role {name!r}; colsplade defines {', '.join(ROLE_NAMES)}")
+
+
+def _security_path(client: EngineClient, kind: str, name: str) -> str:
+    if client.engine == "elasticsearch":
+        return f"/_security/{kind}/{quote(name, safe='')}"
+    kind = {"role": "roles", "user": "internalusers"}[kind]
+    return f"/_plugins/_security/api/{kind}/{quote(name, safe='')}"
+
+
+def put_role(client: EngineClient, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create or replace the role ``name`` (needs a user allowed to manage security)."""
+    return client.request("PUT", _security_path(client, "role", name), body=body)
+
+
+def put_user(
+    client: EngineClient, username: str, password: str | Secret, roles: Sequence[str]
+) -> dict[str, Any]:
+    """Create or replace an internal user holding ``roles`` (the password is sent, never logged)."""
+    secret = password.reveal() if isinstance(password, Secret) else str(password)
+    if client.engine == "elasticsearch":
+        body: dict[str, Any] = {"password": secret, "roles": list(roles)}
+    else:
+        body = {"password": secret, "opendistro_security_roles": list(roles)}
+    with _no_body_logs():
+        return client.request("PUT", _security_path(client, "user", username), body=body)
+
+
+def delete_user(client: EngineClient, username: str) -> dict[str, Any]:
+    """Remove an internal user: its credentials stop working at once (a revoked job's password)."""
+    return client.request("DELETE", _security_path(client, "user", username))
+
+
+# The loggers through which the official clients write request bodies (at DEBUG, or INFO for the trace).
+_BODY_LOGGERS = ("opensearch", "opensearchpy.trace", "elastic_transport.transport", "elastic_transport.node")
+
+
+@contextlib.contextmanager
+def _no_body_logs() -> Iterator[None]:
+    """Keep a request that carries a password out of the clients' debug logs (warnings still pass)."""
+    with contextlib.ExitStack() as stack:
+        for name in _BODY_LOGGERS:
+            stack.enter_context(quiet_logger(name, below=logging.WARNING))
+        yield
