@@ -87,7 +87,10 @@ class _Serialiser:
             raise InvalidInputError(f"fields {sorted(taken)} are colsplade's own; rename them")
         body: dict[str, Any] = dict(doc.fields)
         if doc.impacts is not None:
-            bad = [t for t, w in doc.impacts.items() if not math.isfinite(float(w))]
+            try:
+                bad = [t for t, w in doc.impacts.items() if not math.isfinite(float(w))]
+            except (TypeError, ValueError):
+                raise InvalidInputError("SPLADE impacts must map tokens to numbers") from None
             if bad:
                 raise InvalidInputError(f"SPLADE impacts that are not finite numbers: {bad[:5]}")
             body[spec.splade_field] = escape_impacts(doc.impacts)

@@ -59,16 +59,17 @@ def test_encoded_documents_round_trip(engine, engine_index, encoder, tmp_path):
         {"_id": "from-vectors", "impacts": {"cell": 1.0}, "vectors": vectors_doc, "fields": {"text": "x"}},
         EncodedDocument("corrupt", {"cell": 1.0}, bytes(bad)),
         EncodedDocument("no-tokens", {"cell": 1.0}),
+        EncodedDocument("bad-impacts", {"cell": "lots"}, codec.encode(vectors_doc)),
         EncodedDocument("reserved", {"cell": 1.0}, codec.encode(vectors_doc), fields={"splade": {"a": 1}}),
     ]
     dead = tmp_path / "dead.jsonl"
     try:
         summary = ingest_encoded(encoded, engine, copy, encoder, dead_letter=dead)
-        assert (summary.read, summary.indexed, summary.dead_lettered) == (64, 61, 3), summary
+        assert (summary.read, summary.indexed, summary.dead_lettered) == (65, 61, 4), summary
         rejected = {
             json.loads(line)["id"]: json.loads(line)["reason"] for line in dead.read_text().splitlines()
         }
-        assert set(rejected) == {"corrupt", "no-tokens", "reserved"}
+        assert set(rejected) == {"corrupt", "no-tokens", "reserved", "bad-impacts"}
         assert "checksum" in rejected["corrupt"] and "colsplade's own" in rejected["reserved"]
         written = _read_back(engine, copy)
         assert engine.count(copy) == 61
