@@ -26,6 +26,7 @@ from colsplade.exceptions import (
     ModelDirectoryError,
     ModelVersionMismatchError,
     ParityError,
+    PartialResultError,
 )
 
 try:
@@ -58,6 +59,7 @@ __all__ = [
     "ModelDirectoryError",
     "ModelVersionMismatchError",
     "ParityError",
+    "PartialResultError",
     "Settings",
     "__version__",
     "connect",

@@ -11,6 +11,7 @@ the whole family at once, or one branch:
             ``EngineAuthenticationError`` -- HTTP 401: wrong, expired or missing credentials.
             ``EngineAuthorizationError`` -- HTTP 403: the user lacks a privilege (the engine names it).
         ``EngineStartError`` -- a local node could not be fetched or started; ``log_file`` names its log.
+        ``PartialResultError`` -- a strict search that the engine answered from only some shards.
     ``InvalidInputError`` (also a :class:`ValueError`) -- bad arguments, documents, queries or files.
         ``ModelDirectoryError`` -- a model directory that is missing a file or holds the wrong kind.
         ``MappingConflictError`` -- an existing index maps one of colsplade's fields another way.
@@ -43,6 +44,7 @@ __all__ = [
     "ModelDirectoryError",
     "ModelVersionMismatchError",
     "ParityError",
+    "PartialResultError",
 ]
 
 
@@ -147,6 +149,36 @@ class EngineStartError(EngineError):
         if log_file:
             message += f" (log: {log_file})"
         super().__init__(message)
+
+
+class PartialResultError(EngineError):
+    """A strict search (``SearchClient(..., strict=True)``) that the engine answered from only some shards.
+
+    Without ``strict`` the same answer comes back as a result flagged ``partial``. ``shards`` holds the
+    engine's shard counts (:class:`colsplade.query.ShardStats`): total, successful, skipped, failed, and
+    each failed shard's reason.
+
+    >>> str(PartialResultError("docs", 3, 2, ["docs[1]: no_shard_available_action_exception"]))
+    "the engine answered the search of 'docs' from 2 of 3 shards (docs[1]: no_shard_available_action_exception); the hits may miss documents. Retry once the cluster is healthy again, or pass strict=False to accept partial results (flagged)."
+    """
+
+    def __init__(
+        self, index: str, total: int, successful: int, failures: Any = (), shards: Any = None
+    ) -> None:
+        self.index = index
+        self.total = total
+        self.successful = successful
+        self.failures = list(failures)
+        self.shards = shards
+        why = f" ({'; '.join(self.failures[:3])})" if self.failures else ""
+        super().__init__(
+            f"the engine answered the search of {index!r} from {successful} of {total} shards{why}; the hits "
+            "may miss documents. Retry once the cluster is healthy again, or pass strict=False to accept "
+            "partial results (flagged)."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.index, self.total, self.successful, self.failures, self.shards)
 
 
 class InvalidInputError(ColspladeError, ValueError):

@@ -50,6 +50,8 @@ __all__ = ["ingest_command"]
     help="Long documents: truncate to the model's length, or split into passages with a parent id.",
 )
 @layout_options(prefix="new index: ")
+@click.option("--shards", type=int, default=1, show_default=True, help="new index: primary shards.")
+@click.option("--replicas", type=int, default=0, show_default=True, help="new index: replicas of each shard.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per encoder batch.")
 @click.option(
     "--bulk-docs", type=int, default=200, show_default=True, help="Documents per bulk request at most."
@@ -92,6 +94,8 @@ def ingest_command(
     reencode,
     long_docs,
     layout,
+    shards,
+    replicas,
     batch_size,
     bulk_docs,
     bulk_mb,
@@ -142,7 +146,7 @@ def ingest_command(
         batching=Batching(
             encode_batch_size=batch_size, bulk_docs=bulk_docs, bulk_bytes=int(bulk_mb * 1024 * 1024)
         ),
-        layout=Layout(**layout),
+        layout=Layout(**layout, shards=shards, replicas=replicas),
         retry=RetryPolicy(max_retries=max_retries),
         progress=False if no_progress else None,
     )

@@ -43,6 +43,11 @@ __all__ = ["search_command"]
 @click.option("--hybrid", type=click.Choice(["rrf", "sum"]), default="rrf", show_default=True)
 @click.option("--source", "source_fields", multiple=True, help="Source field to show (repeatable).")
 @click.option("--explain", is_flag=True, help="Show SPLADE term shares and ColBERT token matches.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail when a shard did not answer (default: show the hits, flagged partial).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @connection_options()
 @pass_state
@@ -65,6 +70,7 @@ def search_command(
     hybrid: str,
     source_fields: tuple[str, ...],
     explain: bool,
+    strict: bool,
     as_json: bool,
 ) -> None:
     """Search INDEX for QUERY: SPLADE retrieval, ColBERT MaxSim rerank."""
@@ -101,14 +107,23 @@ def search_command(
             hybrid=hybrid,
             source=list(source_fields) or None,
             explain=explain,
+            strict=strict,
         )
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+        click.echo(
+            json.dumps({**dataclasses.asdict(result), "partial": result.partial}, indent=2, default=str)
+        )
         return
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
     click.echo(f"{len(result.hits)} hits, rerank={result.rerank}, window={result.window} ({timings})")
     if result.reason:
         click.echo(f"  ({result.reason})")
+    if result.partial and result.shards is not None:
+        why = "; ".join(result.shards.failures[:3]) or "no reason given"
+        click.echo(
+            f"  PARTIAL: answered by {result.shards.successful} of {result.shards.total} shards ({why}); "
+            "hits may be missing"
+        )
     for rank, hit in enumerate(result.hits, start=offset + 1):
         stages = " ".join(f"{name}={score:.3f}" for name, score in hit.stage_scores.items())
         click.echo(f"{rank:>3}. {hit.id}  {hit.score:.4f}  [{stages}]")

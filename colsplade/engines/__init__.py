@@ -13,6 +13,7 @@ import logging
 from colsplade.config import Settings, load_settings
 from colsplade.engines._bulk import BulkAction, BulkItemResult, RetryPolicy, bulk_write
 from colsplade.engines._client import Capabilities, EngineClient, connect
+from colsplade.engines._cluster import LocalCluster, cluster_heap, cluster_status, start_cluster, stop_cluster
 from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
 from colsplade.engines._local import (
     DEFAULT_VERSIONS,
@@ -53,6 +54,7 @@ __all__ = [
     "BulkItemResult",
     "Capabilities",
     "EngineClient",
+    "LocalCluster",
     "LocalNode",
     "RetryPolicy",
     "ScanHit",
@@ -60,6 +62,8 @@ __all__ = [
     "alias_indices",
     "bulk_write",
     "close_point_in_time",
+    "cluster_heap",
+    "cluster_status",
     "connect",
     "connect_default",
     "create_index",
@@ -78,7 +82,9 @@ __all__ = [
     "scan_index",
     "search_role",
     "spec_for",
+    "start_cluster",
     "start_node",
+    "stop_cluster",
     "stop_node",
     "switch_alias",
 ]
@@ -87,14 +93,18 @@ __all__ = [
 def resolve_settings(settings: Settings | None = None, *, autostart: bool = False) -> Settings:
     """Settings with a URL: the configured one, else the local node of ``settings.engine``.
 
-    With no URL configured, the local node (``colsplade engine up``) is the default target; ``autostart``
-    starts it when it is not running, otherwise :class:`EngineUnreachableError` says how to start it.
+    With no URL configured, the local node (``colsplade engine up``) is the default target, or every node of
+    the local cluster (``colsplade engine up --nodes 3``) when only that runs; ``autostart`` starts a single
+    node when neither runs, otherwise :class:`EngineUnreachableError` says how to start one.
     """
     settings = settings or load_settings()
     if settings.urls:
         return settings
     engine = settings.engine or "elasticsearch"
     node = node_status(engine)
+    cluster = cluster_status(engine) if node is None else None
+    if cluster is not None:
+        return settings.replace(urls=cluster.live_urls(), engine=engine)
     if node is None:
         if not autostart:
             raise EngineUnreachableError(

@@ -433,7 +433,8 @@ def _orjson_serializer() -> Any:
 
 def _detect(settings: Settings) -> EngineName:
     """Ask the cluster which engine it is: OpenSearch says so in ``version.distribution``."""
-    probe = _opensearch(settings.replace(max_retries=0))
+    # no retries of a refused probe, but with several node URLs one that is down must not decide it
+    probe = _opensearch(settings.replace(max_retries=len(settings.urls) - 1))
     try:
         # The client logs every non-2xx answer as a warning; a refused probe is an expected answer here.
         with quiet_logger("opensearch", below=logging.ERROR):

@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -546,6 +546,7 @@ def start_node(
     heap: str = "1g",
     timeout: float = 240.0,
     ephemeral: bool = False,
+    node_settings: Mapping[str, str | None] | None = None,
     secure: bool = False,
 ) -> LocalNode:
     """Start (or reuse) a local single node and wait until it is healthy.
@@ -558,6 +559,8 @@ def start_node(
         heap: JVM heap (``-Xms``/``-Xmx``), at most 1g by default to share small machines.
         timeout: seconds to wait for the cluster to turn yellow.
         ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
+        node_settings: engine settings (``-E``) over the single-node defaults; a ``None`` value drops a
+            default. :func:`colsplade.engines.start_cluster` passes discovery and the cluster's names here.
         secure: OpenSearch only: the security plugin, HTTPS with a CA of its own (``node.ca_certs``),
             roles ``colsplade_ingest`` / ``colsplade_search`` and users with random passwords
             (``node.credentials()``, ``node.settings(user)``).
@@ -622,6 +625,11 @@ def start_node(
     }
     if engine == "elasticsearch":
         settings["xpack.security.enabled"] = "false"
+    for key, value in (node_settings or {}).items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
     prefix = "ES" if engine == "elasticsearch" else "OPENSEARCH"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
     env[f"{prefix}_JAVA_HOME"] = str(java_home)

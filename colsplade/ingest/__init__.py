@@ -19,6 +19,7 @@ index into a new versioned index behind an alias, or in place.
 from colsplade.engines import RetryPolicy
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
+from colsplade.ingest._encoded import EncodedDocument, ingest_encoded
 from colsplade.ingest._pipeline import (
     Batching,
     CodecOptions,
@@ -45,6 +46,7 @@ __all__ = [
     "Checkpoint",
     "CodecOptions",
     "DeadLetterWriter",
+    "EncodedDocument",
     "FieldMapping",
     "FileSource",
     "IndexSource",
@@ -58,6 +60,7 @@ __all__ = [
     "StreamSource",
     "as_source",
     "ingest",
+    "ingest_encoded",
     "prepare_document",
     "prepare_index",
     "reindex",

@@ -118,7 +118,8 @@ class Layout:
     in-engine rerank), of ``element_type`` float / byte / bit, with an HNSW graph when ``index_vectors``.
     ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``) and
     ``store_compression`` the index codec (``default`` LZ4 or ``best_compression``); see
-    :class:`colsplade.mappings.FieldSpec`.
+    :class:`colsplade.mappings.FieldSpec`. ``shards`` / ``replicas``: the new index's primary shards
+    and replicas of each (on a cluster: 1 replica keeps every shard searchable when a node dies).
     """
 
     nested_vectors: bool = False
@@ -126,6 +127,8 @@ class Layout:
     index_vectors: bool = True
     codes_storage: str = "source"
     store_compression: str = "default"
+    shards: int = 1
+    replicas: int = 0
 
     def spec(self, dim: int) -> FieldSpec:
         return FieldSpec(
@@ -211,7 +214,15 @@ def prepare_index(
     dim = _colbert_dim(encoder) or 128
     switch_model = False
     if not client.index_exists(index):
-        spec = create_index(client, index, layout.spec(dim), model_name=name, model_version=version)["spec"]
+        spec = create_index(
+            client,
+            index,
+            layout.spec(dim),
+            model_name=name,
+            model_version=version,
+            shards=layout.shards,
+            replicas=layout.replicas,
+        )["spec"]
     else:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
@@ -443,13 +454,21 @@ class _Writer:
         batch.tokens += tokens
 
     def _token_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
+        if self.spec.codes_field is not None and self.codec is not None:
+            return self.blob_fields(self.codec.encode(doc_token_vectors))
+        return self._vector_fields(doc_token_vectors)
+
+    def blob_fields(self, blob: bytes) -> dict[str, Any]:
+        """The token fields of a document whose vectors are already the codec's ``blob``."""
+        assert self.spec.codes_field is not None and self.codec is not None
+        fields: dict[str, Any] = {self.spec.codes_field: base64.b64encode(blob).decode("ascii")}
+        if self.spec.nested_vectors or self.spec.packed_field:
+            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
+            fields.update(self._vector_fields(self.codec.decode(blob)))
+        return fields
+
+    def _vector_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
         spec, fields = self.spec, {}
-        if spec.codes_field is not None and self.codec is not None:
-            blob = self.codec.encode(doc_token_vectors)
-            fields[spec.codes_field] = base64.b64encode(blob).decode("ascii")
-            if spec.nested_vectors or spec.packed_field:
-                # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
-                doc_token_vectors = self.codec.decode(blob)
         if spec.nested_vectors:
             vectors = _vectors(doc_token_vectors, spec)
             fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]

@@ -14,7 +14,14 @@ their own requests.
 
 from colsplade.query._client import AsyncSearchClient, SearchClient, model_identity
 from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse, sparse_query
-from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
+from colsplade.query._types import (
+    Hit,
+    HitExplanation,
+    SearchResult,
+    ShardStats,
+    SparseTermContribution,
+    TokenMatch,
+)
 
 __all__ = [
     "AsyncSearchClient",
@@ -22,6 +29,7 @@ __all__ = [
     "HitExplanation",
     "SearchClient",
     "SearchResult",
+    "ShardStats",
     "SparseTermContribution",
     "TokenMatch",
     "first_stage_query",

@@ -18,7 +18,12 @@ import numpy as np
 
 from colsplade.config import Settings
 from colsplade.engines import EngineClient, connect_default
-from colsplade.exceptions import CodecMismatchError, InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import (
+    CodecMismatchError,
+    InvalidInputError,
+    ModelVersionMismatchError,
+    PartialResultError,
+)
 from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta, unescape_impacts
 from colsplade.query._dsl import (
     candidates_query,
@@ -31,7 +36,14 @@ from colsplade.query._dsl import (
     top_terms,
 )
 from colsplade.query._tokens import TokenReader
-from colsplade.query._types import Hit, HitExplanation, SearchResult, SparseTermContribution, TokenMatch
+from colsplade.query._types import (
+    Hit,
+    HitExplanation,
+    SearchResult,
+    ShardStats,
+    SparseTermContribution,
+    TokenMatch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +84,12 @@ class SearchClient:
             name the document tokens, and the default BM25 fields of hybrid search.
         max_query_chars: longer queries are refused (the model reads at most its max query length anyway).
         encoder_options: passed to :func:`colsplade.encoders.load_encoder` (variant, threads, ...).
+        strict: default of :meth:`search`'s ``strict``: raise :class:`PartialResultError` when the engine
+            answers from only some shards (a node down, a shard unassigned), instead of returning the
+            result flagged ``partial`` (the default).
+
+    On a cluster, give ``settings`` every node's URL (``Settings(urls=[...])``, ``COLSPLADE_URL=a,b,c``): a
+    request to a node that is down is retried on another one by the engine's client.
     """
 
     def __init__(
@@ -91,6 +109,7 @@ class SearchClient:
         max_query_chars: int = 4096,
         encoder_options: Mapping[str, Any] | None = None,
         check_model_version: bool = True,
+        strict: bool = False,
     ) -> None:
         if rerank not in RERANK_MODES:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
@@ -106,6 +125,7 @@ class SearchClient:
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
+        self.strict = strict
         from colsplade.encoders import as_encoder
 
         # a pair gets the joint face (EncoderPair): the identity ingest recorded for it, one encode path
@@ -265,6 +285,7 @@ class SearchClient:
         highlight: Sequence[str] | None = None,
         explain: bool = False,
         splade: bool = True,
+        strict: bool | None = None,
     ) -> SearchResult:
         """Search the index: SPLADE first stage (+ optional kNN / BM25 candidates), MaxSim rerank, one page.
 
@@ -285,6 +306,8 @@ class SearchClient:
             explain: add each hit's SPLADE term shares and ColBERT token matches.
             splade: use the SPLADE clauses as candidates (False: only ``knn_k`` / ``bm25_fields`` candidates,
                 e.g. ColBERT token-ANN retrieval).
+            strict: raise :class:`PartialResultError` when a shard did not answer (default: the client's);
+                otherwise such a result comes back with ``partial`` True and the engine's ``shards`` counts.
 
         A query with no candidate source left (every SPLADE term pruned, say a query of emoji, and no
         ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
@@ -304,6 +327,7 @@ class SearchClient:
             first_stage_weight=first_stage_weight,
             source=source,
             highlight=highlight,
+            strict=strict,
         )
         query = self._check_query(query)
         query_impacts, query_vectors = self._encode_checked(query)
@@ -336,10 +360,11 @@ class SearchClient:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _search(self, body: Mapping[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    def _search(self, body: Mapping[str, Any], run: _Search) -> dict[str, Any]:
         t = time.perf_counter()
         answer = self.client.search(self.index, body)
-        timings["engine"] += (time.perf_counter() - t) * 1000
+        run.timings["engine"] += (time.perf_counter() - t) * 1000
+        run.saw(answer)
         return answer
 
     def _explain(
@@ -348,7 +373,7 @@ class SearchClient:
         hits: list[Hit],
         query_impacts: dict[str, float],
         query_vectors: np.ndarray,
-        timings: dict[str, float],
+        run: _Search,
     ) -> None:
         spec = self.spec
         fields = [spec.splade_field, *self.text_fields]
@@ -358,7 +383,7 @@ class SearchClient:
             fetch=token_fetch(spec, fields),
             source=fields,
         )
-        raw = self._search(body, timings)["hits"]["hits"]
+        raw = self._search(body, run)["hits"]["hits"]
         docs = {h["_id"]: h for h in raw}
         tokens = self._token_reader.read(raw)
         query_tokens = _safe_tokens(self._encoder, query, is_query=True)
@@ -416,6 +441,7 @@ class _Plan:
     bm25_weight: float
     source: Any
     highlight: list[str] | None
+    strict: bool
 
     @classmethod
     def check(cls, client: SearchClient, **a: Any) -> _Plan:
@@ -456,6 +482,7 @@ class _Plan:
             bm25_weight=float(a["bm25_weight"]),
             source=source_filter(a["source"], spec),
             highlight=list(a["highlight"]) if a["highlight"] else None,
+            strict=client.strict if a["strict"] is None else bool(a["strict"]),
         )
 
 
@@ -480,9 +507,29 @@ class _Search:
         self.started = started
         self.timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
         self.stage: dict[str, dict[str, float]] = {}
+        self.shards: ShardStats | None = None
 
     def search(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self.client._search(body, self.timings)["hits"]["hits"]
+        return self.client._search(body, self)["hits"]["hits"]
+
+    def saw(self, answer: Mapping[str, Any]) -> None:
+        """Keep the least complete shard counts of the search's answers; a strict search stops at a partial one."""
+        shards = ShardStats.from_answer(answer)
+        if shards is None:
+            return
+        self.shards = shards.worst(self.shards)
+        if shards.partial:
+            if self.plan.strict:
+                raise PartialResultError(
+                    self.client.index, shards.total, shards.successful, shards.failures, shards
+                )
+            logger.warning(
+                "search of %s answered by %d of %d shards (%s); the result is flagged partial",
+                self.client.index,
+                shards.successful,
+                shards.total,
+                "; ".join(shards.failures[:3]) or ("timed out" if shards.timed_out else "no reason given"),
+            )
 
     def extra_candidates(self) -> list[dict[str, Any]]:
         extra: list[dict[str, Any]] = []
@@ -617,7 +664,7 @@ class _Search:
         self, hits: list[Hit], candidates: int, *, explain: bool, reason: str | None = None
     ) -> SearchResult:
         if explain and hits:
-            self.client._explain(self.query, hits, self.query_impacts, self.query_vectors, self.timings)
+            self.client._explain(self.query, hits, self.query_impacts, self.query_vectors, self)
         self.timings["total"] = (time.perf_counter() - self.started) * 1000
         return SearchResult(
             query=self.query,
@@ -628,6 +675,7 @@ class _Search:
             timings_ms={k: round(v, 3) for k, v in self.timings.items()},
             query_terms=self.query_impacts,
             reason=reason,
+            shards=self.shards,
         )
 
 

@@ -10,6 +10,10 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
     An :class:`~colsplade.engines.EngineClient`; a test using it runs once per engine.
 ``engine_index``
     A unique index name on ``engine``, deleted after the test.
+``cluster`` (session)
+    A local 3-node cluster (:class:`~colsplade.engines.LocalCluster`: ``urls``, ``kill(i)``, ``restart(i)``,
+    ``wait_for(status)``) with throw-away data, started on first use; a test using it runs once per engine
+    and is marked ``slow`` (deselect with ``-m "not slow"``). One engine's cluster runs at a time.
 ``secured_engine`` (session)
     A :class:`~colsplade.testing.SecuredEngine`: a node with HTTPS and authentication, its CA file, an
     admin, and ``add_user(roles)`` for users of chosen roles. The cluster ``COLSPLADE_TEST_SECURE_URL``
@@ -37,7 +41,15 @@ from typing import Any
 import pytest
 
 from colsplade._types import EngineName
-from colsplade.engines import DEFAULT_VERSIONS, ENGINES, EngineClient, connect, start_node
+from colsplade.engines import (
+    DEFAULT_VERSIONS,
+    ENGINES,
+    EngineClient,
+    LocalCluster,
+    connect,
+    start_cluster,
+    start_node,
+)
 from colsplade.exceptions import ColspladeError
 from colsplade.testing._secured import SecuredEngine
 
@@ -140,6 +152,20 @@ class _Nodes:
         wait_for_logs(container, r'"message":\s?"started|\] started', timeout=240)
         return f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
 
+    def cluster(self, engine: EngineName) -> LocalCluster:
+        """A 3-node local cluster of ``engine`` (the caller stops it); fails or skips as :meth:`url` does."""
+        version = self.config.getoption(f"colsplade_{engine}_version")
+        try:
+            cluster = start_cluster(engine, 3, version, name=f"pytest-{os.getpid()}", ephemeral=True)
+        except (ColspladeError, OSError) as exc:
+            message = f"cannot start a 3-node {engine} cluster for the tests: {exc}"
+            if self.config.getoption("colsplade_allow_skip"):
+                pytest.skip(message)
+            pytest.fail(message, pytrace=False)
+        self._stoppers.append(cluster.stop)
+        self.startup_seconds[f"{engine} 3-node cluster"] = cluster.startup_seconds
+        return cluster
+
     def secured(self) -> SecuredEngine:
         with self._lock:
             if "secure" not in self._errors and "secure" not in self._secured:
@@ -203,27 +229,43 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"colsplade: local engine start-up times: {times}")
 
 
-_ENGINE_FIXTURES = {"engine", "engine_index", "elasticsearch_url", "opensearch_url", "secured_engine"}
+_ENGINE_FIXTURES = {
+    "engine",
+    "engine_index",
+    "elasticsearch_url",
+    "opensearch_url",
+    "secured_engine",
+    "cluster",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _ENGINE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.integration)
+        if "cluster" in fixtures:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "engine" in metafunc.fixturenames:
-        # A test that parametrizes its own "engine" argument (a plain string, say) keeps it.
-        for marker in metafunc.definition.iter_markers("parametrize"):
-            names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
-            if "engine" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
-                return
-        engines = [e.strip() for e in metafunc.config.getoption("colsplade_engines").split(",") if e.strip()]
-        unknown = set(engines) - set(ENGINES)
-        if unknown:
-            raise pytest.UsageError(f"--colsplade-engines: unknown engine(s) {sorted(unknown)}")
-        metafunc.parametrize("engine", engines, indirect=True, scope="session")
+    own: set[str] = set()
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if isinstance(names, str):
+            names = names.split(",")
+        own.update(n.strip() for n in names)
+    # A test that parametrizes its own "engine" argument (a plain string, say) keeps it; a test using both
+    # fixtures runs once per engine with the same engine for both.
+    fixtures = [f for f in ("engine", "cluster") if f in metafunc.fixturenames and f not in own]
+    if not fixtures:
+        return
+    engines = [e.strip() for e in metafunc.config.getoption("colsplade_engines").split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        raise pytest.UsageError(f"--colsplade-engines: unknown engine(s) {sorted(unknown)}")
+    values = engines if len(fixtures) == 1 else [(e,) * len(fixtures) for e in engines]
+    metafunc.parametrize(",".join(fixtures), values, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -246,6 +288,18 @@ def engine(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Itera
     client = connect(url=url, engine=engine_name)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
+    """A local 3-node cluster; tests using it run once per engine (``--colsplade-engines``), marked slow.
+
+    The fault tests kill and restart its nodes: a test that kills one restarts it before it ends.
+    """
+    engine_name: EngineName = getattr(request, "param", "elasticsearch")
+    started = pytestconfig.stash[_NODES_KEY].cluster(engine_name)
+    yield started
+    started.stop()
 
 
 @pytest.fixture
