@@ -26,6 +26,7 @@ from colsplade.exceptions import (
     ModelDirectoryError,
     ModelVersionMismatchError,
     ParityError,
+    StreamError,
 )
 
 try:
@@ -59,6 +60,7 @@ __all__ = [
     "ModelVersionMismatchError",
     "ParityError",
     "Settings",
+    "StreamError",
     "__version__",
     "connect",
     "connect_default",
