@@ -45,6 +45,19 @@ logger = logging.getLogger(__name__)
 __all__ = ["KafkaSource"]
 
 TopicPartition = tuple[str, int]
+_PRODUCER_ONLY = ("transaction", "acks", "linger.ms", "batch.", "compression.", "enable.idempotence")
+_CONSUMER_ONLY = (
+    "group.",
+    "session.",
+    "heartbeat.",
+    "auto.",
+    "enable.auto",
+    "isolation.",
+    "max.poll",
+    "partition.assignment",
+    "fetch.",
+    "queued.",
+)
 
 
 def _kafka() -> Any:
@@ -316,6 +329,7 @@ class KafkaSource(Source):
             self._thread.join(timeout=60)
         try:
             self._commit(final=True)
+            self._quietly(self._update_lag, cached=False)
         finally:
             self._consumer.close()  # leaves the group; the revoke callback commits again (no-op)
             if self._producer is not None:
@@ -342,8 +356,14 @@ class KafkaSource(Source):
 
     # ------------------------------------------------------------------ the poller thread
 
-    def _client_config(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap, **self.config}
+    def _client_config(self, role: str) -> dict[str, Any]:
+        """The caller's properties for one client: those of the other role only are left out (librdkafka
+        would warn about each)."""
+        other = _PRODUCER_ONLY if role == "consumer" else _CONSUMER_ONLY
+        return {
+            "bootstrap.servers": self.bootstrap,
+            **{k: v for k, v in self.config.items() if not k.startswith(other)},
+        }
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -358,13 +378,11 @@ class KafkaSource(Source):
             "enable.auto.offset.store": False,
             "queued.max.messages.kbytes": 8192,
             "enable.partition.eof": False,
-            **self._client_config(),
+            **self._client_config("consumer"),
         }
         self._consumer = ck.Consumer(conf, logger=kafka_logger)
         if self.dlq_topic:
-            producer_conf = {
-                k: v for k, v in self._client_config().items() if not k.startswith(("session.", "heartbeat."))
-            }
+            producer_conf = self._client_config("producer")
             producer_conf.setdefault("transactional.id", f"colsplade-{self.group}-{uuid.uuid4().hex[:12]}")
             producer_conf.setdefault("transaction.timeout.ms", 30000)
             self._producer = ck.Producer(producer_conf, logger=kafka_logger)
@@ -407,11 +425,11 @@ class KafkaSource(Source):
             with self._buffer.cond:
                 self._buffer.cond.notify_all()
 
-    def _quietly(self, check: Any) -> None:
+    def _quietly(self, check: Any, **kwargs: Any) -> None:
         """A lag or caught-up query that fails now (broker away, offsets of a pending transaction) is
         retried at the next tick."""
         try:
-            check()
+            check(**kwargs)
         except _kafka().KafkaException as exc:
             logger.debug("kafka: %s failed, retried later: %s", check.__name__, exc)
 
@@ -604,13 +622,19 @@ class KafkaSource(Source):
 
     # ------------------------------------------------------------------ lag
 
-    def _update_lag(self) -> None:
+    def _update_lag(self, cached: bool = True) -> None:
+        """Messages of the assigned partitions not yet settled: end offset - settled (or read) offset."""
         ck = _kafka()
         lag = 0
         with self._offsets.lock:
             parts = list(self._offsets.parts.items())
         for (t, p), part in parts:
-            _low, high = self._consumer.get_watermark_offsets(ck.TopicPartition(t, p), cached=True)
+            tp = ck.TopicPartition(t, p)
+            _low, high = (
+                self._consumer.get_watermark_offsets(tp, cached=True)
+                if cached
+                else self._consumer.get_watermark_offsets(tp, timeout=5)
+            )
             done = part.done_to if part.done_to is not None else part.committed
             if high is not None and high >= 0 and done is not None:
                 lag += max(0, high - done)

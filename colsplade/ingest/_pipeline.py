@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
-from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import EngineRefusedError, InvalidInputError, ModelVersionMismatchError
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
@@ -211,15 +211,13 @@ def prepare_index(
     Creates the index (with ``layout``) when missing; adds colsplade's fields to an index without them;
     refuses (:class:`ModelVersionMismatchError`) an index encoded with another model unless ``reencode``.
     """
-    from colsplade.engines import create_index
 
     layout = layout or Layout()
     name, version = _model_of(encoder)
     dim = _colbert_dim(encoder) or 128
     switch_model = False
-    if not client.index_exists(index):
-        spec = create_index(client, index, layout.spec(dim), model_name=name, model_version=version)["spec"]
-    else:
+    spec = _create_if_missing(client, index, layout, dim, name, version)
+    if spec is None:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
@@ -248,6 +246,24 @@ def prepare_index(
     if chunked:
         _add_passage_fields(client, index)
     return spec, switch_model
+
+
+def _create_if_missing(
+    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str
+) -> FieldSpec | None:
+    """Create the index; None when it exists (made by the team, a former run, or a worker starting at
+    the same moment: stream workers of one consumer group often do)."""
+    from colsplade.engines import create_index
+
+    if client.index_exists(index):
+        return None
+    try:
+        return create_index(client, index, layout.spec(dim), model_name=name, model_version=version)["spec"]
+    except EngineRefusedError as exc:
+        if exc.error_type != "resource_already_exists_exception":
+            raise
+        logger.info("index %s was created meanwhile by another run", index)
+        return None
 
 
 def _add_fields(

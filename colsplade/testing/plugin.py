@@ -10,6 +10,12 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
     An :class:`~colsplade.engines.EngineClient`; a test using it runs once per engine.
 ``engine_index``
     A unique index name on ``engine``, deleted after the test.
+``kafka_bootstrap`` (session)
+    ``host:port`` of a real Kafka broker: ``COLSPLADE_TEST_KAFKA_BOOTSTRAP`` when set, else a container where
+    a Docker engine answers, else a local KRaft broker from Maven Central
+    (:func:`colsplade.streams.start_broker`) with throw-away data. ``kafka_broker`` is that local
+    :class:`~colsplade.streams.KafkaBroker` (for tests that restart it; one is started when the
+    session's broker is not local).
 
 A node that cannot be started fails the tests that need it, with the reason and the log file. Only the
 explicit opt-out ``--colsplade-allow-skip`` turns that into a skip (CI never sets it). Nodes started here
@@ -133,6 +139,50 @@ class _Nodes:
         wait_for_logs(container, r'"message":\s?"started|\] started', timeout=240)
         return f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
 
+    def kafka(self) -> tuple[str, Any]:
+        """(bootstrap, the local KafkaBroker or None), started once per session."""
+        with self._lock:
+            if "kafka" not in self._urls and "kafka" not in self._errors:
+                try:
+                    self._urls["kafka"], self._kafka_broker = self._start_kafka()
+                except (ColspladeError, OSError) as exc:
+                    self._errors["kafka"] = f"cannot start Kafka for the tests: {exc}"
+            if "kafka" in self._urls:
+                return self._urls["kafka"], getattr(self, "_kafka_broker", None)
+            message = self._errors["kafka"]
+        if self.config.getoption("colsplade_allow_skip"):
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+
+    def _start_kafka(self) -> tuple[str, Any]:
+        from colsplade.streams import start_broker
+
+        if env := os.environ.get("COLSPLADE_TEST_KAFKA_BOOTSTRAP"):
+            return env, None
+        if not self.config.getoption("colsplade_no_docker") and _docker_available():
+            from testcontainers.kafka import KafkaContainer
+
+            container = KafkaContainer().with_kraft()
+            container.start()
+            self._stoppers.append(container.stop)
+            return container.get_bootstrap_server(), None
+        broker = start_broker(name=f"pytest-{os.getpid()}", ephemeral=True)
+        self._stoppers.append(broker.stop)
+        self.startup_seconds["kafka"] = broker.startup_seconds
+        return broker.bootstrap, broker
+
+    def local_kafka(self) -> Any:
+        """A local broker this session may restart: the session's, or one started for it."""
+        _, broker = self.kafka()
+        if broker is None:
+            from colsplade.streams import start_broker
+
+            with self._lock:
+                broker = start_broker(name=f"pytest-local-{os.getpid()}", ephemeral=True)
+                self._stoppers.append(broker.stop)
+                self._kafka_broker = broker
+        return broker
+
     def stop_all(self) -> None:
         while self._stoppers:
             stop = self._stoppers.pop()
@@ -173,7 +223,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"colsplade: local engine start-up times: {times}")
 
 
-_ENGINE_FIXTURES = {"engine", "engine_index", "elasticsearch_url", "opensearch_url"}
+_ENGINE_FIXTURES = {
+    "engine",
+    "engine_index",
+    "elasticsearch_url",
+    "opensearch_url",
+    "kafka_bootstrap",
+    "kafka_broker",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -226,3 +283,15 @@ def engine_index(engine: EngineClient) -> Iterator[str]:
     with contextlib.suppress(ColspladeError):
         if engine.index_exists(name):
             engine.delete_index(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(pytestconfig: pytest.Config) -> str:
+    """``host:port`` of a real Kafka broker for this test session."""
+    return pytestconfig.stash[_NODES_KEY].kafka()[0]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(pytestconfig: pytest.Config) -> Any:
+    """A local :class:`~colsplade.streams.KafkaBroker` a test may stop and restart."""
+    return pytestconfig.stash[_NODES_KEY].local_kafka()
