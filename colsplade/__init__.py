@@ -27,6 +27,7 @@ from colsplade.exceptions import (
     ModelVersionMismatchError,
     ParityError,
     PartialResultError,
+    StreamError,
 )
 
 try:
@@ -61,6 +62,7 @@ __all__ = [
     "ParityError",
     "PartialResultError",
     "Settings",
+    "StreamError",
     "__version__",
     "connect",
     "connect_default",

@@ -18,6 +18,7 @@ the whole family at once, or one branch:
     ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
         ``CodecMismatchError`` -- an index whose token codes were written with another codec.
     ``ParityError`` -- an exported ONNX graph disagrees with the torch model; ``report`` has the figures.
+    ``StreamError`` -- a stream client (Kafka) failed for good; nothing past the committed offsets is lost.
     ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
 
 Messages say what to do next. They never contain secrets: URLs are passed through
@@ -45,6 +46,7 @@ __all__ = [
     "ModelVersionMismatchError",
     "ParityError",
     "PartialResultError",
+    "StreamError",
 ]
 
 
@@ -264,3 +266,9 @@ class MissingExtraError(ColspladeError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(f"{package} is not installed; install it with: pip install 'colsplade[{extra}]'")
+
+
+class StreamError(ColspladeError):
+    """A stream client failed for good: a fatal Kafka consumer error, a commit that cannot be retried, a
+    transaction that had to be aborted. Nothing past the last committed offsets was acknowledged, so
+    running the worker again redoes the rest (idempotent ids: nothing doubles)."""

@@ -170,3 +170,56 @@ def engine_status(kind: str | None, as_json: bool) -> None:
             click.echo(
                 f"{name} {info['version']}: {state} at {info['url']} (pid {info['pid']}, log {info['log_file']})"
             )
+
+
+# ---------------------------------------------------------------------------------------------- Kafka
+
+
+@engine_group.group("kafka")
+def kafka_group() -> None:
+    """Local single-node Apache Kafka broker (KRaft, from Maven Central) for stream ingest."""
+
+
+@kafka_group.command("up")
+@click.option("--version", help="Kafka version (default: the newest verified one).")
+@click.option("--port", type=int, help="Client port on 127.0.0.1 (default: a free one).")
+@click.option("--heap", default="512m", show_default=True, help="JVM heap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the broker as JSON.")
+def kafka_up(version: str | None, port: int | None, heap: str, as_json: bool) -> None:
+    """Start a local broker (reuses a running one) and print its bootstrap address."""
+    from colsplade.streams import start_broker
+
+    broker = start_broker(version, port=port, heap=heap)
+    if as_json:
+        echo_json({**dataclasses.asdict(broker), "bootstrap": broker.bootstrap})
+    else:
+        click.echo(
+            f"kafka {broker.version} running at {broker.bootstrap} (pid {broker.pid}, log {broker.log_file})"
+        )
+
+
+@kafka_group.command("down")
+def kafka_down() -> None:
+    """Stop the local broker."""
+    from colsplade.streams import stop_broker
+
+    click.echo("kafka stopped" if stop_broker() else "no local kafka broker was running")
+
+
+@kafka_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def kafka_status(as_json: bool) -> None:
+    """Show the local broker and whether it answers."""
+    from colsplade.streams import broker_status
+
+    broker = broker_status()
+    info = None if broker is None else {**dataclasses.asdict(broker), "bootstrap": broker.bootstrap}
+    if as_json:
+        echo_json({"kafka": info and {**info, "healthy": broker.is_running()}})
+    elif broker is None:
+        click.echo("kafka: not running")
+    else:
+        state = "healthy" if broker.is_running() else "not answering"
+        click.echo(
+            f"kafka {broker.version}: {state} at {broker.bootstrap} (pid {broker.pid}, log {broker.log_file})"
+        )

@@ -16,6 +16,63 @@ from colsplade.cli._options import CliState, connection_options, layout_options,
 __all__ = ["ingest_command"]
 
 
+def _kafka_options(f):
+    """The options of a ``kafka://`` SOURCE."""
+    for option in reversed(
+        [
+            click.option("--group", help="kafka:// SOURCE: the consumer group (or ?group=NAME in the URL)."),
+            click.option(
+                "--until-caught-up",
+                is_flag=True,
+                help="kafka:// SOURCE: stop once the group has read every partition to its end (default: run until SIGTERM).",
+            ),
+            click.option(
+                "--dlq-topic", help="kafka:// SOURCE: also send dead letters to this topic (transactionally)."
+            ),
+            click.option(
+                "--value-format",
+                type=click.Choice(["json", "jsonl"]),
+                default="json",
+                show_default=True,
+                help="kafka:// SOURCE: one JSON object per message, or one per line of a message.",
+            ),
+            click.option(
+                "-X",
+                "--kafka-config",
+                "kafka_config",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="kafka:// SOURCE: a librdkafka property (security.protocol, sasl.*, session.timeout.ms ...).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _kafka_source(
+    source: str, id_field: str | None, group, until_caught_up, dlq_topic, value_format, kafka_config
+):
+    from colsplade.exceptions import InvalidInputError
+    from colsplade.ingest import KafkaSource
+
+    config = {}
+    for item in kafka_config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"-X takes KEY=VALUE, not {item!r}")
+        config[key.strip()] = value.strip()
+    return KafkaSource.from_url(
+        source,
+        group=group,
+        until_caught_up=until_caught_up,
+        dlq_topic=dlq_topic,
+        value_format=value_format,
+        config=config,
+        key_as_id=id_field is None,
+    )
+
+
 @click.command("ingest")
 @click.argument("source")
 @click.option(
@@ -73,6 +130,7 @@ __all__ = ["ingest_command"]
 @click.option(
     "--in-place", is_flag=True, help="With --from-index: add colsplade's fields to SOURCE's documents."
 )
+@_kafka_options
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @connection_options()
@@ -104,13 +162,19 @@ def ingest_command(
     alias,
     target,
     in_place,
+    group,
+    until_caught_up,
+    dlq_topic,
+    value_format,
+    kafka_config,
     no_progress,
     as_json,
 ):
     """Encode the documents of SOURCE and write them into an index.
 
-    SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, or with --from-index an index or alias.
-    Exit status 0 when every document was indexed, 3 when some were dead-lettered; `colsplade --help`
+    SOURCE: JSONL / JSON file(s) or a glob (quote it), '-' for stdin, with --from-index an index or alias,
+    or kafka://HOST:PORT/TOPIC with --group NAME (offsets committed once the engine acknowledged; SIGTERM
+    commits and exits). Exit status 0 when every document was indexed, 3 when some were dead-lettered; `colsplade --help`
     lists the others.
     """
     from colsplade.encoders import as_encoder
@@ -163,14 +227,38 @@ def ingest_command(
                 target=target,
                 **options,
             )
+        elif source.startswith("kafka://"):
+            index_name = index_name or settings.index
+            options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
+            stream = _kafka_source(
+                source, id_field, group, until_caught_up, dlq_topic, value_format, kafka_config
+            )
+            summary = _run_stream(stream, client, index_name, encoder, options)
         else:
             index_name = index_name or settings.index
             options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
             summary = ingest(source, client, index_name, encoder, **options)
+    _echo_summary(summary, as_json)
+    sys.exit(summary.exit_code)
+
+
+def _run_stream(stream, client, index_name, encoder, options):
+    """Ingest a stream; SIGTERM stops reading, and the run drains, commits and returns."""
+    import signal
+
+    from colsplade.ingest import ingest
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stream.stop())
+    try:
+        return ingest(stream, client, index_name, encoder, **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _echo_summary(summary, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2, default=str))
     else:
         click.echo(str(summary))
         for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
             click.echo(f"  {count:>8}  {reason}")
-    sys.exit(summary.exit_code)

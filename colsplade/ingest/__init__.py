@@ -12,7 +12,9 @@ Typical use::
     print(summary)  # read, indexed, dead-lettered, retried, docs/s, encode vs write time
 
 Kill it at any point and run it again with the same checkpoint: every document ends up in the index
-exactly once (``_id`` s are the source ids or a stable content hash). ``reindex`` re-encodes an existing
+exactly once (``_id`` s are the source ids or a stable content hash). A :class:`KafkaSource`
+(``"kafka://HOST:PORT/TOPIC?group=NAME"``) reads a topic as a consumer group member and commits offsets
+only once the engine acknowledged the documents before them. ``reindex`` re-encodes an existing
 index into a new versioned index behind an alias, or in place.
 """
 
@@ -20,6 +22,7 @@ from colsplade.engines import RetryPolicy
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
 from colsplade.ingest._encoded import EncodedDocument, ingest_encoded
+from colsplade.ingest._kafka import KafkaSource
 from colsplade.ingest._pipeline import (
     Batching,
     CodecOptions,
@@ -52,6 +55,7 @@ __all__ = [
     "IndexSource",
     "IngestSummary",
     "IterableSource",
+    "KafkaSource",
     "Layout",
     "Passages",
     "Record",

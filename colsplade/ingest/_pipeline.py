@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
-from colsplade.exceptions import InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import EngineRefusedError, InvalidInputError, ModelVersionMismatchError
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
@@ -66,6 +66,7 @@ class IngestSummary:
     index: str
     read: int = 0
     indexed: int = 0
+    deleted: int = 0
     passages: int = 0
     dead_lettered: int = 0
     retried: int = 0
@@ -82,6 +83,8 @@ class IngestSummary:
     tokens: int = 0
     alias: str | None = None
     alias_switched: bool = False
+    # a stream source's figures (Kafka: consumer lag, messages/s, committed offsets, rebalances)
+    stream: dict[str, Any] | None = None
 
     @property
     def docs_per_second(self) -> float:
@@ -102,6 +105,10 @@ class IngestSummary:
             f"{self.index} in {self.seconds:.1f} s ({self.docs_per_second:.1f} docs/s; encode "
             f"{self.encode_seconds:.1f} s, write {self.write_seconds:.1f} s; {self.retried} retried)"
         )
+        if self.deleted:
+            text += f"; {self.deleted} deleted"
+        if self.stream is not None:
+            text += f"; lag {self.stream.get('lag')}, {self.stream.get('messages_per_second')} msg/s"
         if self.dead_lettered and self.dead_letter:
             text += f"; rejects in {self.dead_letter}"
         return text
@@ -207,23 +214,13 @@ def prepare_index(
     Creates the index (with ``layout``) when missing; adds colsplade's fields to an index without them;
     refuses (:class:`ModelVersionMismatchError`) an index encoded with another model unless ``reencode``.
     """
-    from colsplade.engines import create_index
 
     layout = layout or Layout()
     name, version = _model_of(encoder)
     dim = _colbert_dim(encoder) or 128
     switch_model = False
-    if not client.index_exists(index):
-        spec = create_index(
-            client,
-            index,
-            layout.spec(dim),
-            model_name=name,
-            model_version=version,
-            shards=layout.shards,
-            replicas=layout.replicas,
-        )["spec"]
-    else:
+    spec = _create_if_missing(client, index, layout, dim, name, version)
+    if spec is None:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
@@ -252,6 +249,32 @@ def prepare_index(
     if chunked:
         _add_passage_fields(client, index)
     return spec, switch_model
+
+
+def _create_if_missing(
+    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str
+) -> FieldSpec | None:
+    """Create the index; None when it exists (made by the team, a former run, or a worker starting at
+    the same moment: stream workers of one consumer group often do)."""
+    from colsplade.engines import create_index
+
+    if client.index_exists(index):
+        return None
+    try:
+        return create_index(
+            client,
+            index,
+            layout.spec(dim),
+            model_name=name,
+            model_version=version,
+            shards=layout.shards,
+            replicas=layout.replicas,
+        )["spec"]
+    except EngineRefusedError as exc:
+        if exc.error_type != "resource_already_exists_exception":
+            raise
+        logger.info("index %s was created meanwhile by another run", index)
+        return None
 
 
 def _add_fields(
@@ -570,6 +593,11 @@ def _read_stage(run: _Run) -> None:
         for record in run.src.records(run.resume):
             if run.stop.is_set():
                 return
+            if record is None:  # the source is idle for now: pass on what is batched
+                if batch and not _put(run.to_encode, _Batch(batch), run.stop):
+                    return
+                batch, units = [], 0
+                continue
             item = _Item(record)
             if record.doc is not None:
                 result = prepare_document(
@@ -629,6 +657,7 @@ def _encode_stage(run: _Run) -> None:
                     return
                 _put(run.to_write, batch, run.stop)
                 return
+            _drop_unwanted(run, batch)
             _encode_units(run.encoder, batch)
             if run.codec_fit is not None:
                 if run.codec_fit.hold(batch) and not _release_held(run):
@@ -639,6 +668,12 @@ def _encode_stage(run: _Run) -> None:
                 return
     except BaseException as exc:
         _put(run.to_write, _Failure(exc), run.stop)
+
+
+def _drop_unwanted(run: _Run, batch: _Batch) -> None:
+    """Drop the records the source no longer wants (a revoked partition's, which its new owner redoes)."""
+    if run.src.self_committing:
+        batch.items = [item for item in batch.items if run.src.accepts(item.record)]
 
 
 def _next_batches(run: _Run, held: Any) -> tuple[list[_Batch] | None, Any, bool]:
@@ -671,18 +706,20 @@ class _Progress:
         self.started = started
         self.last_log = time.monotonic()
 
-    def update(self, summary: IngestSummary, n_records: int) -> None:
+    def update(self, summary: IngestSummary, n_records: int, stream: dict[str, Any] | None) -> None:
+        lag = {} if stream is None else {"lag": stream.get("lag")}
         if self.bar is not None:
             self.bar.update(n_records)
-            self.bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, refresh=False)
+            self.bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, **lag, refresh=False)
         elif time.monotonic() - self.last_log >= 30:
             self.last_log = time.monotonic()
             logger.info(
-                "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s",
+                "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s%s",
                 summary.read,
                 summary.indexed,
                 summary.dead_lettered,
                 summary.indexed / max(1e-9, self.last_log - self.started),
+                f", lag {lag['lag']}" if lag else "",
             )
 
     def close(self) -> None:
@@ -712,6 +749,11 @@ def _write_stage(
         if finished:
             return True
         assert batches is not None
+        for batch in batches:
+            _drop_unwanted(run, batch)
+        batches = [batch for batch in batches if batch.items]
+        if not batches:
+            continue
         _settle(
             batches,
             client=run.client,
@@ -724,12 +766,13 @@ def _write_stage(
             dead=dead,
             summary=summary,
         )
+        run.src.acknowledge([item.record for batch in batches for item in batch.items])
         if ckpt is not None:
             ckpt.save(
                 batches[-1].items[-1].record.position,
                 counts={"indexed": summary.indexed, "dead_lettered": summary.dead_lettered},
             )
-        progress.update(summary, sum(len(b.items) for b in batches))
+        progress.update(summary, sum(len(b.items) for b in batches), run.src.stats())
         if on_batch is not None:
             on_batch(summary)
 
@@ -781,6 +824,11 @@ def ingest(
     started = time.monotonic()
     passages = passages or Passages()
     src: Source = as_source(source)
+    if checkpoint is not None and src.self_committing:
+        raise InvalidInputError(
+            f"a {src.kind} source keeps its position itself (the consumer group's committed offsets); "
+            "drop the checkpoint"
+        )
     if isinstance(encoder, str | os.PathLike):
         from colsplade.encoders import as_encoder
 
@@ -911,7 +959,7 @@ def _run_stages(
     on_batch: Callable[[IngestSummary], None] | None,
 ) -> bool:
     """Start the reader and encoder threads, write in this one; stop every thread on the way out."""
-    dead = DeadLetterWriter(dead_letter)
+    dead = run.src.dead_letters(dead_letter)
     run.truncated_before = getattr(run.encoder, "truncated_count", 0)
     bar = _Progress(run.src, progress, time.monotonic())
     reader = threading.Thread(target=_read_stage, args=(run,), name="colsplade-ingest-read", daemon=True)
@@ -936,6 +984,8 @@ def _run_stages(
         reader.join(timeout=5)
         worker.join(timeout=30)
         summary.reasons = dict(dead.reasons)
+        run.src.close()  # a stream commits what this run settled
+        summary.stream = run.src.stats()
 
 
 def _settle(
@@ -952,17 +1002,7 @@ def _settle(
     summary: IngestSummary,
 ) -> None:
     """Write the batches' documents, dead-letter what was refused, count; returns when all is settled."""
-    actions: list[BulkAction] = []
-    owners: list[_Item] = []
-    for batch in batches:
-        summary.encode_seconds += batch.encode_seconds
-        summary.tokens += batch.tokens
-        for item in batch.items:
-            if item.encode_error is not None:
-                continue  # dead-lettered whole, none of its passages is written
-            for doc_id, source in item.sources:
-                actions.append(BulkAction(index=index, doc_id=doc_id, source=source, op=op))
-                owners.append(item)
+    actions, owners = _actions(batches, index, op, summary)
     t0 = time.monotonic()
     results = bulk_write(
         client, actions, chunk_size=bulk_docs, max_chunk_bytes=bulk_bytes, retry=retry, on_retry=on_retry
@@ -970,7 +1010,10 @@ def _settle(
     summary.write_seconds += time.monotonic() - t0
     refused: dict[int, list[tuple[str, Any]]] = {}
     for action, owner, result in zip(actions, owners, results, strict=True):
-        if result.ok:
+        if action.op == "delete":
+            if not result.ok and result.status != 404:  # a document already gone is deleted
+                refused.setdefault(id(owner), []).append((action.doc_id, result))
+        elif result.ok:
             summary.passages += 1
         else:
             refused.setdefault(id(owner), []).append((action.doc_id, result))
@@ -1007,11 +1050,35 @@ def _settle(
                         document=record.doc,
                     )
             else:
-                summary.indexed += 1
+                if record.delete:
+                    summary.deleted += 1
+                else:
+                    summary.indexed += 1
                 continue
             summary.dead_lettered += 1
     # Durable before the checkpoint moves past these records.
     dead.sync()
+
+
+def _actions(
+    batches: list[_Batch], index: str, op: str, summary: IngestSummary
+) -> tuple[list[BulkAction], list[_Item]]:
+    """The bulk actions of the batches (a deleted record's is a delete), each with the item it is for."""
+    actions: list[BulkAction] = []
+    owners: list[_Item] = []
+    for batch in batches:
+        summary.encode_seconds += batch.encode_seconds
+        summary.tokens += batch.tokens
+        for item in batch.items:
+            if item.record.delete and item.record.doc_id is not None:
+                actions.append(BulkAction(index=index, doc_id=item.record.doc_id, source=None, op="delete"))  # type: ignore[arg-type]
+                owners.append(item)
+            if item.encode_error is not None:
+                continue  # dead-lettered whole, none of its passages is written
+            for doc_id, source in item.sources:
+                actions.append(BulkAction(index=index, doc_id=doc_id, source=source, op=op))
+                owners.append(item)
+    return actions, owners
 
 
 def _progress_bar(src: Source, enabled: bool | None) -> Any:

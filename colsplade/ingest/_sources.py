@@ -13,12 +13,13 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from colsplade.exceptions import InvalidInputError
+from colsplade.ingest._checkpoint import DeadLetterWriter
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class Record:
 
     ``seq``: 0-based ordinal within this run; ``position``: where to resume *after* this record;
     ``doc``: the parsed object, or None when ``error`` says why it could not be read (``raw`` then holds
-    the text, undecodable bytes escaped); ``doc_id``: an id the source itself knows (an index's ``_id``).
+    the text, undecodable bytes escaped); ``doc_id``: an id the source itself knows (an index's ``_id``,
+    a Kafka message's key); ``delete``: the source says the document ``doc_id`` is gone (a Kafka tombstone).
     """
 
     seq: int
@@ -51,12 +53,22 @@ class Record:
     error: str | None = None
     raw: str | None = None
     doc_id: str | None = None
+    delete: bool = False
 
 
 class Source:
-    """Base class: a named, ordered, resumable stream of :class:`Record`."""
+    """Base class: a named, ordered, resumable stream of :class:`Record`.
+
+    A source that keeps its own position (a Kafka consumer group's committed offsets) sets
+    ``self_committing`` and uses the hooks the pipeline calls: :meth:`accepts` before a record is encoded
+    and written, :meth:`acknowledge` once records are settled (acknowledged by the engine or
+    dead-lettered, the dead letters synced), :meth:`dead_letters` for the run's dead-letter writer,
+    :meth:`close` when the run ends and :meth:`stats` for the progress line and the summary. A source may
+    yield ``None`` to say it is idle for now: what is batched is then passed on instead of waiting.
+    """
 
     kind = "source"
+    self_committing = False
 
     def signature(self) -> dict[str, Any]:
         """What identifies this source in a checkpoint (a checkpoint of another source is refused)."""
@@ -68,6 +80,24 @@ class Source:
 
     def records(self, resume: Mapping[str, Any] | None = None) -> Iterator[Record]:
         raise NotImplementedError
+
+    def accepts(self, record: Record) -> bool:
+        """Whether ``record`` is still wanted (False: its partition was revoked, drop it)."""
+        return True
+
+    def acknowledge(self, records: Sequence[Record]) -> None:
+        """``records`` are settled: the engine acknowledged them or their dead letters are synced."""
+
+    def dead_letters(self, path: str | os.PathLike[str] | None) -> DeadLetterWriter:
+        """The dead-letter writer of a run reading this source."""
+        return DeadLetterWriter(path)
+
+    def close(self) -> None:
+        """The run is over (finished, stopped or failed): release what the source holds."""
+
+    def stats(self) -> dict[str, Any] | None:
+        """Figures of a stream (consumer lag, throughput) for the progress line and the summary."""
+        return None
 
 
 def _parse_line(line: bytes, seq: int, position: dict[str, Any], max_bytes: int) -> Record:
@@ -357,9 +387,13 @@ class IndexSource(Source):
 
 def as_source(value: Any) -> Source:
     """A :class:`Source` from what the caller has: a Source, ``"-"`` (stdin), a path / glob / list of
-    paths, a binary stream, or an iterable of dicts."""
+    paths, a binary stream, an iterable of dicts, or ``kafka://HOST:PORT/TOPIC?group=NAME``."""
     if isinstance(value, Source):
         return value
+    if isinstance(value, str) and value.startswith("kafka://"):
+        from colsplade.ingest._kafka import KafkaSource
+
+        return KafkaSource.from_url(value)
     if isinstance(value, str) and value == "-":
         return StreamSource()
     if isinstance(value, str | os.PathLike):

@@ -19,6 +19,12 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
     admin, and ``add_user(roles)`` for users of chosen roles. The cluster ``COLSPLADE_TEST_SECURE_URL``
     (``_CA_CERTS``, ``_USERNAME``, ``_PASSWORD``) names when set; else a local OpenSearch node with the
     security plugin (``start_node(..., secure=True)``), started once and stopped at the end.
+``kafka_bootstrap`` (session)
+    ``host:port`` of a real Kafka broker: ``COLSPLADE_TEST_KAFKA_BOOTSTRAP`` when set, else a container where
+    a Docker engine answers, else a local KRaft broker from Maven Central
+    (:func:`colsplade.streams.start_broker`) with throw-away data. ``kafka_broker`` is that local
+    :class:`~colsplade.streams.KafkaBroker` (for tests that restart it; one is started when the
+    session's broker is not local).
 
 A node that cannot be started fails the tests that need it, with the reason and the log file. Only the
 explicit opt-out ``--colsplade-allow-skip`` turns that into a skip (CI never sets it). Nodes started here
@@ -180,6 +186,21 @@ class _Nodes:
             pytest.skip(message)
         pytest.fail(message, pytrace=False)
 
+    def kafka(self) -> tuple[str, Any]:
+        """(bootstrap, the local KafkaBroker or None), started once per session."""
+        with self._lock:
+            if "kafka" not in self._urls and "kafka" not in self._errors:
+                try:
+                    self._urls["kafka"], self._kafka_broker = self._start_kafka()
+                except (ColspladeError, OSError) as exc:
+                    self._errors["kafka"] = f"cannot start Kafka for the tests: {exc}"
+            if "kafka" in self._urls:
+                return self._urls["kafka"], getattr(self, "_kafka_broker", None)
+            message = self._errors["kafka"]
+        if self.config.getoption("colsplade_allow_skip"):
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+
     def _start_secured(self) -> SecuredEngine:
         version = self.config.getoption("colsplade_opensearch_version")
         node = start_node(
@@ -188,6 +209,35 @@ class _Nodes:
         self._stoppers.append(node.stop)
         self.startup_seconds["opensearch (secured)"] = node.startup_seconds
         return SecuredEngine.from_node(node)
+
+    def _start_kafka(self) -> tuple[str, Any]:
+        from colsplade.streams import start_broker
+
+        if env := os.environ.get("COLSPLADE_TEST_KAFKA_BOOTSTRAP"):
+            return env, None
+        if not self.config.getoption("colsplade_no_docker") and _docker_available():
+            from testcontainers.kafka import KafkaContainer
+
+            container = KafkaContainer().with_kraft()
+            container.start()
+            self._stoppers.append(container.stop)
+            return container.get_bootstrap_server(), None
+        broker = start_broker(name=f"pytest-{os.getpid()}", ephemeral=True)
+        self._stoppers.append(broker.stop)
+        self.startup_seconds["kafka"] = broker.startup_seconds
+        return broker.bootstrap, broker
+
+    def local_kafka(self) -> Any:
+        """A local broker this session may restart: the session's, or one started for it."""
+        _, broker = self.kafka()
+        if broker is None:
+            from colsplade.streams import start_broker
+
+            with self._lock:
+                broker = start_broker(name=f"pytest-local-{os.getpid()}", ephemeral=True)
+                self._stoppers.append(broker.stop)
+                self._kafka_broker = broker
+        return broker
 
     def stop_all(self) -> None:
         while self._stoppers:
@@ -236,6 +286,8 @@ _ENGINE_FIXTURES = {
     "opensearch_url",
     "secured_engine",
     "cluster",
+    "kafka_bootstrap",
+    "kafka_broker",
 }
 
 
@@ -316,3 +368,15 @@ def engine_index(engine: EngineClient) -> Iterator[str]:
 def secured_engine(pytestconfig: pytest.Config) -> SecuredEngine:
     """A real node with TLS and authentication (see :class:`~colsplade.testing.SecuredEngine`)."""
     return pytestconfig.stash[_NODES_KEY].secured()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(pytestconfig: pytest.Config) -> str:
+    """``host:port`` of a real Kafka broker for this test session."""
+    return pytestconfig.stash[_NODES_KEY].kafka()[0]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(pytestconfig: pytest.Config) -> Any:
+    """A local :class:`~colsplade.streams.KafkaBroker` a test may stop and restart."""
+    return pytestconfig.stash[_NODES_KEY].local_kafka()
