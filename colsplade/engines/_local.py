@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,10 +28,14 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from colsplade._process import free_port as _free_port
+from colsplade._process import mvn_copy_with_deps
+from colsplade._process import pid_alive as _pid_alive
+from colsplade._process import terminate_group as _terminate_group
 from colsplade._types import ENGINE_NAMES, EngineName
 from colsplade.config import Settings
 from colsplade.exceptions import EngineStartError, InvalidInputError
@@ -193,50 +196,6 @@ def _mvn_copy(artifact: str, dest: Path) -> Path:
     return path
 
 
-def _mvn_copy_with_deps(coordinates: Sequence[str], dest: Path, exclude_groups: Sequence[str]) -> list[Path]:
-    """Fetch artifacts and their runtime dependencies (minus ``exclude_groups``) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    exclusions = "".join(
-        f"<exclusion><groupId>{g}</groupId><artifactId>*</artifactId></exclusion>" for g in exclude_groups
-    )
-    deps = ""
-    for coordinate in coordinates:
-        group, name, version = coordinate.split(":")
-        deps += (
-            f"<dependency><groupId>{group}</groupId><artifactId>{name}</artifactId><version>{version}</version>"
-            f"<exclusions>{exclusions}</exclusions></dependency>"
-        )
-    pom = (
-        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
-        "<groupId>colsplade.local</groupId><artifactId>engine-modules</artifactId><version>0</version>"
-        f"<dependencies>{deps}</dependencies></project>"
-    )
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise EngineStartError(
-            "Maven (mvn) is needed to fetch engine modules; install it (apt-get install maven)"
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "pom.xml").write_text(pom)
-        proc = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={dest}",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-        )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise EngineStartError(f"Maven could not fetch {', '.join(coordinates)}: {tail}")
-    return sorted(dest.glob("*.jar"))
-
-
 def _unzip(archive: Path, dest: Path) -> Path:
     with zipfile.ZipFile(archive) as zf:
         roots = {name.split("/", 1)[0] for name in zf.namelist()}
@@ -310,7 +269,7 @@ def install_distribution(engine: EngineName, version: str | None = None) -> Path
                 ("mapper-extras", f"org.opensearch.plugin:mapper-extras-client:{version}", False, None),
             ):
                 if exclude:
-                    jars = _mvn_copy_with_deps(
+                    jars = mvn_copy_with_deps(
                         [coordinate], staging / f"_jars_{module}", ["org.opensearch", "org.apache.lucene"]
                     )
                 else:
@@ -389,12 +348,6 @@ def _hand_over(path: Path) -> None:
             os.chmod(parent, mode | 0o001)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_taken(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # A port in TIME_WAIT after a node stopped is free for the JVM (it sets SO_REUSEADDR too).
@@ -404,21 +357,6 @@ def _port_taken(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
 
 
 def _http_json(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> dict | None:
@@ -496,24 +434,6 @@ class LocalNode:
         _state_file(self.engine, self.name).unlink(missing_ok=True)
         if self.extras.get("ephemeral"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _terminate_group(pid: int, timeout: float) -> None:
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            break
-        time.sleep(0.2)
-    else:
-        logger.warning("node pid %s did not stop within %.0f s; killing it", pid, timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _state_file(engine: str, name: str) -> Path:

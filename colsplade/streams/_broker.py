@@ -10,13 +10,11 @@ A state file records it, so ``colsplade engine kafka up`` reuses a running broke
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from colsplade._process import free_port as _free_port
+from colsplade._process import mvn_copy_with_deps
+from colsplade._process import pid_alive as _pid_alive
+from colsplade._process import terminate_group as _terminate_group
 from colsplade.engines import engines_home
 from colsplade.exceptions import EngineStartError, InvalidInputError
 
@@ -62,42 +64,6 @@ def _kafka_home(version: str) -> Path:
     return engines_home() / "dist" / f"kafka-{version}"
 
 
-def _mvn_deps(coordinates: list[str], dest: Path) -> None:
-    """``mvn dependency:copy-dependencies`` of ``coordinates`` (runtime scope) into ``dest``."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise EngineStartError(
-            "Maven (mvn) is needed to fetch Kafka from Maven Central (apt-get install maven)"
-        )
-    deps = "".join(
-        f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
-        for g, a, v in (c.split(":") for c in coordinates)
-    )
-    pom = (
-        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
-        "<groupId>colsplade.local</groupId><artifactId>kafka-broker</artifactId><version>0</version>"
-        f"<dependencies>{deps}</dependencies></project>"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "pom.xml").write_text(pom)
-        proc = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={dest}",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-        )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise EngineStartError(f"Maven could not fetch {', '.join(coordinates)}: {tail}")
-
-
 def install_kafka(version: str | None = None) -> Path:
     """Fetch Kafka's jars (once; later calls reuse them). Returns the directory holding ``libs/``."""
     version = version or DEFAULT_KAFKA_VERSION
@@ -113,12 +79,14 @@ def install_kafka(version: str | None = None) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"kafka-{version}-", dir=home.parent))
     try:
         libs = staging / "libs"
-        _mvn_deps([f"{_ARTIFACT}:{version}"], libs)
+        mvn_copy_with_deps([f"{_ARTIFACT}:{version}"], libs, what="Kafka")
         # Kafka logs through slf4j 1.x; the distribution binds it to log4j2 with log4j-slf4j-impl.
         log4j = next(iter(sorted(libs.glob("log4j-api-*.jar"))), None)
         if log4j is not None:
             log4j_version = log4j.name[len("log4j-api-") : -len(".jar")]
-            _mvn_deps([f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"], libs)
+            mvn_copy_with_deps(
+                [f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"], libs, what="Kafka"
+            )
         (staging / "log4j2.properties").write_text(_LOG4J2)
         if home.exists():
             shutil.rmtree(home)
@@ -155,30 +123,10 @@ def _java() -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
 
 
 def _state_file(name: str) -> Path:
@@ -228,20 +176,6 @@ class KafkaBroker:
         self.stop(keep_data=True)
         fresh = _launch(self, timeout)
         self.pid, self.startup_seconds = fresh.pid, fresh.startup_seconds
-
-
-def _terminate_group(pid: int, timeout: float) -> None:
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def broker_status(name: str = "default") -> KafkaBroker | None:

@@ -18,6 +18,7 @@ INFERENCE_MODULES = [
     "colsplade.mappings",
     "colsplade.query",
     "colsplade.scoring",
+    "colsplade.streams",
 ]
 
 

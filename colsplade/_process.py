@@ -1,0 +1,107 @@
+"""Local JVM services (engine nodes, the Kafka broker): Maven fetches, ports and process groups (stdlib only)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from colsplade.exceptions import EngineStartError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["free_port", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
+
+
+def mvn_copy_with_deps(
+    coordinates: Sequence[str], dest: Path, exclude_groups: Sequence[str] = (), *, what: str = "artifacts"
+) -> list[Path]:
+    """Fetch ``group:artifact:version`` coordinates and their runtime dependencies (minus
+    ``exclude_groups``) from Maven Central into ``dest``; returns the jars there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    exclusions = "".join(
+        f"<exclusion><groupId>{g}</groupId><artifactId>*</artifactId></exclusion>" for g in exclude_groups
+    )
+    deps = ""
+    for coordinate in coordinates:
+        group, name, version = coordinate.split(":")
+        deps += (
+            f"<dependency><groupId>{group}</groupId><artifactId>{name}</artifactId><version>{version}</version>"
+            f"<exclusions>{exclusions}</exclusions></dependency>"
+        )
+    pom = (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>colsplade.local</groupId><artifactId>local-services</artifactId><version>0</version>"
+        f"<dependencies>{deps}</dependencies></project>"
+    )
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise EngineStartError(f"Maven (mvn) is needed to fetch {what}; install it (apt-get install maven)")
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "pom.xml").write_text(pom)
+        proc = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={dest}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        raise EngineStartError(f"Maven could not fetch {', '.join(coordinates)}: {tail}")
+    return sorted(dest.glob("*.jar"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def terminate_group(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid``'s process group, SIGKILL it after ``timeout`` seconds (no JVM child outlives it)."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            break
+        time.sleep(0.2)
+    else:
+        logger.warning("pid %s did not stop within %.0f s; killing it", pid, timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
