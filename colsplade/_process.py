@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -11,14 +12,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from colsplade.exceptions import EngineStartError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["free_port", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
+__all__ = ["free_port", "load_state", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
+
+T = TypeVar("T")
 
 
 def mvn_copy_with_deps(
@@ -64,6 +68,22 @@ def mvn_copy_with_deps(
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise EngineStartError(f"Maven could not fetch {', '.join(coordinates)}: {tail}")
     return sorted(dest.glob("*.jar"))
+
+
+def load_state(path: Path, cls: Callable[..., T]) -> T | None:
+    """The service recorded in the state file ``path`` (``cls(**json)``, which has a ``pid``) if its
+    process still runs; a stale or unreadable file is removed."""
+    if not path.is_file():
+        return None
+    try:
+        service: Any = cls(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not pid_alive(service.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return service
 
 
 def free_port() -> int:

@@ -113,18 +113,22 @@ class EngineCertificateError(EngineUnreachableError):
 class EngineAuthenticationError(EngineRefusedError):
     """HTTP 401: the engine did not accept the credentials (wrong, expired, or none given).
 
-    The message never holds the credentials themselves, only the user name when there is one.
+    ``sent`` says what was sent, never the secret itself (``"user 'docs-ingest' to https://..."``).
     """
 
-    def __init__(self, status: int, error_type: str, reason: str, body: Any = None, hint: str = "") -> None:
+    def __init__(
+        self, status: int, error_type: str, reason: str, body: Any = None, hint: str = "", sent: str = ""
+    ) -> None:
         super().__init__(status, error_type, reason, body, hint)
+        self.sent = sent
         self.args = (
             f"authentication failed (HTTP {status}): {reason}. "
             + (
                 hint
                 or "Check the credentials: --username with COLSPLADE_PASSWORD, or --api-key / "
                 "COLSPLADE_API_KEY"
-            ),
+            )
+            + (f" (sent {sent})" if sent else ""),
         )
 
 

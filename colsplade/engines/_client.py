@@ -87,18 +87,18 @@ _HINTS = {
     "resource_already_exists_exception": "Use another name, or `colsplade index create --existing-ok` to add fields",
 }
 
-_REFUSALS: dict[int, type[EngineRefusedError]] = {
-    401: EngineAuthenticationError,
-    403: EngineAuthorizationError,
-}
+_REFUSALS: dict[int, type[EngineRefusedError]] = {403: EngineAuthorizationError}
 
 
-def refusal(status: int, body: Any) -> EngineRefusedError:
-    """The typed error for an engine's error answer (401 and 403 get their own classes)."""
+def refusal(status: int, body: Any, *, sent: str = "") -> EngineRefusedError:
+    """The typed error for an engine's error answer (401 and 403 get their own classes); ``sent``
+    describes the credentials of a 401 (never the secret)."""
     error_type, reason = _error_details(body)
     if status == 403 and error_type == "cluster_block_exception":
         # A read-only block (disk watermark) is a 403 too, but no privilege would lift it.
         return EngineRefusedError(status, error_type, reason, body)
+    if status == 401:
+        return EngineAuthenticationError(status, error_type, reason, body, sent=sent)
     cls = _REFUSALS.get(status, EngineRefusedError)
     return cls(status, error_type, reason, body, _HINTS.get(error_type, ""))
 
@@ -172,15 +172,16 @@ class EngineClient:
             raise translated from exc
 
     def _refused(self, status: int, body: Any) -> EngineRefusedError:
-        refused = refusal(status, body)
-        if isinstance(refused, EngineAuthenticationError):
-            who = f"user {self.settings.username!r}" if self.settings.username else "no user"
-            if self.settings.api_key is not None:
-                who = "the API key"
-            if self.settings.client_cert:
-                who += " and the client certificate"
-            refused.args = (f"{refused.args[0]} (sent {who} to {self.url})",)
-        return refused
+        return refusal(status, body, sent=self._credentials_sent() if status == 401 else "")
+
+    def _credentials_sent(self) -> str:
+        """What a 401 is about, without the secret: the user name, or which other credential."""
+        who = f"user {self.settings.username!r}" if self.settings.username else "no user"
+        if self.settings.api_key is not None:
+            who = "the API key"
+        if self.settings.client_cert:
+            who += " and the client certificate"
+        return f"{who} to {self.url}"
 
     def _unreachable(self, exc: Exception) -> EngineUnreachableError:
         problem = _certificate_problem(exc)

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._process import free_port as _free_port
-from colsplade._process import mvn_copy_with_deps
+from colsplade._process import load_state, mvn_copy_with_deps
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
 from colsplade._types import ENGINE_NAMES, EngineName
@@ -443,18 +443,7 @@ def _state_file(engine: str, name: str) -> Path:
 def node_status(engine: EngineName, name: str = "default") -> LocalNode | None:
     """The recorded local node of ``engine`` if it is still running, else None (stale state is removed)."""
     _check_engine(engine, None)
-    path = _state_file(engine, name)
-    if not path.is_file():
-        return None
-    try:
-        node = LocalNode(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
-        path.unlink(missing_ok=True)
-        return None
-    if not _pid_alive(node.pid):
-        path.unlink(missing_ok=True)
-        return None
-    return node
+    return load_state(_state_file(engine, name), LocalNode)
 
 
 def start_node(

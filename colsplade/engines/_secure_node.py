@@ -134,16 +134,22 @@ def make_certificates(
         key_path.write_bytes(key_pem)
         key_path.chmod(0o600)
 
+    def certificate(subject: Any, issuer: Any, public_key: Any, ca: bool) -> Any:
+        """What the CA and the certificates it signs share: names, key, validity, basic constraints."""
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(ca_name))
-        .issuer_name(name(ca_name))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        certificate(name(ca_name), name(ca_name), ca_key.public_key(), ca=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
         )
@@ -156,14 +162,7 @@ def make_certificates(
     def issue(path: Path, dn: str, sans: list[Any] | None) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name.from_rfc4514_string(dn))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            certificate(x509.Name.from_rfc4514_string(dn), ca_cert.subject, key.public_key(), ca=False)
             .add_extension(
                 x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
             )

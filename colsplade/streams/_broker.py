@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._process import free_port as _free_port
-from colsplade._process import mvn_copy_with_deps
+from colsplade._process import load_state, mvn_copy_with_deps
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
 from colsplade.engines import engines_home
@@ -180,18 +180,7 @@ class KafkaBroker:
 
 def broker_status(name: str = "default") -> KafkaBroker | None:
     """The recorded local broker if it is still running, else None (stale state is removed)."""
-    path = _state_file(name)
-    if not path.is_file():
-        return None
-    try:
-        broker = KafkaBroker(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
-        path.unlink(missing_ok=True)
-        return None
-    if not _pid_alive(broker.pid):
-        path.unlink(missing_ok=True)
-        return None
-    return broker
+    return load_state(_state_file(name), KafkaBroker)
 
 
 def _server_properties(broker: KafkaBroker) -> str:

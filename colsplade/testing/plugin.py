@@ -42,7 +42,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -124,9 +124,7 @@ class _Nodes:
                 except (ColspladeError, OSError) as exc:
                     self._errors[engine] = f"cannot start {engine} for the tests: {exc}"
             message = self._errors[engine]
-        if self.config.getoption("colsplade_allow_skip"):
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+        self.give_up(message)
 
     def _start(self, engine: EngineName) -> str:
         env_url = os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_URL")
@@ -164,10 +162,7 @@ class _Nodes:
         try:
             cluster = start_cluster(engine, 3, version, name=f"pytest-{os.getpid()}", ephemeral=True)
         except (ColspladeError, OSError) as exc:
-            message = f"cannot start a 3-node {engine} cluster for the tests: {exc}"
-            if self.config.getoption("colsplade_allow_skip"):
-                pytest.skip(message)
-            pytest.fail(message, pytrace=False)
+            self.give_up(f"cannot start a 3-node {engine} cluster for the tests: {exc}")
         self._stoppers.append(cluster.stop)
         self.startup_seconds[f"{engine} 3-node cluster"] = cluster.startup_seconds
         return cluster
@@ -182,9 +177,7 @@ class _Nodes:
             if "secure" in self._secured:
                 return self._secured["secure"]
             message = self._errors["secure"]
-        if self.config.getoption("colsplade_allow_skip"):
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+        self.give_up(message)
 
     def kafka(self) -> tuple[str, Any]:
         """(bootstrap, the local KafkaBroker or None), started once per session."""
@@ -197,9 +190,7 @@ class _Nodes:
             if "kafka" in self._urls:
                 return self._urls["kafka"], getattr(self, "_kafka_broker", None)
             message = self._errors["kafka"]
-        if self.config.getoption("colsplade_allow_skip"):
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+        self.give_up(message)
 
     def _start_secured(self) -> SecuredEngine:
         version = self.config.getoption("colsplade_opensearch_version")
@@ -238,6 +229,12 @@ class _Nodes:
                 self._stoppers.append(broker.stop)
                 self._kafka_broker = broker
         return broker
+
+    def give_up(self, message: str) -> NoReturn:
+        """Fail the test that needs what could not start (skip it only with --colsplade-allow-skip)."""
+        if self.config.getoption("colsplade_allow_skip"):
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
 
     def stop_all(self) -> None:
         while self._stoppers:
