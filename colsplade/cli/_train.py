@@ -31,6 +31,37 @@ __all__ = ["train_command"]
 @click.option("--split", default=None, help="Training split (qrels/<split>.tsv) [train].")
 @click.option("--dev-split", default=None, help="Dev split evaluated during training.")
 @click.option("--dev-queries", type=int, default=None, help="Hold this many training queries out as dev.")
+@click.option(
+    "--label-free",
+    is_flag=True,
+    default=None,
+    help="No queries or qrels: pseudo-queries from the documents of --from-index / --corpus "
+    "(title -> body, a sentence -> the rest, random crops), BM25 negatives on the engine.",
+)
+@click.option(
+    "--from-index", metavar="INDEX", default=None, help="--label-free: read the documents of this index."
+)
+@click.option(
+    "--corpus",
+    metavar="FILE|DIR|NAME",
+    default=None,
+    help="--label-free: a JSONL corpus (_id + text fields), or a BEIR directory / dataset whose corpus.jsonl only is read.",
+)
+@click.option("--title-field", default=None, help="--label-free: the title field [title].")
+@click.option(
+    "--text-field",
+    "text_fields",
+    multiple=True,
+    help="--label-free: a body text field (repeatable) [text].",
+)
+@click.option(
+    "--pseudo-kinds",
+    default=None,
+    help="--label-free: comma-separated pseudo-query kinds among title,ict,crop [all three].",
+)
+@click.option(
+    "--max-pairs", type=int, default=None, help="--label-free: at most this many pairs (one per document)."
+)
 @click.option("--triples", type=click.Path(exists=True, dir_okay=False), help="Triples / ranked-list JSONL.")
 @click.option("--negatives", default=None, help="bm25 (mine on the engine), none, or a negatives JSONL file.")
 @click.option("--n-negatives", type=int, default=None, help="Hard negatives per query per step [1].")
@@ -74,6 +105,8 @@ def train_command(
 ) -> None:
     """Train a SPLADE, ColBERT or joint model; writes a model directory that `colsplade export` takes.
 
+    With --label-free no labels are read: `colsplade train joint --label-free --from-index products --out m`
+    trains on an index's own documents (--base may be a trained colsplade model: domain transfer).
     BM25 negatives are mined on the engine of --url, else on the one COLSPLADE_URL / colsplade.toml names,
     else on the local node. --config here is the training settings file (JSON / TOML), not colsplade.toml.
     """
@@ -81,7 +114,11 @@ def train_command(
     from colsplade.training import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides = {k: v for k, v in flags.items() if v is not None and v != ()}
+    if "text_fields" in overrides:
+        overrides["text_fields"] = list(overrides["text_fields"])
+    if "pseudo_kinds" in overrides:
+        overrides["pseudo_kinds"] = [k.strip() for k in overrides["pseudo_kinds"].split(",") if k.strip()]
     overrides.update(kind=kind)
     if base is not None:
         overrides["base"] = base

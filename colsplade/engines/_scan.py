@@ -82,8 +82,12 @@ def scan_index(
     batch_size: int = 500,
     keep_alive: str = "5m",
     source_excludes: Sequence[str] = (),
+    source_includes: Sequence[str] = (),
 ) -> Iterator[ScanHit]:
     """Every document of ``index`` (matching ``query``), in ``_shard_doc`` order, from one point in time.
+
+    ``source_includes`` / ``source_excludes`` filter each hit's ``_source`` (only the text fields of a
+    colsplade index, say, instead of its token codes).
 
     Writes made to the index after the scan started are not seen, so re-encoding into the same index in
     place never reads its own output. The point in time is closed when the iterator finishes or is closed.
@@ -105,8 +109,11 @@ def scan_index(
                 "sort": sort,
                 "track_total_hits": False,
             }
-            if source_excludes:
-                body["_source"] = {"excludes": list(source_excludes)}
+            if source_excludes or source_includes:
+                body["_source"] = {
+                    **({"includes": list(source_includes)} if source_includes else {}),
+                    **({"excludes": list(source_excludes)} if source_excludes else {}),
+                }
             if search_after is not None:
                 body["search_after"] = search_after
             answer = client.request("POST", "/_search", body=body)

@@ -75,12 +75,23 @@ def index_corpus_text(
 
 
 def bm25_search(
-    client: object, index: str, queries: Mapping[str, str], k: int = 100
+    client: object,
+    index: str,
+    queries: Mapping[str, str],
+    k: int = 100,
+    fields: Sequence[str] = ("text",),
 ) -> dict[str, dict[str, float]]:
-    """The engine's BM25 top ``k`` for each query: ``{qid: {doc_id: score}}``."""
+    """The engine's BM25 top ``k`` over ``fields`` of ``index`` for each query: ``{qid: {doc_id: score}}``."""
     run: dict[str, dict[str, float]] = {}
+    if not fields:
+        raise InvalidInputError("BM25 needs at least one text field")
     for qid, text in queries.items():
-        body = {"size": k, "_source": False, "query": {"match": {"text": {"query": text}}}}
+        match = (
+            {"match": {fields[0]: {"query": text}}}
+            if len(fields) == 1
+            else {"multi_match": {"query": text, "fields": list(fields)}}
+        )
+        body = {"size": k, "_source": False, "query": match}
         hits = client.search(index, body)["hits"]["hits"]  # type: ignore[attr-defined]
         run[qid] = {h["_id"]: float(h["_score"]) for h in hits}
     return run

@@ -83,6 +83,14 @@ class TrainConfig:
     harder while training than the model directory's ``max_doc_length`` does at inference (on a CPU it
     halves the cost of a step); ``init_doc_nnz`` calibrates the MLM bias of a
     fresh head so documents start with about that many active terms (None: leave the bias).
+    Label-free (``label_free``): no queries, no qrels; pseudo-queries made from the documents of
+    ``from_index`` (an index on the engine) or ``corpus`` (a JSONL file, or a BEIR directory / dataset name
+    whose ``corpus.jsonl`` alone is read; ``data`` serves the same way when neither is given), read from
+    ``title_field`` and ``text_fields``: title -> body, a sentence -> the rest (inverse cloze), random
+    crops (``pseudo_kinds``; at most ``max_pairs``); BM25 negatives on that index (or a BM25 index of the
+    corpus) without near-duplicates of the positive (word 3-gram Jaccard >= ``near_duplicate_threshold``).
+    ``base`` may be a trained colsplade model directory (domain transfer). See
+    :mod:`colsplade.training._label_free`.
     Identity: ``name`` goes into ``colsplade.json`` (default: the output directory's name) and the
     version is the first 12 hex digits of the weights' SHA-256, so indexes tell trained models apart.
     """
@@ -142,6 +150,14 @@ class TrainConfig:
     resume: bool = True
     keep_checkpoints: bool = False
     name: str | None = None
+    label_free: bool = False
+    from_index: str | None = None
+    corpus: str | None = None
+    title_field: str | None = "title"
+    text_fields: list[str] = field(default_factory=lambda: ["text"])
+    pseudo_kinds: list[str] = field(default_factory=lambda: ["title", "ict", "crop"])
+    max_pairs: int | None = None
+    near_duplicate_threshold: float = 0.6
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -172,14 +188,35 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def _validate_label_free(self) -> None:
+        if not (self.from_index or self.corpus or self.data):
+            raise InvalidInputError("--label-free reads documents: give --from-index INDEX or --corpus FILE")
+        if self.from_index and self.corpus:
+            raise InvalidInputError("give --from-index or --corpus, not both")
+        if self.triples:
+            raise InvalidInputError("--label-free makes its own pairs; --triples are labelled data")
+        if not self.text_fields and not self.title_field:
+            raise InvalidInputError("--label-free needs at least one text field (--text-field)")
+        if not 0 < self.near_duplicate_threshold <= 1:
+            raise InvalidInputError("near_duplicate_threshold must be in (0, 1]")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise InvalidInputError("max_pairs must be positive")
+
     def validate(self) -> None:
         """Raise :class:`InvalidInputError` for settings that cannot work together."""
         if self.kind not in MODEL_KINDS:
             raise InvalidInputError(f"kind must be splade, colbert or joint, not {self.kind!r}")
         if not self.out:
             raise InvalidInputError("an output directory is needed (--out)")
-        if not self.data and not self.triples:
-            raise InvalidInputError("training data is needed: --data (BEIR directory) or --triples (JSONL)")
+        if self.label_free:
+            self._validate_label_free()
+        elif self.from_index or self.corpus:
+            raise InvalidInputError("--from-index / --corpus are the documents of --label-free training")
+        elif not self.data and not self.triples:
+            raise InvalidInputError(
+                "training data is needed: --data (BEIR directory), --triples (JSONL), or --label-free with "
+                "--from-index INDEX / --corpus FILE (documents only)"
+            )
         if self.loss not in LOSSES:
             raise InvalidInputError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         if self.regularizer not in ("flops", "l1", "none"):
@@ -214,7 +251,26 @@ class TrainResult:
 def _load_data(
     config: TrainConfig, settings: Any = None
 ) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
-    """-> (train examples, dev examples, corpus), validated; negatives attached."""
+    """-> (train examples, dev examples, corpus), validated; negatives (and teacher scores) attached."""
+    if config.label_free:
+        from colsplade.training._label_free import label_free_data
+
+        train_ex, dev, corpus = label_free_data(config, lambda: _connect(config, settings))
+    else:
+        train_ex, dev, corpus = _labelled_data(config, settings)
+    if config.teacher:
+        train_ex, dev = _attach_teacher(config, train_ex, dev, corpus)
+    if config.loss in ("marginmse", "kl") and not all(e.teacher for e in train_ex):
+        raise InvalidInputError(
+            f"loss {config.loss} needs teacher scores for every query (a triples file with scores, or --teacher)"
+        )
+    return train_ex, dev, corpus
+
+
+def _labelled_data(
+    config: TrainConfig, settings: Any = None
+) -> tuple[list[TrainExample], list[TrainExample], dict[str, str]]:
+    """Queries and qrels of a BEIR directory or a triples file, with their BM25 or file negatives."""
     from colsplade.evaluation import load_beir, load_corpus, load_queries, resolve_dataset
 
     corpus: dict[str, str] = {}
@@ -259,12 +315,6 @@ def _load_data(
         train_ex, dev = mined[: len(train_ex)], mined[len(train_ex) :]
     elif config.negatives not in ("bm25", "none"):
         train_ex = load_negatives(config.negatives, train_ex, corpus)
-    if config.teacher:
-        train_ex, dev = _attach_teacher(config, train_ex, dev, corpus)
-    if config.loss in ("marginmse", "kl") and not all(e.teacher for e in train_ex):
-        raise InvalidInputError(
-            f"loss {config.loss} needs teacher scores for every query (a triples file with scores)"
-        )
     return train_ex, dev, corpus
 
 
