@@ -55,7 +55,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict:
             "target_p50_ms": round(target, 2),
             "met": p50 <= target,
         }
-    search = SearchClient(result["index"], encoder, client=client)
+    search = SearchClient(result["index"], encoder, client=client, plan="splade+colbert")
     texts = list(load_beir(DATA, "test").queries.values())[: args.queries]
     qps = {}
     for callers in args.concurrency:

@@ -133,13 +133,29 @@ def _pct(values: list[float], q: float) -> float:
 
 def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], args: argparse.Namespace):
     plans = {
-        "splade": (SearchClient(index, encoder, client=client, window=args.window), {"rerank": "none"}),
-        "rerank": (SearchClient(index, encoder, client=client, window=args.window), {}),
-        "rerank_pruned": (
-            SearchClient(index, encoder, client=client, window=args.window, rerank_terms=args.prune),
+        "splade": (
+            SearchClient(index, encoder, client=client, plan="splade+colbert", window=args.window),
+            {"rerank": "none"},
+        ),
+        "rerank": (
+            SearchClient(index, encoder, client=client, plan="splade+colbert", window=args.window),
             {},
         ),
-        "rerank_window50": (SearchClient(index, encoder, client=client, window=50), {}),
+        "rerank_pruned": (
+            SearchClient(
+                index,
+                encoder,
+                client=client,
+                plan="splade+colbert",
+                window=args.window,
+                rerank_terms=args.prune,
+            ),
+            {},
+        ),
+        "rerank_window50": (
+            SearchClient(index, encoder, client=client, plan="splade+colbert", window=50),
+            {},
+        ),
     }
     lat: dict[str, list[float]] = {p: [] for p in PLANS}
     engine_ms: dict[str, list[float]] = {p: [] for p in PLANS if p != "bm25"}

@@ -222,9 +222,11 @@ def bench_engine(engine: str, args: argparse.Namespace, model_dir: Path, work: P
         tokens = summary.tokens
         # 4. queries, plans interleaved
         qids = list(data.queries)[: args.queries]
-        search = SearchClient(index, encoder, client=client, window=args.window)
+        search = SearchClient(index, encoder, client=client, plan="splade+colbert", window=args.window)
         twins = {
-            name: SearchClient(variants[name]["index"], encoder, client=client, window=args.window)
+            name: SearchClient(
+                variants[name]["index"], encoder, client=client, plan="splade+colbert", window=args.window
+            )
             for name in ("stored", "doc_values", "lz4")
         }
         runs: dict[str, dict[str, dict[str, float]]] = {p: {} for p in ("bm25", "splade", "rerank", "float")}

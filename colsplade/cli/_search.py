@@ -26,7 +26,24 @@ __all__ = ["search_command"]
 @click.option("--offset", type=int, default=0, show_default=True)
 @click.option("--window", type=int, default=100, show_default=True, help="Candidates reranked by MaxSim.")
 @click.option(
-    "--rerank", type=click.Choice(["auto", "engine", "client", "none"]), default="auto", show_default=True
+    "--plan",
+    "plan_name",
+    default=None,
+    help="Named query plan (default: the client's default plan, hybrid(bm25+splade)+colbert; "
+    "see the README's query plans). Flags given below win over the plan's.",
+)
+@click.option(
+    "--rerank",
+    type=click.Choice(["auto", "engine", "client", "none"]),
+    default=None,
+    help="Rerank path (default: the plan's, auto).",
+)
+@click.option(
+    "--max-query-length",
+    type=int,
+    default=None,
+    help="Read queries up to this many tokens (default: the model's max_query_length; at most the "
+    "backbone's position limit).",
 )
 @click.option(
     "--first-stage-weight",
@@ -40,7 +57,12 @@ __all__ = ["search_command"]
 @click.option(
     "--bm25-field", "bm25_fields", multiple=True, help="Fuse BM25 candidates from this field (repeatable)."
 )
-@click.option("--hybrid", type=click.Choice(["rrf", "sum"]), default="rrf", show_default=True)
+@click.option(
+    "--hybrid",
+    type=click.Choice(["rrf", "sum"]),
+    default=None,
+    help="BM25 fusion (default: the plan's, rrf).",
+)
 @click.option("--source", "source_fields", multiple=True, help="Source field to show (repeatable).")
 @click.option("--explain", is_flag=True, help="Show SPLADE term shares and ColBERT token matches.")
 @click.option(
@@ -62,12 +84,14 @@ def search_command(
     k: int,
     offset: int,
     window: int,
-    rerank: str,
+    plan_name: str | None,
+    rerank: str | None,
+    max_query_length: int | None,
     first_stage_weight: float,
     filters: tuple[str, ...],
     knn_k: int | None,
     bm25_fields: tuple[str, ...],
-    hybrid: str,
+    hybrid: str | None,
     source_fields: tuple[str, ...],
     explain: bool,
     strict: bool,
@@ -95,6 +119,7 @@ def search_command(
             window=window,
             first_stage_weight=first_stage_weight,
             encoder_options={"variant": variant},
+            max_query_length=max_query_length,
         )
         result = search.search(
             query,
@@ -108,6 +133,7 @@ def search_command(
             source=list(source_fields) or None,
             explain=explain,
             strict=strict,
+            plan=plan_name,
         )
     if as_json:
         click.echo(
@@ -115,7 +141,10 @@ def search_command(
         )
         return
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
-    click.echo(f"{len(result.hits)} hits, rerank={result.rerank}, window={result.window} ({timings})")
+    click.echo(
+        f"{len(result.hits)} hits, plan={result.plan or 'custom'}, rerank={result.rerank}, "
+        f"window={result.window} ({timings})"
+    )
     if result.reason:
         click.echo(f"  ({result.reason})")
     if result.partial and result.shards is not None:

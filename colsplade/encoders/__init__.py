@@ -24,6 +24,7 @@ from colsplade.encoders._config import (
     ColbertSettings,
     ModelConfig,
     SpladeSettings,
+    position_limit,
     read_model_config,
     write_model_config,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "load_encoder_pair",
     "load_joint_encoder",
     "load_model_codec",
+    "position_limit",
     "prune_splade_row",
     "read_model_config",
     "save_model_codec",

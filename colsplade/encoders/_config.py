@@ -31,6 +31,7 @@ __all__ = [
     "ColbertSettings",
     "ModelConfig",
     "SpladeSettings",
+    "position_limit",
     "read_model_config",
     "write_model_config",
 ]
@@ -198,6 +199,36 @@ def read_model_config(model_dir: str | Path) -> ModelConfig:
     if not isinstance(data, dict):
         raise ModelDirectoryError(f"{config_path} must hold a JSON object")
     return ModelConfig.from_dict(data)
+
+
+#: ``model_max_length`` values at or above this are the tokenizers library's "no limit" sentinel.
+_NO_LIMIT = 1_000_000
+
+
+def position_limit(model_dir: str | Path, config: ModelConfig | None = None) -> int:
+    """The longest input, in tokens, the model directory's backbone can read.
+
+    The smaller of the backbone's ``max_position_embeddings`` (``config.json``) and the tokenizer's
+    ``model_max_length`` (``tokenizer_config.json``); a directory with neither (an imported export
+    without them) falls back to the longest length ``colsplade.json`` already uses, which the model was
+    exported and used with.
+    """
+    path = Path(model_dir)
+    found: list[int] = []
+    for name, key in (
+        ("config.json", "max_position_embeddings"),
+        ("tokenizer_config.json", "model_max_length"),
+    ):
+        try:
+            value = json.loads((path / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < _NO_LIMIT:
+            found.append(int(value))
+    if found:
+        return min(found)
+    config = config if config is not None else read_model_config(path)
+    return max(config.max_query_length, config.max_doc_length)
 
 
 def write_model_config(model_dir: str | Path, config: ModelConfig) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from colsplade._types import ModelKind, VariantChoice
-from colsplade.encoders._config import ONNX_VARIANTS, ModelConfig, read_model_config
+from colsplade.encoders._config import ONNX_VARIANTS, ModelConfig, position_limit, read_model_config
 from colsplade.encoders._postprocess import colbert_rows, splade_rows
 from colsplade.encoders._tokenize import TextTokenizer, clean_texts
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
@@ -26,6 +27,7 @@ __all__ = [
     "JointEncoding",
     "SpladeEncoder",
     "TextExplanation",
+    "check_query_length",
     "load_encoder",
     "select_providers",
     "token_batches",
@@ -46,6 +48,21 @@ QUERY_WEIGHTS_FILE = "query_weights.npy"
 #: smaller runs were faster, not slower: 1.7x less CPU time per 256-token passage, 1024 and 4096
 #: tokens in between (benchmarks/bench_encoders.py).
 DEFAULT_MAX_BATCH_TOKENS = 2048
+
+
+def check_query_length(max_query_length: object, limit: int) -> int:
+    """``max_query_length`` checked against a model's position ``limit``: an int in ``[4, limit]``."""
+    if isinstance(max_query_length, bool) or not isinstance(max_query_length, int):
+        raise InvalidInputError(f"max_query_length must be an int, not {max_query_length!r}")
+    if max_query_length < 4:
+        raise InvalidInputError(f"max_query_length must be at least 4 tokens, not {max_query_length}")
+    if max_query_length > limit:
+        raise InvalidInputError(
+            f"max_query_length={max_query_length} is past the model's limit of {limit} tokens "
+            "(the backbone's position embeddings); use at most "
+            f"{limit}"
+        )
+    return max_query_length
 
 
 def token_batches(lengths: Sequence[int], max_texts: int, max_tokens: int | None) -> list[tuple[int, int]]:
@@ -131,6 +148,12 @@ class Encoder:
     of ``colsplade.json``. ``memory_arena``: ONNX Runtime's CPU memory arena; it keeps the peak
     memory of the largest run for the session's lifetime, which ``max_batch_tokens`` bounds, and
     it was faster than allocating every run afresh.
+
+    ``max_query_length``: read queries up to this many tokens (specials and marker included) instead
+    of ``colsplade.json``'s ``max_query_length``; at most the backbone's position limit
+    (:func:`~colsplade.encoders.position_limit`), else :class:`InvalidInputError`. The graphs have a
+    dynamic sequence axis, so no re-export is needed; with ColBERT query augmentation every query is
+    padded with [MASK] to this length, so a longer one costs encode time and MaxSim work on every query.
     """
 
     kind: str = ""
@@ -149,12 +172,19 @@ class Encoder:
         doc_top_k: int | None = None,
         threshold: float | None = None,
         memory_arena: bool = True,
+        max_query_length: int | None = None,
         config: ModelConfig | None = None,
     ) -> None:
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir)
         self.config = config if config is not None else read_model_config(self.model_dir)
+        self.position_limit = position_limit(self.model_dir, self.config)
+        """The longest input in tokens the backbone reads (its position embeddings / tokenizer limit)."""
+        if max_query_length is not None:
+            self.config = dataclasses.replace(
+                self.config, max_query_length=check_query_length(max_query_length, self.position_limit)
+            )
         if self.kind and self.config.kind != self.kind:
             raise ModelDirectoryError(
                 f"{str(self.model_dir)!r} holds a {self.config.kind} model, not a {self.kind} model; "

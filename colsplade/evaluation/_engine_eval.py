@@ -52,28 +52,41 @@ def default_plans(
     bm25_fields: Sequence[str] = ("title", "text"),
     first_stage_weight: float = 0.0,
 ) -> list[Plan]:
-    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), ColBERT token-ANN, hybrid BM25 + SPLADE;
-    with ``first_stage_weight`` > 0 also SPLADE + ColBERT with MaxSim + w * SPLADE score (``fused``)."""
+    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), BM25 + ColBERT, ColBERT token-ANN, hybrid
+    BM25 + SPLADE (RRF) + ColBERT; with ``first_stage_weight`` > 0 also SPLADE + ColBERT with
+    MaxSim + w * SPLADE score (``fused``).
+
+    The named plans (:data:`colsplade.query.QUERY_PLANS`) run under their own names with ``plan=``, so the
+    figures are those of what backend code gets from ``SearchClient.search(plan=...)``; ``bm25_fields``
+    is the BM25 plans' fields (the client's ``text_fields``).
+    """
     fused = (
         [
             Plan(
                 "splade+colbert(fused)",
-                {"rerank": "auto", "window": window, "first_stage_weight": first_stage_weight},
+                {
+                    "plan": "splade+colbert",
+                    "rerank": "auto",
+                    "window": window,
+                    "first_stage_weight": first_stage_weight,
+                },
             )
         ]
         if first_stage_weight
         else []
     )
+    fields = list(bm25_fields)
     return [
         *fused,
         Plan("bm25", None),
-        Plan("splade", {"rerank": "none", "window": window}),
-        Plan("splade+colbert(engine)", {"rerank": "engine", "window": window}),
-        Plan("splade+colbert(client)", {"rerank": "client", "window": window}),
+        Plan("splade", {"plan": "splade", "window": window}),
+        Plan("splade+colbert(engine)", {"plan": "splade+colbert", "rerank": "engine", "window": window}),
+        Plan("splade+colbert(client)", {"plan": "splade+colbert", "rerank": "client", "window": window}),
+        Plan("bm25+colbert", {"plan": "bm25+colbert", "bm25_fields": fields, "window": window}),
         Plan("colbert-ann", {"splade": False, "knn_k": knn_k, "rerank": "auto", "window": window}),
         Plan(
             "hybrid(bm25+splade)+colbert",
-            {"bm25_fields": list(bm25_fields), "hybrid": "rrf", "window": window},
+            {"plan": "hybrid(bm25+splade)+colbert", "bm25_fields": fields, "window": window},
         ),
     ]
 
@@ -156,6 +169,9 @@ def evaluate_on_engine(
     variant: VariantChoice = "int8",
     progress: bool = True,
     on_query: Callable[[int, int], None] | None = None,
+    max_query_length: int | None = None,
+    query_ids: Sequence[str] | None = None,
+    ingest: bool = True,
 ) -> dict[str, Any]:
     """Index ``data_dir`` (BEIR) into ``client``'s engine and evaluate every plan on its ``split`` queries.
 
@@ -164,6 +180,12 @@ def evaluate_on_engine(
     Returns a plain dict: engine, index size, query encoding time, and per plan nDCG@10 / MRR@10 /
     Recall@100 plus latency percentiles (ms, end to end: encoding, engine round trips, client rerank).
     Plans the engine cannot run (in-engine rerank without painless) are reported as skipped with the reason.
+    ``default_plan`` names the plan a :class:`~colsplade.query.SearchClient` on this index uses when the
+    caller names none, and ``default_plan_result`` the evaluated plan that runs it (None if none does).
+
+    ``max_query_length``: the search client's query length (see :class:`~colsplade.query.SearchClient`);
+    ``query_ids``: evaluate these queries of the split (default: the first ``max_queries``);
+    ``ingest=False``: the index must already hold the corpus (filled by the caller, e.g. pre-encoded).
     """
     from colsplade.encoders import as_encoder
     from colsplade.query import SearchClient
@@ -171,10 +193,18 @@ def evaluate_on_engine(
     given = os.fspath(data_dir)
     data_dir = resolve_dataset(data_dir)
     data = load_beir(data_dir, split)
-    encoder = as_encoder(model, variant=variant)
+    options: dict[str, Any] = {"variant": variant}
+    if max_query_length is not None:
+        options["max_query_length"] = max_query_length
+    encoder = as_encoder(model, **options)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
-    ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
-    search = SearchClient(index, encoder, client=client, text_fields=("title", "text"))
+    if ingest:
+        ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
+    else:
+        ingest_report = {"reused": True, "documents": client.count(index)}
+    search = SearchClient(
+        index, encoder, client=client, text_fields=("title", "text"), max_query_length=max_query_length
+    )
     plans = list(plans or default_plans())
     runnable: list[Plan] = []
     skipped: dict[str, str] = {}
@@ -191,7 +221,13 @@ def evaluate_on_engine(
             )
             continue
         runnable.append(plan)
-    query_ids = list(data.queries)[: max_queries or None]
+    if query_ids is None:
+        query_ids = list(data.queries)[: max_queries or None]
+    else:
+        missing = [q for q in query_ids if q not in data.queries]
+        if missing:
+            raise InvalidInputError(f"{len(missing)} query ids are not {split} queries, e.g. {missing[0]!r}")
+        query_ids = list(query_ids)
 
     def run(plan: Plan, text: str) -> dict[str, float]:
         if plan.search_kwargs is None:
@@ -254,12 +290,30 @@ def evaluate_on_engine(
             "variant": getattr(encoder, "variant", variant),
         },
         "default_rerank": search.resolve_rerank("auto"),
+        "default_plan": search.resolve_plan(),
+        "default_plan_result": _default_plan_result(search, runnable),
+        "max_query_length": encoder.config.max_query_length,
         "ingest": ingest_report,
         "index_size": _store_size(client, index),
         "query_encoding_ms": _percentiles(encode_ms),
         "plans": results,
         "skipped": skipped,
     }
+
+
+def _default_plan_result(search: Any, plans: Sequence[Plan]) -> str | None:
+    """The evaluated plan that runs what ``search`` does when the caller names no plan: the default plan
+    by name, with no fusion weight, and no rerank or the client's default one."""
+    default = search.resolve_plan()
+    reranks = search.plan_arguments(default).get("rerank", "auto") != "none"
+    mode = search.resolve_rerank() if reranks else "none"
+    for plan in plans:
+        kwargs = plan.search_kwargs or {}
+        if kwargs.get("plan") != default or kwargs.get("first_stage_weight"):
+            continue
+        if kwargs.get("rerank") in (None, "auto", mode):
+            return str(plan.name)
+    return None
 
 
 def results_markdown(result: Mapping[str, Any]) -> str:
@@ -269,13 +323,21 @@ def results_markdown(result: Mapping[str, Any]) -> str:
         f"{result['queries']} queries), model {result['model']['name']} v{result['model']['version']} "
         f"({result['model']['variant']}); query encoding p50 {result['query_encoding_ms'].get('p50')} ms",
         "",
+        f"Default plan (what `SearchClient.search` runs when no plan is named): `{result.get('default_plan')}`"
+        + (
+            f", reported as **{result['default_plan_result']}** below."
+            if result.get("default_plan_result")
+            else " (not among the evaluated plans)."
+        ),
+        "",
         "| plan | nDCG@10 | MRR@10 | Recall@100 | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in result["plans"].items():
         lat = r["latency_ms"]
+        label = f"**{name}** (default)" if name == result.get("default_plan_result") else name
         lines.append(
-            f"| {name} | {r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@100']:.4f} | "
+            f"| {label} | {r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@100']:.4f} | "
             f"{lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} |"
         )
     for name, reason in result.get("skipped", {}).items():

@@ -14,6 +14,7 @@ their own requests.
 
 from colsplade.query._client import AsyncSearchClient, SearchClient, model_identity
 from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse, sparse_query
+from colsplade.query._plans import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS, plan_arguments
 from colsplade.query._types import (
     Hit,
     HitExplanation,
@@ -24,6 +25,9 @@ from colsplade.query._types import (
 )
 
 __all__ = [
+    "DEFAULT_PLAN",
+    "FALLBACK_PLAN",
+    "QUERY_PLANS",
     "AsyncSearchClient",
     "Hit",
     "HitExplanation",
@@ -36,6 +40,7 @@ __all__ = [
     "maxsim_rescore",
     "model_identity",
     "nested_knn_query",
+    "plan_arguments",
     "rrf_fuse",
     "sparse_query",
 ]

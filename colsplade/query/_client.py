@@ -35,6 +35,13 @@ from colsplade.query._dsl import (
     token_fetch,
     top_terms,
 )
+from colsplade.query._plans import (
+    DEFAULT_PLAN,
+    FALLBACK_PLAN,
+    QUERY_PLANS,
+    plan_arguments,
+    plan_needs_text_fields,
+)
 from colsplade.query._tokens import TokenReader
 from colsplade.query._types import (
     Hit,
@@ -83,6 +90,14 @@ class SearchClient:
         text_fields: source fields whose text was encoded (title + body ...), used by ``explain`` to
             name the document tokens, and the default BM25 fields of hybrid search.
         max_query_chars: longer queries are refused (the model reads at most its max query length anyway).
+        max_query_length: read queries up to this many tokens (default: the model's ``max_query_length``
+            in ``colsplade.json``, cut with a warning past it); at most the backbone's position limit, else
+            :class:`InvalidInputError`. With ColBERT query augmentation every query is padded with [MASK]
+            to this length: a longer limit costs encode time and MaxSim work on every query.
+        plan: the named query plan of a search that names none and spells out no candidate source
+            (default :data:`~colsplade.query.DEFAULT_PLAN`, BM25 + SPLADE candidates fused by reciprocal
+            rank, ColBERT MaxSim rerank; see :data:`~colsplade.query.QUERY_PLANS`). A plan that needs
+            BM25 falls back to :data:`~colsplade.query.FALLBACK_PLAN` on an index without text fields.
         encoder_options: passed to :func:`colsplade.encoders.load_encoder` (variant, threads, ...).
         strict: default of :meth:`search`'s ``strict``: raise :class:`PartialResultError` when the engine
             answers from only some shards (a node down, a shard unassigned), instead of returning the
@@ -107,6 +122,8 @@ class SearchClient:
         rerank_terms: int | None = None,
         text_fields: Sequence[str] = ("title", "text"),
         max_query_chars: int = 4096,
+        max_query_length: int | None = None,
+        plan: str = DEFAULT_PLAN,
         encoder_options: Mapping[str, Any] | None = None,
         check_model_version: bool = True,
         strict: bool = False,
@@ -115,7 +132,10 @@ class SearchClient:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
         if window < 1:
             raise InvalidInputError(f"window must be >= 1, got {window}")
+        if plan not in QUERY_PLANS:
+            raise InvalidInputError(f"unknown query plan {plan!r}; choose one of {', '.join(QUERY_PLANS)}")
         self.index = index
+        self.plan = plan
         self.default_rerank = rerank
         self.window = window
         self.first_stage_weight = first_stage_weight
@@ -128,20 +148,31 @@ class SearchClient:
         self.strict = strict
         from colsplade.encoders import as_encoder
 
+        options = dict(encoder_options or {})
+        if max_query_length is not None:
+            options["max_query_length"] = max_query_length
         # a pair gets the joint face (EncoderPair): the identity ingest recorded for it, one encode path
         self._encoder = as_encoder(
             model,
             splade_model=splade_model,
             colbert_model=colbert_model,
             joint=True,
-            **(encoder_options or {}),
+            **options,
         )
+        if max_query_length is not None and self._encoder.config.max_query_length != max_query_length:
+            # an encoder opened by the caller keeps its own length; reopening it here would hide that
+            raise InvalidInputError(
+                f"max_query_length={max_query_length} cannot change an encoder opened with "
+                f"{self._encoder.config.max_query_length}; open it with "
+                f"load_encoder(..., max_query_length={max_query_length}) or pass a model directory"
+            )
         self.model_name, self.model_version = model_identity([self._encoder])
         self._owns_client = client is None
         self.client = client if client is not None else connect_default(settings)
         self._lock = threading.Lock()
         self._spec: FieldSpec | None = None
         self._reader: TokenReader | None = None
+        self._bm25_fields: tuple[str, ...] = ()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -201,7 +232,39 @@ class SearchClient:
             raise InvalidInputError(
                 f"index {self.index!r} holds {spec.colbert_dim}-dimensional token vectors, the model makes {dim}"
             )
+        # the text fields BM25 can search: the rest of text_fields may be absent or keyword-only here
+        self._bm25_fields = tuple(
+            f
+            for f in self.text_fields
+            if (properties.get(f) or {}).get("type") in ("text", "match_only_text")
+        )
         return spec, TokenReader(spec, self._codec_for(spec, codec_from_meta(mapping.get("_meta"))))
+
+    def resolve_plan(self, plan: str | None = None) -> str:
+        """The named plan a search takes: ``plan`` (default: the client's), or :data:`FALLBACK_PLAN` when it
+        needs BM25 and the index has none of the client's ``text_fields`` as a text field."""
+        name = plan or self.plan
+        if name not in QUERY_PLANS:
+            raise InvalidInputError(f"unknown query plan {name!r}; choose one of {', '.join(QUERY_PLANS)}")
+        _ = self.spec
+        if plan_needs_text_fields(name) and not self._bm25_fields:
+            if plan is not None and name == "bm25":
+                raise InvalidInputError(
+                    f"plan 'bm25' needs text fields; index {self.index!r} has none of {list(self.text_fields)}"
+                )
+            logger.debug(
+                "index %s has no text field among %s: plan %s falls back to %s",
+                self.index,
+                list(self.text_fields),
+                name,
+                FALLBACK_PLAN,
+            )
+            return FALLBACK_PLAN
+        return name
+
+    def plan_arguments(self, plan: str | None = None) -> dict[str, Any]:
+        """The :meth:`search` arguments of the (resolved) plan, BM25 fields set to the index's text fields."""
+        return plan_arguments(self.resolve_plan(plan), self._bm25_fields)
 
     def _codec_for(self, spec: FieldSpec, index_codec: Mapping[str, Any] | None) -> Any:
         """The codec that decodes the index's blobs: the model's, and it must be the one the index records."""
@@ -278,14 +341,15 @@ class SearchClient:
         filters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
         knn_k: int | None = None,
         bm25_fields: Sequence[str] | None = None,
-        hybrid: str = "rrf",
+        hybrid: str | None = None,
         bm25_weight: float = 1.0,
         first_stage_weight: float | None = None,
         source: Sequence[str] | bool | None = None,
         highlight: Sequence[str] | None = None,
         explain: bool = False,
-        splade: bool = True,
+        splade: bool | None = None,
         strict: bool | None = None,
+        plan: str | None = None,
     ) -> SearchResult:
         """Search the index: SPLADE first stage (+ optional kNN / BM25 candidates), MaxSim rerank, one page.
 
@@ -309,11 +373,28 @@ class SearchClient:
             strict: raise :class:`PartialResultError` when a shard did not answer (default: the client's);
                 otherwise such a result comes back with ``partial`` True and the engine's ``shards`` counts.
 
+            plan: a named plan (:data:`~colsplade.query.QUERY_PLANS`) that sets ``splade``, ``bm25_fields``,
+                ``hybrid`` and ``rerank``; arguments given here win over it. Default: the client's plan,
+                unless the call spells out a candidate source (``splade``, ``bm25_fields`` or ``knn_k``):
+                then the sources are exactly those given (``splade`` defaults to True).
+
         A query with no candidate source left (every SPLADE term pruned, say a query of emoji, and no
         ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
         """
         started = time.perf_counter()
-        plan = _Plan.check(
+        plan_name: str | None
+        if plan is None and (splade is not None or bm25_fields is not None or knn_k is not None):
+            plan_name, named = None, {}
+        else:
+            plan_name = self.resolve_plan(plan)
+            named = plan_arguments(plan_name, self._bm25_fields)
+        splade = named.get("splade", True) if splade is None else splade
+        bm25_fields = named.get("bm25_fields") if bm25_fields is None else bm25_fields
+        hybrid = hybrid or named.get("hybrid", "rrf")
+        # a plan's "auto" rerank defers to the client's default (engine / client / none)
+        if rerank is None and named.get("rerank") not in (None, "auto"):
+            rerank = named["rerank"]
+        checked = _Plan.check(
             self,
             k=k,
             offset=offset,
@@ -331,9 +412,9 @@ class SearchClient:
         )
         query = self._check_query(query)
         query_impacts, query_vectors = self._encode_checked(query)
-        run = _Search(self, plan, query, query_impacts, query_vectors, started)
+        run = _Search(self, checked, query, query_impacts, query_vectors, started, plan_name)
         stage_impacts = query_impacts if splade else {}
-        if self.rerank_terms is not None and plan.mode != "none":
+        if self.rerank_terms is not None and checked.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)
         if not stage_impacts and not knn_k and not bm25_fields:
             reason = (
@@ -342,17 +423,17 @@ class SearchClient:
                 else "no first-stage candidates: splade=False and neither knn_k nor bm25_fields"
             )
             return run.finish([], 0, explain=False, reason=reason)
-        first = candidates_query(stage_impacts, self.spec, plan.filters, run.extra_candidates())
+        first = candidates_query(stage_impacts, self.spec, checked.filters, run.extra_candidates())
         if bm25_fields and hybrid == "rrf":
             candidate_ids = run.rrf_candidates(first)
-            if plan.mode == "none":
+            if checked.mode == "none":
                 fused = sorted(candidate_ids, key=lambda d: -run.stage["rrf"][d])
-                hits = run.fetch_page(fused[plan.offset : plan.offset + plan.k], "rrf")
+                hits = run.fetch_page(fused[checked.offset : checked.offset + checked.k], "rrf")
                 return run.finish(hits, len(candidate_ids), explain=explain)
-            first = {"bool": {"filter": [{"ids": {"values": candidate_ids}}, *plan.filters]}}
-        if plan.mode == "engine":
+            first = {"bool": {"filter": [{"ids": {"values": candidate_ids}}, *checked.filters]}}
+        if checked.mode == "engine":
             hits, candidates = run.engine_rerank(first)
-        elif plan.mode == "client":
+        elif checked.mode == "client":
             hits, candidates = run.client_rerank(first)
         else:
             hits, candidates = run.first_stage_only(first)
@@ -497,8 +578,10 @@ class _Search:
         query_impacts: dict[str, float],
         query_vectors: np.ndarray,
         started: float,
+        plan_name: str | None = None,
     ) -> None:
         self.client = client
+        self.plan_name = plan_name
         self.spec = client.spec
         self.plan = plan
         self.query = query
@@ -676,6 +759,7 @@ class _Search:
             query_terms=self.query_impacts,
             reason=reason,
             shards=self.shards,
+            plan=self.plan_name,
         )
 
 

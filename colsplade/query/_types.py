@@ -147,6 +147,9 @@ class SearchResult:
     query_terms: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     shards: ShardStats | None = None
+    #: the named query plan the search ran (see :data:`colsplade.query.QUERY_PLANS`); None when the
+    #: caller spelled out its candidate sources instead of naming a plan
+    plan: str | None = None
 
     @property
     def partial(self) -> bool:

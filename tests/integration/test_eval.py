@@ -43,8 +43,11 @@ def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tin
     assert result["queries"] == 8 and result["ingest"]["reused"] is False
     assert result["index_size"]["documents"] == 559
     # the default layout is the compact token store: the plans that need nested vectors say why they were skipped
-    expected = {"bm25", "splade", "splade+colbert(client)", "hybrid(bm25+splade)+colbert"}
+    expected = {"bm25", "splade", "splade+colbert(client)", "bm25+colbert", "hybrid(bm25+splade)+colbert"}
     assert expected <= set(result["plans"])
+    # the report names the plan SearchClient runs when no plan is given, and marks it in the table
+    assert result["default_plan"] == "hybrid(bm25+splade)+colbert" == result["default_plan_result"]
+    assert "**hybrid(bm25+splade)+colbert** (default)" in first.output
     assert "nested" in result["skipped"]["colbert-ann"]
     assert "nested float token vectors" in result["skipped"]["splade+colbert(engine)"]
     for plan in result["plans"].values():
@@ -81,6 +84,8 @@ def test_eval_a_model_pair_with_the_fused_plan(engine, engine_index, tmp_path, t
     assert done.exit_code == 0, done.output
     result = json.loads((tmp_path / f"eval-scifact_sample-{engine.engine}.json").read_text())
     assert set(result["plans"]) == {"splade", "splade+colbert(fused)", "splade+colbert(client)"}
+    # the default plan was not among those run: named, not matched
+    assert result["default_plan"] == "hybrid(bm25+splade)+colbert" and result["default_plan_result"] is None
     assert result["model"]["name"].count("+") == 1, "the index records the pair's identity"
     assert result["index_size"]["documents"] == 559
     both = CliRunner().invoke(main, [*base, "--model", str(splade), "--splade-model", str(splade)])

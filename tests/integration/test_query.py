@@ -164,7 +164,7 @@ def test_compact_store_reranks_like_brute_force(engine, engine_index, encoder, s
     raw = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
     assert "colbert" not in raw and "colbert_packed" not in raw
     assert ("colbert_codes" in raw) is (storage == "source")
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     assert client.resolve_rerank("auto") == "client"
     vectors = _stored_vectors(client, engine, engine_index)
     assert set(vectors) == {f"d{i}" for i in range(len(TEXTS))}
@@ -195,7 +195,7 @@ def test_nested_layout_engine_and_client_rerank_agree(engine, engine_index, enco
     assert spec.nested_vectors and spec.codes_field
     raw = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
     assert "colbert" not in raw and "colbert_codes" in raw, "no float copy of the vectors in _source"
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     vectors = _stored_vectors(client, engine, engine_index)
     can_engine = engine.capabilities().painless
     for query in QUERIES:
@@ -226,7 +226,7 @@ def test_schema_one_indices_still_rerank_like_numpy(engine, engine_index, encode
     """Indices written before the compact store: the packed copy, or the nested numbers without it."""
     spec, vectors = _legacy_corpus(engine, engine_index, encoder, element_type=element_type, packed=packed)
     assert spec.codes_field is None and spec.nested_vectors
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     if element_type != "float":
         assert client.resolve_rerank() == "client"
     for query in QUERIES[:2]:
@@ -306,7 +306,7 @@ def test_corrupted_blob_falls_back_to_first_stage(engine, engine_index, encoder,
     import base64
 
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     query = QUERIES[0]
     candidates = _candidates(client, query)
     assert len(candidates) >= 3
@@ -333,7 +333,7 @@ def test_corrupted_blob_falls_back_to_first_stage(engine, engine_index, encoder,
 
 def test_query_without_candidates_is_an_empty_result_with_a_reason(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     result = client.search(QUERIES[0], splade=False)
     assert result.hits == [] and "no first-stage candidates" in result.reason
     emoji = client.search("\U0001f600\U0001f680")
@@ -344,7 +344,7 @@ def test_query_without_candidates_is_an_empty_result_with_a_reason(engine, engin
 
 def test_filters_pages_and_sources(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     query = QUERIES[0]
     filtered = client.search(query, k=5, filters={"term": {"lang": "en"}}, source=["title", "lang"])
     assert filtered.hits and all(h.source["lang"] == "en" for h in filtered.hits)
@@ -363,7 +363,7 @@ def test_filters_pages_and_sources(engine, engine_index, encoder):
 
 def test_explain_contributions_sum_to_scores(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     result = client.search(QUERIES[1], k=4, explain=True)
     sparse = {h.id: h.score for h in client.search(QUERIES[1], k=12, window=12, rerank="none").hits}
     for hit in result.hits:
@@ -379,7 +379,7 @@ def test_explain_contributions_sum_to_scores(engine, engine_index, encoder):
 
 def test_hybrid_candidates(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     query = QUERIES[2]
     rrf = client.search(query, k=5, bm25_fields=["title", "text"], hybrid="rrf", rerank="none")
     assert [h.score for h in rrf.hits] == sorted((h.score for h in rrf.hits), reverse=True)
@@ -392,13 +392,48 @@ def test_hybrid_candidates(engine, engine_index, encoder):
     assert bm25_only.hits and all("maxsim" in h.stage_scores for h in bm25_only.hits)
 
 
+def test_named_plans_and_the_default(engine, engine_index, encoder):
+    """The default plan fuses BM25 and SPLADE candidates and reranks them; every named plan runs; a plan
+    needing BM25 falls back to SPLADE -> ColBERT on an index without text fields."""
+    from colsplade.query import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS
+
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    query = QUERIES[2]
+    default = client.search(query, k=5, window=len(TEXTS))
+    assert default.plan == DEFAULT_PLAN == client.resolve_plan()
+    assert default.rerank == client.resolve_rerank() and len(default.hits) == 5
+    assert all("rrf" in h.stage_scores and "maxsim" in h.stage_scores for h in default.hits)
+    # the default plan is the explicit hybrid call, hit for hit
+    explicit = client.search(query, k=5, window=len(TEXTS), bm25_fields=["title", "text"], hybrid="rrf")
+    assert explicit.plan is None and explicit.ids() == default.ids()
+    for name in QUERY_PLANS:
+        result = client.search(query, k=3, window=len(TEXTS), plan=name)
+        assert result.plan == name and result.hits, name
+        assert ("maxsim" in result.hits[0].stage_scores) is name.endswith("+colbert"), name
+    bm25 = {
+        h["_id"]
+        for h in engine.search(
+            engine_index,
+            {"query": {"multi_match": {"query": query, "fields": ["title", "text"]}}, "size": 100},
+        )["hits"]["hits"]
+    }
+    assert set(client.search(query, k=5, window=len(TEXTS), plan="bm25+colbert").ids()) <= bm25
+    # no text field among text_fields: the fallback, and 'bm25' named outright is refused
+    bare = SearchClient(engine_index, encoder, client=engine, text_fields=("body",))
+    assert bare.resolve_plan() == FALLBACK_PLAN
+    assert bare.search(query, k=3).plan == FALLBACK_PLAN
+    with pytest.raises(InvalidInputError, match="plan 'bm25' needs text fields"):
+        bare.search(query, plan="bm25")
+
+
 def test_async_client_matches_sync(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    sync = SearchClient(engine_index, encoder, client=engine)
+    sync = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     expected = [sync.search(q, k=5).ids() for q in QUERIES]
 
     async def run():
-        async with AsyncSearchClient(engine_index, encoder, client=engine) as client:
+        async with AsyncSearchClient(engine_index, encoder, client=engine, plan="splade+colbert") as client:
             results = await asyncio.gather(*(client.search(q, k=5) for q in QUERIES * 3))
         return [r.ids() for r in results]
 
@@ -407,7 +442,7 @@ def test_async_client_matches_sync(engine, engine_index, encoder):
 
 def test_bad_queries_and_indices(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder)
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     for bad in ("", "   \n\t", "x" * 10_000, b"\xff\xfe"):
         with pytest.raises(InvalidInputError):
             client.search(bad)
@@ -428,7 +463,7 @@ def test_bad_queries_and_indices(engine, engine_index, encoder):
 
 def test_model_version_mismatch_is_refused(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder, model_version="older")
-    client = SearchClient(engine_index, encoder, client=engine)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     with pytest.raises(ModelVersionMismatchError, match="re-encode"):
         client.search("cells")
     relaxed = SearchClient(engine_index, encoder, client=engine, check_model_version=False)
@@ -592,7 +627,7 @@ def test_cli_ingest_and_search_with_a_pair(engine, engine_index, tiny_pair, tmp_
 
 def test_first_stage_weight_fuses_scores_on_both_paths(engine, engine_index, encoder):
     _index_corpus(engine, engine_index, encoder, layout=Layout(nested_vectors=True))
-    client = SearchClient(engine_index, encoder, client=engine, first_stage_weight=0.5)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert", first_stage_weight=0.5)
     vectors = _stored_vectors(client, engine, engine_index)
     for query in QUERIES[:3]:
         sparse = {h.id: h.score for h in client.search(query, k=12, window=12, rerank="none").hits}
