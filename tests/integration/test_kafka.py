@@ -404,17 +404,19 @@ def test_third_worker_joins_mid_stream_nothing_doubled(
     workers = [start(0), start(1)]
     try:
         _wait(lambda: _count(client, index) >= 500, 180, "500 documents", workers)
-        workers.append(start(2))  # joins while the rest of the stream is produced
-        producer = threading.Thread(
-            target=_produce, args=(kafka_bootstrap, topic, _messages(n - first, start=first))
-        )
-        producer.start()
+        workers.append(start(2))  # joins mid-stream: 1,500 produced before it, 2,500 after
+        # the rest of the stream is produced once the newcomer holds partitions: produced earlier, on a busy
+        # machine the first two workers could drain every partition before the rebalance gives it any
         _wait(
             lambda: re.search(r"kafka: assigned \S+/\d", Path(workers[2].err_path).read_text()) is not None,
             120,
             "the third worker to get partitions",
             workers,
         )
+        producer = threading.Thread(
+            target=_produce, args=(kafka_bootstrap, topic, _messages(n - first, start=first))
+        )
+        producer.start()
         producer.join()
         _wait(lambda: _caught_up(kafka_bootstrap, topic, group), 240, "the group to catch up", workers)
         summaries = [_finish(proc) for proc in workers]
