@@ -98,8 +98,7 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
-def _ict_candidates(doc: PseudoDocument) -> list[int]:
-    sentences = split_sentences(doc.body)
+def _ict_candidates(sentences: Sequence[str]) -> list[int]:
     if len(sentences) < _ICT_MIN_SENTENCES:
         return []
     lo, hi = _ICT_SENTENCE_WORDS
@@ -111,7 +110,7 @@ def can_make(doc: PseudoDocument, kind: str) -> bool:
     if kind == "title":
         return len(doc.title.split()) >= _MIN_TITLE_WORDS and len(doc.body.split()) >= _MIN_BODY_WORDS
     if kind == "ict":
-        return bool(_ict_candidates(doc))
+        return bool(_ict_candidates(split_sentences(doc.body)))
     if kind == "crop":
         return len(doc.text.split()) >= _CROP_MIN_WORDS
     raise InvalidInputError(f"unknown pseudo-query kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -123,7 +122,7 @@ def make_pair(doc: PseudoDocument, kind: str, rng: random.Random) -> PseudoPair:
         return PseudoPair(doc.doc_id, kind, doc.title.strip(), doc.body.strip())
     if kind == "ict":
         sentences = split_sentences(doc.body)
-        i = rng.choice(_ict_candidates(doc))
+        i = rng.choice(_ict_candidates(sentences))
         rest = " ".join(s for j, s in enumerate(sentences) if j != i)
         positive = f"{doc.title} {rest}".strip() if doc.title else rest
         return PseudoPair(doc.doc_id, kind, sentences[i], positive)
@@ -198,10 +197,11 @@ def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
     A near-duplicate of the positive among the hard negatives would teach the model to push a relevant
     document down (a false negative); corpora collected from feeds often hold re-posts and versions.
     """
-    sa, sb = _shingles(a), _shingles(b)
-    if not sa or not sb:
-        return False
-    return len(sa & sb) / len(sa | sb) >= threshold
+    return _jaccard(_shingles(a), _shingles(b)) >= threshold
+
+
+def _jaccard(sa: set[tuple[str, ...]], sb: set[tuple[str, ...]]) -> float:
+    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
 
 
 def filter_near_duplicates(
@@ -215,12 +215,12 @@ def filter_near_duplicates(
     how many were dropped). A document containing the pseudo-query word for word is another copy of its
     source sentence or title far more often than an unrelated document."""
     needle = " " + " ".join(_WORD.findall(query.lower())) + " "
+    positive = _shingles(positive_text)  # once, not once per negative
     kept: list[str] = []
     for d in negatives:
         text = corpus.get(d, "")
-        if (needle.strip() and needle in " " + " ".join(_WORD.findall(text.lower())) + " ") or near_duplicate(
-            positive_text, text, threshold
-        ):
+        verbatim = needle.strip() and needle in " " + " ".join(_WORD.findall(text.lower())) + " "
+        if verbatim or _jaccard(positive, _shingles(text)) >= threshold:
             continue
         kept.append(d)
     return kept, len(negatives) - len(kept)
