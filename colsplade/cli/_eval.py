@@ -44,6 +44,13 @@ __all__ = ["compare_command", "eval_command"]
     help="Also run the fused plan: MaxSim + w * SPLADE score (w chosen on held-out queries, not on the test set).",
 )
 @click.option("--plan", "plans", multiple=True, help="Plans to run (repeatable; default: all).")
+@click.option(
+    "--analyzer",
+    default="auto",
+    show_default=True,
+    help="Analyser of a new index's title/text fields, which BM25 searches: auto = english where the "
+    "engine has it (analysis-common), else standard; or any analyser the engine has.",
+)
 @click.option("--no-reuse", is_flag=True, help="Re-ingest even if the index already holds the corpus.")
 @click.option("--out", "out_dir", default="eval-results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
@@ -63,6 +70,7 @@ def eval_command(
     knn_k,
     first_stage_weight,
     plans,
+    analyzer,
     no_reuse,
     out_dir,
     no_progress,
@@ -105,6 +113,7 @@ def eval_command(
             reuse_index=not no_reuse,
             variant=variant,
             progress=not no_progress,
+            analyzer=analyzer,
         )
     paths = write_results(result, out_dir, stem=f"eval-{Path(data_dir).name}-{result['engine']}")
     click.echo(results_markdown(result))

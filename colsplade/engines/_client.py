@@ -63,9 +63,35 @@ class Capabilities:
         )
 
     @property
+    def language_analyzers(self) -> bool:
+        """Whether the node has the language analysers (``english``, ...): the ``analysis-common`` module.
+
+        Full distributions (Docker images, cloud) have it; the Maven ``integ-test-zip`` of Elasticsearch
+        does not, and colsplade's local OpenSearch node adds it.
+        """
+        return "analysis-common" in self.modules
+
+    def resolve_analyzer(self, analyzer: str = "auto") -> str:
+        """The text analyser an index made for BM25 gets: ``auto`` is ``english`` where the node has the
+        language analysers (the analyser a team's English index normally has), else ``standard``; a named
+        language analyser on a node without them is refused."""
+        if analyzer == "auto":
+            return "english" if self.language_analyzers else "standard"
+        if analyzer not in _BUILTIN_ANALYZERS and not self.language_analyzers:
+            raise InvalidInputError(
+                f"{self.engine} {self.version} has no {analyzer!r} analyser (no analysis-common module); "
+                f"use one of {', '.join(sorted(_BUILTIN_ANALYZERS))}, or a full distribution of the engine"
+            )
+        return analyzer
+
+    @property
     def in_engine_rerank(self) -> bool:
         """Whether MaxSim can run inside the engine (a painless script over nested vectors)."""
         return self.painless
+
+
+#: Analysers every node has, without the analysis-common module.
+_BUILTIN_ANALYZERS = frozenset({"standard", "simple", "whitespace", "stop", "keyword"})
 
 
 def _error_details(body: Any) -> tuple[str, str]:

@@ -2,9 +2,10 @@
 
 The distributions come from Maven Central through ``mvn`` (the ``integ-test-zip`` artifacts), are unpacked
 into a cache and started on 127.0.0.1 with single-node discovery and a small heap. The integ-test zips are
-minimal: OpenSearch's lacks the ``lang-painless`` and ``mapper-extras`` modules, which are published on
-Maven Central as jars, so they are assembled into ``modules/`` here, and the k-NN plugin is installed with
-``bin/opensearch-plugin``. Elasticsearch's 8.x zip has no painless and no ``rank_features``, and neither is
+minimal: OpenSearch's lacks the ``lang-painless``, ``mapper-extras`` and ``analysis-common`` (the
+``english`` and other language analysers) modules, which are published on Maven Central as jars, so they
+are assembled into ``modules/`` here, and the k-NN plugin is installed with ``bin/opensearch-plugin``.
+Elasticsearch's 8.x zip has no painless, no ``rank_features`` and no ``english`` analyser, and none is
 published for 8.x, so a local Elasticsearch node stores SPLADE impacts in ``sparse_vector`` (same Lucene
 feature encoding) and reranks in the client; full distributions (Docker images, Elastic Cloud) have both.
 
@@ -210,8 +211,23 @@ def _unzip(archive: Path, dest: Path) -> Path:
     return dest / roots.pop()
 
 
-def _add_opensearch_module(home: Path, version: str, name: str, jars: list[Path], policy: str | None) -> None:
-    """Assemble ``modules/<name>`` from published jars, with a descriptor naming the plugin class."""
+#: The plugin class of each assembled module (renamed across versions: PainlessPlugin ->
+#: PainlessModulePlugin), matched against the jar's entries.
+_MODULE_CLASSES = {
+    "lang-painless": r"org/opensearch/painless/Painless(Module)?Plugin\.class",
+    "mapper-extras": r"org/opensearch/index/mapper/MapperExtras(Module)?Plugin\.class",
+    "analysis-common": r"org/opensearch/analysis/common/CommonAnalysis(Module)?Plugin\.class",
+}
+
+
+def _add_opensearch_module(
+    home: Path, version: str, name: str, jars: list[Path], policy: str | None, extends: str = ""
+) -> None:
+    """Assemble ``modules/<name>`` from published jars, with a descriptor naming the plugin class.
+
+    ``extends`` names the modules it extends (analysis-common registers painless extensions, so the
+    engine must load it after lang-painless, in that module's class loader's child).
+    """
     module_dir = home / "modules" / name
     module_dir.mkdir(parents=True, exist_ok=True)
     classname = None
@@ -219,17 +235,14 @@ def _add_opensearch_module(home: Path, version: str, name: str, jars: list[Path]
         shutil.copy2(jar, module_dir / jar.name)
         with zipfile.ZipFile(jar) as zf:
             for entry in zf.namelist():
-                # The plugin class was renamed across versions (PainlessPlugin -> PainlessModulePlugin).
-                if re.fullmatch(r"org/opensearch/(painless|index/mapper)/\w+(Module)?Plugin\.class", entry):
-                    candidate = entry[: -len(".class")].replace("/", ".")
-                    if "Painless" in candidate or "MapperExtras" in candidate:
-                        classname = candidate
+                if re.fullmatch(_MODULE_CLASSES[name], entry):
+                    classname = entry[: -len(".class")].replace("/", ".")
     if classname is None:
         raise EngineStartError(f"no plugin class found in the jars of OpenSearch module {name}")
     (module_dir / "plugin-descriptor.properties").write_text(
         f"description=OpenSearch module {name} (assembled by colsplade from Maven Central)\n"
         f"version={version}\nname={name}\nclassname={classname}\njava.version=11\n"
-        f"opensearch.version={version}\nextended.plugins=\nhas.native.controller=false\n"
+        f"opensearch.version={version}\nextended.plugins={extends}\nhas.native.controller=false\n"
     )
     if policy:
         (module_dir / "plugin-security.policy").write_text(policy)
@@ -243,17 +256,36 @@ _PAINLESS_POLICY = (
 )
 
 
+#: The modules every local OpenSearch node has; an installation from an older colsplade without one of
+#: them (analysis-common came later) is rebuilt.
+_OPENSEARCH_MODULES = ("lang-painless", "mapper-extras", "analysis-common")
+
+
+def _install_complete(engine: str, marker: Path) -> bool:
+    if engine != "opensearch":
+        return True
+    try:
+        added = json.loads(marker.read_text()).get("modules_added") or []
+    except (OSError, ValueError):
+        return False
+    missing = [m for m in _OPENSEARCH_MODULES if m not in added]
+    if missing:
+        logger.info("local OpenSearch at %s lacks %s: reinstalling it", marker.parent, ", ".join(missing))
+    return not missing
+
+
 def install_distribution(engine: EngineName, version: str | None = None) -> Path:
     """Fetch and unpack a distribution (once; later calls reuse it). Returns its home directory.
 
-    For OpenSearch, also assembles the ``lang-painless`` and ``mapper-extras`` modules and installs the
+    For OpenSearch, also assembles the ``lang-painless``, ``mapper-extras`` and ``analysis-common``
+    modules and installs the
     k-NN plugin of the same version when Maven Central serves it (a warning otherwise).
     """
     version = _check_engine(engine, version)
     root = engines_home()
     home = root / "dist" / f"{engine}-{version}"
     marker = home / ".colsplade-installed"
-    if marker.is_file():
+    if marker.is_file() and _install_complete(engine, marker):
         return home
     java_home = find_java(_required_java(engine, version))
     root.mkdir(parents=True, exist_ok=True)
@@ -264,9 +296,23 @@ def install_distribution(engine: EngineName, version: str | None = None) -> Path
         unpacked = _unzip(archive, staging)
         notes: dict[str, object] = {"engine": engine, "version": version, "modules_added": [], "plugins": []}
         if engine == "opensearch":
-            for module, coordinate, exclude, policy in (
-                ("lang-painless", f"org.opensearch.plugin:lang-painless:{version}", True, _PAINLESS_POLICY),
-                ("mapper-extras", f"org.opensearch.plugin:mapper-extras-client:{version}", False, None),
+            for module, coordinate, exclude, policy, extends in (
+                (
+                    "lang-painless",
+                    f"org.opensearch.plugin:lang-painless:{version}",
+                    True,
+                    _PAINLESS_POLICY,
+                    "",
+                ),
+                ("mapper-extras", f"org.opensearch.plugin:mapper-extras-client:{version}", False, None, ""),
+                # the language analysers (english, ...) and the stemmers a team's index uses
+                (
+                    "analysis-common",
+                    f"org.opensearch.plugin:analysis-common:{version}",
+                    False,
+                    None,
+                    "lang-painless",
+                ),
             ):
                 if exclude:
                     jars = mvn_copy_with_deps(
@@ -274,7 +320,7 @@ def install_distribution(engine: EngineName, version: str | None = None) -> Path
                     )
                 else:
                     jars = [_mvn_copy(coordinate, staging / f"_jars_{module}")]
-                _add_opensearch_module(unpacked, version, module, jars, policy)
+                _add_opensearch_module(unpacked, version, module, jars, policy, extends)
                 notes["modules_added"].append(module)  # type: ignore[union-attr]
             try:
                 knn_zip = _mvn_copy(f"{_KNN_PLUGIN}:{version}.0:zip", downloads)

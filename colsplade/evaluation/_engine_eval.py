@@ -115,17 +115,28 @@ def ensure_dataset_index(
     reuse: bool = True,
     progress: bool = True,
     reencode: bool = False,
+    analyzer: str = "auto",
 ) -> dict[str, Any]:
-    """Ingest a BEIR ``corpus.jsonl`` (title + text) into ``index`` unless it already holds every document."""
+    """Ingest a BEIR ``corpus.jsonl`` (title + text) into ``index`` unless it already holds every document.
+
+    A new index is first made as a team's own would be: ``title`` and ``text`` as text fields analysed by
+    ``analyzer`` (``auto``: ``english`` where the engine has the language analysers, else ``standard``);
+    ingest then adds colsplade's fields next to them. The report names the analyser the index has.
+    """
     from colsplade.ingest import FieldMapping, ingest
+    from colsplade.mappings import text_properties
 
     with open(data_dir / "corpus.jsonl", encoding="utf-8") as fh:
         n_docs = sum(1 for line in fh if line.strip())
-    if reuse and client.index_exists(index):
+    exists = client.index_exists(index)
+    if exists and reuse:
         count = client.count(index)
         if count >= n_docs:
-            return {"reused": True, "documents": count}
+            return {"reused": True, "documents": count, "analyzer": _bm25_analyzer(client, index)}
         logger.info("index %s holds %d of %d documents; ingesting the rest", index, count, n_docs)
+    elif not exists:
+        chosen = client.capabilities().resolve_analyzer(analyzer)
+        client.create_index(index, {"mappings": {"properties": text_properties(_TEXT_FIELDS, chosen)}})
     started = time.monotonic()
     summary = ingest(
         str(data_dir / "corpus.jsonl"),
@@ -136,7 +147,23 @@ def ensure_dataset_index(
         reencode=reencode,
         progress=progress,
     )
-    return {"reused": False, "seconds": round(time.monotonic() - started, 1), **summary.as_dict()}
+    return {
+        "reused": False,
+        "seconds": round(time.monotonic() - started, 1),
+        "analyzer": _bm25_analyzer(client, index),
+        **summary.as_dict(),
+    }
+
+
+_TEXT_FIELDS = ("title", "text")
+
+
+def _bm25_analyzer(client: Any, index: str) -> str:
+    """The analyser of the index's BM25 text fields (``title`` / ``text``), or ``a / b`` when they differ."""
+    from colsplade.mappings import text_analyzers
+
+    found = text_analyzers(client.get_mapping(index).get("properties", {}), _TEXT_FIELDS)
+    return " / ".join(dict.fromkeys(found.values())) or "none"
 
 
 def _store_size(client: Any, index: str) -> dict[str, Any]:
@@ -172,6 +199,7 @@ def evaluate_on_engine(
     max_query_length: int | None = None,
     query_ids: Sequence[str] | None = None,
     ingest: bool = True,
+    analyzer: str = "auto",
 ) -> dict[str, Any]:
     """Index ``data_dir`` (BEIR) into ``client``'s engine and evaluate every plan on its ``split`` queries.
 
@@ -186,6 +214,9 @@ def evaluate_on_engine(
     ``max_query_length``: the search client's query length (see :class:`~colsplade.query.SearchClient`);
     ``query_ids``: evaluate these queries of the split (default: the first ``max_queries``);
     ``ingest=False``: the index must already hold the corpus (filled by the caller, e.g. pre-encoded).
+    ``analyzer``: the analyser of a new index's text fields, which the BM25 plans search (``auto``:
+    ``english`` where the engine has it, else ``standard``); ``bm25_analyzer`` in the result names the one
+    the index has, so every figure says which BM25 it is compared to.
     """
     from colsplade.encoders import as_encoder
     from colsplade.query import SearchClient
@@ -199,7 +230,9 @@ def evaluate_on_engine(
     encoder = as_encoder(model, **options)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
     if ingest:
-        ingest_report = ensure_dataset_index(client, index, encoder, data_dir, reuse_index, progress)
+        ingest_report = ensure_dataset_index(
+            client, index, encoder, data_dir, reuse_index, progress, analyzer=analyzer
+        )
     else:
         ingest_report = {"reused": True, "documents": client.count(index)}
     search = SearchClient(
@@ -293,6 +326,7 @@ def evaluate_on_engine(
         "default_plan": search.resolve_plan(),
         "default_plan_result": _default_plan_result(search, runnable),
         "max_query_length": encoder.config.max_query_length,
+        "bm25_analyzer": _bm25_analyzer(client, index),
         "ingest": ingest_report,
         "index_size": _store_size(client, index),
         "query_encoding_ms": _percentiles(encode_ms),
@@ -321,7 +355,8 @@ def results_markdown(result: Mapping[str, Any]) -> str:
     lines = [
         f"**{result['engine']} {result['engine_version']}**, {result['dataset']} ({result['split']}, "
         f"{result['queries']} queries), model {result['model']['name']} v{result['model']['version']} "
-        f"({result['model']['variant']}); query encoding p50 {result['query_encoding_ms'].get('p50')} ms",
+        f"({result['model']['variant']}); query encoding p50 {result['query_encoding_ms'].get('p50')} ms; "
+        f"BM25 analyser: {result.get('bm25_analyzer', 'unknown')}",
         "",
         f"Default plan (what `SearchClient.search` runs when no plan is named): `{result.get('default_plan')}`"
         + (

@@ -21,6 +21,8 @@ from colsplade.mappings._builders import (
     index_meta,
     index_settings,
     spec_from_meta,
+    text_analyzers,
+    text_properties,
 )
 from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
 from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
@@ -40,6 +42,8 @@ __all__ = [
     "load_template",
     "pack_token_vectors",
     "spec_from_meta",
+    "text_analyzers",
+    "text_properties",
     "unescape_feature",
     "unescape_impacts",
     "unpack_token_vectors",

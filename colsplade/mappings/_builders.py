@@ -26,7 +26,7 @@ them to the compact layout.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -424,3 +424,26 @@ def _compatible(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
         if key in ("dims", "dimension") and key in wanted and key not in current:
             return False
     return True
+
+
+def text_properties(fields: Sequence[str], analyzer: str = "standard") -> dict[str, Any]:
+    """Mapping properties of BM25 text fields, each analysed by ``analyzer`` (``english`` stems and drops
+    English stopwords, as a team's English index normally does).
+
+    >>> text_properties(["title", "text"], "english")["title"]
+    {'type': 'text', 'analyzer': 'english'}
+    """
+    return {field: {"type": "text", "analyzer": analyzer} for field in fields}
+
+
+def text_analyzers(properties: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
+    """The analyser of each of ``fields`` that is a text field of ``properties`` (``standard`` when unset).
+
+    >>> text_analyzers({"title": {"type": "text", "analyzer": "english"}, "text": {"type": "text"}}, ["title", "text"])
+    {'title': 'english', 'text': 'standard'}
+    """
+    return {
+        f: str((properties.get(f) or {}).get("analyzer", "standard"))
+        for f in fields
+        if (properties.get(f) or {}).get("type") in ("text", "match_only_text")
+    }
