@@ -73,6 +73,18 @@ __all__ = ["train_command"]
     default=None,
     help="Trained ColBERT / joint model whose MaxSim scores the candidates (with --loss marginmse or kl).",
 )
+@click.option(
+    "--splade-distill-weight",
+    type=float,
+    default=None,
+    help="joint: weight of the listwise KL that distils the ColBERT side's in-batch scores into SPLADE [0].",
+)
+@click.option("--distill-temperature", type=float, default=None, help="Temperature of that KL [1].")
+@click.option(
+    "--teacher-filter/--no-teacher-filter",
+    default=None,
+    help="joint: keep the negatives the ColBERT side scores above the positive out of SPLADE's loss.",
+)
 @click.option("--epochs", type=float, default=None)
 @click.option("--max-steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)

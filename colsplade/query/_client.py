@@ -51,6 +51,7 @@ from colsplade.query._types import (
     SparseTermContribution,
     TokenMatch,
 )
+from colsplade.scoring import DEFAULT_FUSION_WEIGHTS, FUSION_METHODS, fuse_scores
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +351,8 @@ class SearchClient:
         splade: bool | None = None,
         strict: bool | None = None,
         plan: str | None = None,
+        fusion: str | None = None,
+        fusion_weight: float | None = None,
     ) -> SearchResult:
         """Search the index: SPLADE first stage (+ optional kNN / BM25 candidates), MaxSim rerank, one page.
 
@@ -374,9 +377,19 @@ class SearchClient:
                 otherwise such a result comes back with ``partial`` True and the engine's ``shards`` counts.
 
             plan: a named plan (:data:`~colsplade.query.QUERY_PLANS`) that sets ``splade``, ``bm25_fields``,
-                ``hybrid`` and ``rerank``; arguments given here win over it. Default: the client's plan,
+                ``hybrid``, ``rerank`` and ``fusion``; arguments given here win over it. Default: the client's plan,
                 unless the call spells out a candidate source (``splade``, ``bm25_fields`` or ``knn_k``):
                 then the sources are exactly those given (``splade`` defaults to True).
+
+            fusion: keep the first stage's evidence in the rerank: ``zscore`` orders the window by
+                ``z(MaxSim) + fusion_weight * z(source)`` for each first-stage source (BM25, SPLADE; each
+                standardised over the window), ``rrf`` by reciprocal rank fusion of MaxSim's order and each
+                source's (see :mod:`colsplade.scoring`). ``"none"`` turns a plan's fusion off. Needs the
+                client rerank (``auto`` takes it). Hits carry ``fused`` and every source's score.
+            fusion_weight: each first-stage source's weight against MaxSim's 1 (default
+                :data:`~colsplade.scoring.DEFAULT_FUSION_WEIGHTS`: 0.5 for ``zscore``, fixed across corpora
+                in advance; 1 for ``rrf``). A plan's fusion is dropped when the call asks for
+                ``rerank="engine"`` or ``"none"``; an explicit ``fusion`` with those is refused.
 
         A query with no candidate source left (every SPLADE term pruned, say a query of emoji, and no
         ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
@@ -394,6 +407,15 @@ class SearchClient:
         # a plan's "auto" rerank defers to the client's default (engine / client / none)
         if rerank is None and named.get("rerank") not in (None, "auto"):
             rerank = named["rerank"]
+        if fusion is None:
+            fusion = named.get("fusion")
+            if rerank in ("engine", "none"):
+                fusion = None  # the caller chose a rerank the plan's fusion cannot ride on
+        if fusion == "none":
+            fusion = None
+        if fusion is not None and rerank in (None, "auto"):
+            # the engine's rescore can only add raw scores; fusion standardises them over the window
+            rerank = "client"
         checked = _Plan.check(
             self,
             k=k,
@@ -409,6 +431,9 @@ class SearchClient:
             source=source,
             highlight=highlight,
             strict=strict,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            splade=splade,
         )
         query = self._check_query(query)
         query_impacts, query_vectors = self._encode_checked(query)
@@ -523,6 +548,9 @@ class _Plan:
     source: Any
     highlight: list[str] | None
     strict: bool
+    fusion: str | None = None
+    fusion_weight: float = 0.5
+    splade: bool = True
 
     @classmethod
     def check(cls, client: SearchClient, **a: Any) -> _Plan:
@@ -541,6 +569,24 @@ class _Plan:
             )
         if a["hybrid"] not in HYBRID_MODES:
             raise InvalidInputError(f"hybrid must be one of {', '.join(HYBRID_MODES)}, got {a['hybrid']!r}")
+        fusion = a["fusion"]
+        fusion_weight = (
+            DEFAULT_FUSION_WEIGHTS.get(fusion or "zscore", 1.0)
+            if a["fusion_weight"] is None
+            else float(a["fusion_weight"])
+        )
+        if fusion is not None and fusion not in FUSION_METHODS:
+            raise InvalidInputError(
+                f"fusion must be one of {', '.join(FUSION_METHODS)} or 'none', got {fusion!r}"
+            )
+        if not math.isfinite(fusion_weight) or fusion_weight < 0:
+            raise InvalidInputError(f"fusion_weight must be a finite number >= 0, got {fusion_weight}")
+        mode = client.resolve_rerank(a["rerank"])
+        if fusion is not None and mode != "client":
+            raise InvalidInputError(
+                f"fusion={fusion!r} fuses scores in the client's rerank; rerank={mode!r} cannot "
+                "(use rerank='client' or 'auto', or fusion='none')"
+            )
         filters = a["filters"]
         if isinstance(filters, Mapping):
             filters = [filters]
@@ -554,7 +600,7 @@ class _Plan:
             k=k,
             offset=offset,
             window=window,
-            mode=client.resolve_rerank(a["rerank"]),
+            mode=mode,
             weight=weight,
             filters=list(filters or []),
             knn_k=a["knn_k"],
@@ -564,6 +610,9 @@ class _Plan:
             source=source_filter(a["source"], spec),
             highlight=list(a["highlight"]) if a["highlight"] else None,
             strict=client.strict if a["strict"] is None else bool(a["strict"]),
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            splade=bool(a["splade"]),
         )
 
 
@@ -705,8 +754,19 @@ class _Search:
         t0 = time.perf_counter()
         maxsims, ok = self.client._token_reader.maxsim(self.query_vectors, raw)
         first_scores = np.array([float(h["_score"] or 0.0) for h in raw], dtype=np.float32)
-        scores = maxsims + plan.weight * first_scores
         reranked = np.flatnonzero(ok)
+        if plan.fusion is not None:
+            scores = np.zeros(len(raw), dtype=np.float64)
+            columns = self.fusion_columns(raw, first_scores)
+            weights = {name: plan.fusion_weight for name in columns}
+            fused = fuse_scores(
+                {"maxsim": maxsims[reranked], **{n: c[reranked] for n, c in columns.items()}},
+                {"maxsim": 1.0, **weights},
+                plan.fusion,
+            )
+            scores[reranked] = fused
+        else:
+            scores = maxsims + plan.weight * first_scores
         # stable: equal scores keep the first-stage order, as the engine's rescore does
         order = [*reranked[np.argsort(-scores[reranked], kind="stable")], *np.flatnonzero(~ok)]
         self.timings["rerank"] = (time.perf_counter() - t0) * 1000
@@ -720,11 +780,34 @@ class _Search:
                     **self.known(h["_id"]),
                     "maxsim": float(maxsims[i]),
                 }
+                if plan.fusion is not None:
+                    stages["fused"] = score
             else:
                 score = float(first_scores[i])
                 stages = {**self.known(h["_id"]), "first_stage": score}
             hits.append(self.hit(h, score, stages))
         return hits, len(raw)
+
+    def fusion_columns(
+        self, raw: Sequence[Mapping[str, Any]], first_scores: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Each first-stage source's score of every window candidate, (n,) float64, NaN where that source
+        did not return it: BM25 and SPLADE apart when their lists were fused by rank, else the one
+        first-stage score under the name of what it measures."""
+        ids = [h["_id"] for h in raw]
+        if "bm25" in self.stage:  # hybrid by rank: each list kept its own scores
+            return {
+                "bm25": np.array([self.stage["bm25"].get(d, np.nan) for d in ids], dtype=np.float64),
+                "splade": np.array([self.stage["first_stage"].get(d, np.nan) for d in ids], dtype=np.float64),
+            }
+        plan = self.plan
+        if plan.bm25_fields and not plan.splade and not plan.knn_k:
+            name = "bm25"
+        elif plan.splade and not plan.bm25_fields and not plan.knn_k:
+            name = "splade"
+        else:  # the sum of several sources' clauses
+            name = "first_stage"
+        return {name: first_scores.astype(np.float64)}
 
     def first_stage_only(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
         plan = self.plan

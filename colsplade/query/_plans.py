@@ -54,13 +54,37 @@ QUERY_PLANS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
             "hybrid": "rrf",
             "rerank": "auto",
         },
+        # the fused plans keep the first stage's evidence: the window is ordered by MaxSim fused with the
+        # first-stage score(s) (z-scores with a fixed weight, or reciprocal rank), in the client
+        "bm25+colbert(fused)": {
+            "splade": False,
+            "bm25_fields": TEXT_FIELDS,
+            "hybrid": "sum",
+            "rerank": "client",
+            "fusion": "zscore",
+        },
+        "bm25+colbert(rrf)": {
+            "splade": False,
+            "bm25_fields": TEXT_FIELDS,
+            "hybrid": "sum",
+            "rerank": "client",
+            "fusion": "rrf",
+        },
+        "splade+colbert(fused)": {"splade": True, "rerank": "client", "fusion": "zscore"},
+        "hybrid(bm25+splade)+colbert(fused)": {
+            "splade": True,
+            "bm25_fields": TEXT_FIELDS,
+            "hybrid": "rrf",
+            "rerank": "client",
+            "fusion": "zscore",
+        },
     }
 )
 
-DEFAULT_PLAN = "hybrid(bm25+splade)+colbert"
+DEFAULT_PLAN = "bm25+colbert(fused)"
 """The plan a :class:`~colsplade.query.SearchClient` uses when the caller names none."""
 
-FALLBACK_PLAN = "splade+colbert"
+FALLBACK_PLAN = "splade+colbert(fused)"
 """The plan that replaces one needing BM25 text fields on an index that has none of them."""
 
 

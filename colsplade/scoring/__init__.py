@@ -12,6 +12,15 @@ from colsplade.scoring._codec import (
     maxsim_codes,
     pool_tokens,
 )
+from colsplade.scoring._fusion import (
+    DEFAULT_FUSION_WEIGHT,
+    DEFAULT_FUSION_WEIGHTS,
+    FUSION_METHODS,
+    fuse_scores,
+    rank_fusion,
+    zscore_fusion,
+    zscores,
+)
 from colsplade.scoring._maxsim import maxsim, maxsim_batch, maxsim_matrix, sparse_dot
 from colsplade.scoring._quantize import (
     bit_similarities,
@@ -23,6 +32,9 @@ from colsplade.scoring._quantize import (
 )
 
 __all__ = [
+    "DEFAULT_FUSION_WEIGHT",
+    "DEFAULT_FUSION_WEIGHTS",
+    "FUSION_METHODS",
     "CorruptBlobError",
     "DecodedWindow",
     "ResidualCodec",
@@ -31,6 +43,7 @@ __all__ = [
     "dequantize_bits",
     "dequantize_int8",
     "fit_codec",
+    "fuse_scores",
     "hamming_maxsim",
     "maxsim",
     "maxsim_batch",
@@ -39,5 +52,8 @@ __all__ = [
     "pool_tokens",
     "quantize_bits",
     "quantize_int8",
+    "rank_fusion",
     "sparse_dot",
+    "zscore_fusion",
+    "zscores",
 ]

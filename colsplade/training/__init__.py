@@ -36,10 +36,12 @@ from colsplade.training._losses import (
     info_nce_loss,
     kl_distillation_loss,
     l1_regularizer,
+    listwise_distillation_loss,
     margin_mse_loss,
     margin_ranking_loss,
     sparsity_stats,
     splade_scores,
+    teacher_false_negatives,
 )
 from colsplade.training._model_dir import init_model_dir, load_model_dir, resolve_base_model, save_model_dir
 from colsplade.training._models import ColspladeModel, colbert_keep_mask, splade_pool
@@ -71,6 +73,7 @@ __all__ = [
     "init_model_dir",
     "kl_distillation_loss",
     "l1_regularizer",
+    "listwise_distillation_loss",
     "load_colbertv2",
     "load_model_dir",
     "load_naver_splade",
@@ -88,6 +91,7 @@ __all__ = [
     "splade_pool",
     "splade_scores",
     "split_dev",
+    "teacher_false_negatives",
     "teacher_rankings",
     "train",
     "validate_examples",

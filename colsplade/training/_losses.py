@@ -18,10 +18,12 @@ __all__ = [
     "info_nce_loss",
     "kl_distillation_loss",
     "l1_regularizer",
+    "listwise_distillation_loss",
     "margin_mse_loss",
     "margin_ranking_loss",
     "sparsity_stats",
     "splade_scores",
+    "teacher_false_negatives",
 ]
 
 
@@ -81,6 +83,43 @@ def kl_distillation_loss(
     student = F.log_softmax(scores.float() / temperature, dim=-1)
     teacher = F.log_softmax(teacher_scores.float() / temperature, dim=-1)
     return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+
+
+def listwise_distillation_loss(
+    scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Listwise KL(teacher || student) over each query's whole candidate list; (B, N) both.
+
+    Unlike MarginMSE it compares distributions, not score differences, so a student whose scores live on
+    another scale than the teacher's (SPLADE dot products against ColBERT's MaxSim sums) learns the
+    teacher's order without matching its margins; ``temperature`` softens the teacher (and the student).
+    The teacher gets no gradient. ``mask`` (B, N) bool marks the columns that are no candidates of a row
+    (another copy of its positive, say): they take part in neither distribution.
+    """
+    student = scores.float() / temperature
+    teacher = teacher_scores.detach().float() / temperature
+    if mask is not None:
+        # a large finite negative, not -inf: KL's 0 * log 0 terms must stay 0, not NaN
+        student = student.masked_fill(mask, -1e4)
+        teacher = teacher.masked_fill(mask, -1e4)
+    return F.kl_div(
+        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean"
+    )
+
+
+def teacher_false_negatives(teacher_scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool: the candidates the teacher scores at least as high as the row's positive (column
+    ``labels[i]``), the positive itself excluded. A contrastive loss should not push those down: they are
+    likely unlabelled positives (common among BM25 negatives of pseudo-queries).
+    """
+    teacher = teacher_scores.detach().float()
+    positive = teacher.gather(1, labels[:, None])
+    flagged = teacher >= positive
+    flagged[torch.arange(len(labels)), labels] = False
+    return flagged
 
 
 def flops_regularizer(weights: torch.Tensor) -> torch.Tensor:

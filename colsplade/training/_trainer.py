@@ -41,10 +41,12 @@ from colsplade.training._losses import (
     info_nce_loss,
     kl_distillation_loss,
     l1_regularizer,
+    listwise_distillation_loss,
     margin_mse_loss,
     margin_ranking_loss,
     sparsity_stats,
     splade_scores,
+    teacher_false_negatives,
 )
 from colsplade.training._negatives import load_negatives, mine_bm25_negatives, sample_negatives
 
@@ -118,6 +120,9 @@ class TrainConfig:
     margin: float = 1.0
     splade_weight: float = 1.0
     colbert_weight: float = 1.0
+    splade_distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    teacher_filter: bool = False
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 16
@@ -229,6 +234,15 @@ class TrainConfig:
             raise InvalidInputError(
                 "a teacher scores hard negatives; use negatives='bm25' or a negatives file"
             )
+        if self.splade_distill_weight < 0 or not self.distill_temperature > 0:
+            raise InvalidInputError("splade_distill_weight must be >= 0 and distill_temperature > 0")
+        if (self.splade_distill_weight > 0 or self.teacher_filter) and self.kind != "joint":
+            raise InvalidInputError(
+                "splade_distill_weight / teacher_filter take the joint model's ColBERT side as the teacher "
+                "of its SPLADE side; for a separate SPLADE model give --teacher COLBERT_DIR with loss kl"
+            )
+        if self.teacher_filter and not (self.loss == "infonce" and self.in_batch_negatives):
+            raise InvalidInputError("teacher_filter masks in-batch negatives: it needs loss infonce")
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0:
             raise InvalidInputError("batch_size, grad_accum and epochs must be positive")
 
@@ -489,9 +503,16 @@ def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _ranking_loss(
-    scores: torch.Tensor, batch: _Batch, config: TrainConfig, device: torch.device
+    scores: torch.Tensor,
+    batch: _Batch,
+    config: TrainConfig,
+    device: torch.device,
+    extra_false_negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``scores`` (B, N) of every query against every document of the batch -> the configured loss."""
+    """``scores`` (B, N) of every query against every document of the batch -> the configured loss.
+
+    ``extra_false_negatives`` (B, N) bool: more in-batch columns kept out of a row's negatives (the
+    teacher's filter)."""
     own = torch.stack([scores[i, g] for i, g in enumerate(batch.groups)])  # (B, 1 + k), positive first
     if config.loss == "infonce":
         if not config.in_batch_negatives:
@@ -502,6 +523,8 @@ def _ranking_loss(
         for i, cols in enumerate(batch.false_negatives):
             if cols:  # another copy / another positive of the same query is not a negative
                 masked[i, cols] = float("-inf")
+        if extra_false_negatives is not None:
+            masked = masked.masked_fill(extra_false_negatives, float("-inf"))
         return info_nce_loss(masked, torch.tensor(batch.labels, device=device), config.temperature)
     if config.loss == "margin":
         return margin_ranking_loss(own[:, 0], own[:, 1:], config.margin)
@@ -510,6 +533,15 @@ def _ranking_loss(
     if config.loss == "marginmse":
         return margin_mse_loss(own[:, 0], own[:, 1:], teacher[:, 0], teacher[:, 1:])
     return kl_distillation_loss(own, teacher, config.temperature)
+
+
+def _copies_mask(batch: _Batch, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """(B, N) bool: the columns that hold another copy / positive of each row's query."""
+    mask = torch.zeros(shape, dtype=torch.bool, device=device)
+    for i, cols in enumerate(batch.false_negatives):
+        if cols:
+            mask[i, cols] = True
+    return mask
 
 
 def _step_loss(
@@ -521,9 +553,25 @@ def _step_loss(
     d_out = model(d_ids, d_mask)
     loss = torch.zeros((), device=device)
     logs: dict[str, float] = {}
+    teacher: torch.Tensor | None = None  # the ColBERT side's scores, teacher of the SPLADE side
+    if "colbert" in q_out:
+        scores = colbert_scores(
+            q_out["colbert"].float(), q_out["colbert_mask"], d_out["colbert"].float(), d_out["colbert_mask"]
+        )
+        rank = _ranking_loss(scores, batch, config, device)
+        weight = config.colbert_weight if config.kind == "joint" else 1.0
+        loss = loss + weight * rank
+        logs["colbert_loss"] = float(rank.detach())
+        teacher = scores.detach()
     if "splade" in q_out:
         qs, ds = q_out["splade"].float(), d_out["splade"].float()
-        rank = _ranking_loss(splade_scores(qs, ds), batch, config, device)
+        sparse_scores = splade_scores(qs, ds)
+        filtered = None
+        if config.teacher_filter and teacher is not None:
+            labels = torch.tensor(batch.labels, device=device)
+            filtered = teacher_false_negatives(teacher, labels)
+            logs["teacher_filtered"] = float(filtered.sum()) / len(batch.labels)
+        rank = _ranking_loss(sparse_scores, batch, config, device, filtered)
         lam_q, lam_d = reg.lambdas(step)
         if config.regularizer == "flops":
             sparse = lam_q * flops_regularizer(qs) + lam_d * flops_regularizer(ds)
@@ -533,15 +581,14 @@ def _step_loss(
             sparse = torch.zeros((), device=device)
         weight = config.splade_weight if config.kind == "joint" else 1.0
         loss = loss + weight * rank + sparse
+        if config.splade_distill_weight > 0 and teacher is not None:
+            # listwise: every in-batch document is a candidate of every query, copies of its positive aside
+            distill = listwise_distillation_loss(
+                sparse_scores, teacher, config.distill_temperature, _copies_mask(batch, teacher.shape, device)
+            )
+            loss = loss + config.splade_distill_weight * distill
+            logs["distill_loss"] = float(distill.detach())
         logs.update(splade_loss=float(rank.detach()), reg=float(sparse.detach()), **sparsity_stats(qs, ds))
-    if "colbert" in q_out:
-        scores = colbert_scores(
-            q_out["colbert"].float(), q_out["colbert_mask"], d_out["colbert"].float(), d_out["colbert_mask"]
-        )
-        rank = _ranking_loss(scores, batch, config, device)
-        weight = config.colbert_weight if config.kind == "joint" else 1.0
-        loss = loss + weight * rank
-        logs["colbert_loss"] = float(rank.detach())
     logs["loss"] = float(loss.detach())
     return loss, logs
 

@@ -393,24 +393,27 @@ def test_hybrid_candidates(engine, engine_index, encoder):
 
 
 def test_named_plans_and_the_default(engine, engine_index, encoder):
-    """The default plan fuses BM25 and SPLADE candidates and reranks them; every named plan runs; a plan
-    needing BM25 falls back to SPLADE -> ColBERT on an index without text fields."""
+    """The default plan reranks BM25's candidates by MaxSim fused with BM25's own score; every named plan
+    runs; a plan needing BM25 falls back to the SPLADE plan on an index without text fields."""
     from colsplade.query import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS
 
     _index_corpus(engine, engine_index, encoder)
     client = SearchClient(engine_index, encoder, client=engine)
     query = QUERIES[2]
     default = client.search(query, k=5, window=len(TEXTS))
-    assert default.plan == DEFAULT_PLAN == client.resolve_plan()
-    assert default.rerank == client.resolve_rerank() and len(default.hits) == 5
-    assert all("rrf" in h.stage_scores and "maxsim" in h.stage_scores for h in default.hits)
-    # the default plan is the explicit hybrid call, hit for hit
-    explicit = client.search(query, k=5, window=len(TEXTS), bm25_fields=["title", "text"], hybrid="rrf")
+    assert default.plan == DEFAULT_PLAN == client.resolve_plan() == "bm25+colbert(fused)"
+    assert default.rerank == "client" and len(default.hits) == 5
+    assert all({"fused", "maxsim", "first_stage"} <= set(h.stage_scores) for h in default.hits)
+    # the default plan is the explicit fused BM25 call, hit for hit
+    explicit = client.search(
+        query, k=5, window=len(TEXTS), bm25_fields=["title", "text"], splade=False, fusion="zscore"
+    )
     assert explicit.plan is None and explicit.ids() == default.ids()
     for name in QUERY_PLANS:
         result = client.search(query, k=3, window=len(TEXTS), plan=name)
         assert result.plan == name and result.hits, name
-        assert ("maxsim" in result.hits[0].stage_scores) is name.endswith("+colbert"), name
+        assert ("maxsim" in result.hits[0].stage_scores) is ("+colbert" in name), name
+        assert ("fused" in result.hits[0].stage_scores) is ("(fused)" in name or "(rrf)" in name), name
     bm25 = {
         h["_id"]
         for h in engine.search(
@@ -421,7 +424,7 @@ def test_named_plans_and_the_default(engine, engine_index, encoder):
     assert set(client.search(query, k=5, window=len(TEXTS), plan="bm25+colbert").ids()) <= bm25
     # no text field among text_fields: the fallback, and 'bm25' named outright is refused
     bare = SearchClient(engine_index, encoder, client=engine, text_fields=("body",))
-    assert bare.resolve_plan() == FALLBACK_PLAN
+    assert bare.resolve_plan() == FALLBACK_PLAN == "splade+colbert(fused)"
     assert bare.search(query, k=3).plan == FALLBACK_PLAN
     with pytest.raises(InvalidInputError, match="plan 'bm25' needs text fields"):
         bare.search(query, plan="bm25")
@@ -647,3 +650,59 @@ def test_first_stage_weight_fuses_scores_on_both_paths(engine, engine_index, enc
         assert [h.score for h in pure.hits] == pytest.approx(sorted(maxsims.values(), reverse=True), abs=1e-4)
     with pytest.raises(InvalidInputError, match="first_stage_weight"):
         client.search(QUERIES[0], first_stage_weight=-1)
+
+
+def _bm25_scores(engine, index, query, fields=("title", "text")):
+    body = {"query": {"multi_match": {"query": query, "fields": list(fields)}}, "size": 100}
+    return {h["_id"]: float(h["_score"]) for h in engine.search(index, body)["hits"]["hits"]}
+
+
+def _z(scores: dict[str, float]) -> dict[str, float]:
+    values = np.array(list(scores.values()), dtype=np.float64)
+    std = values.std()
+    return {d: (v - values.mean()) / std if std > 1e-12 else 0.0 for d, v in scores.items()}
+
+
+def test_fused_plans_keep_the_first_stage_evidence(engine, engine_index, encoder):
+    """bm25+colbert(fused) orders BM25's window by z(MaxSim) + w z(BM25) and (rrf) by reciprocal rank of
+    both orders, computed here by hand from the engine's own BM25 scores and numpy MaxSim; the hybrid
+    fused plan keeps BM25 and SPLADE apart; fusion needs the client rerank."""
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    vectors = _stored_vectors(client, engine, engine_index)
+    for query in QUERIES[:3]:
+        bm25 = _bm25_scores(engine, engine_index, query)
+        _, maxsims = _brute_force(client, query, vectors, list(bm25))
+        for w in (0.5, 2.0):
+            zb, zm = _z(bm25), _z(maxsims)
+            expected = {d: zm[d] + w * zb[d] for d in bm25}
+            fused = client.search(query, k=len(bm25), window=len(TEXTS), fusion_weight=w)
+            assert fused.plan == "bm25+colbert(fused)"
+            assert fused.ids() == sorted(bm25, key=lambda d: -expected[d])
+            for hit in fused.hits:
+                assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-3, abs_tol=1e-3)
+                assert math.isclose(hit.stage_scores["first_stage"], bm25[hit.id], rel_tol=1e-4)
+        bm25_rank = {d: r for r, d in enumerate(sorted(bm25, key=lambda d: -bm25[d]), start=1)}
+        maxsim_rank = {d: r for r, d in enumerate(sorted(maxsims, key=lambda d: -maxsims[d]), start=1)}
+        rrf = {d: 1 / (60 + bm25_rank[d]) + 1 / (60 + maxsim_rank[d]) for d in bm25}
+        ranked = client.search(query, k=len(bm25), window=len(TEXTS), plan="bm25+colbert(rrf)")
+        assert [round(h.score, 9) for h in ranked.hits] == [round(rrf[d], 9) for d in ranked.ids()]
+        assert sorted(ranked.ids(), key=lambda d: -rrf[d]) == ranked.ids()
+        # w = 0: MaxSim's order over BM25's candidates, exactly
+        pure = client.search(query, k=len(bm25), window=len(TEXTS), fusion_weight=0.0)
+        assert pure.ids() == sorted(bm25, key=lambda d: -maxsims[d])
+        hybrid = client.search(query, k=5, window=len(TEXTS), plan="hybrid(bm25+splade)+colbert(fused)")
+        assert hybrid.hits and all("fused" in h.stage_scores for h in hybrid.hits)
+        assert any("bm25" in h.stage_scores for h in hybrid.hits)
+    filtered = client.search(QUERIES[0], k=3, filters=[{"term": {"lang": "en"}}])
+    assert filtered.hits and all(int(h.id[1:]) % 2 == 0 for h in filtered.hits)
+    with pytest.raises(InvalidInputError, match="fusion_weight must be"):
+        client.search(QUERIES[0], fusion_weight=-1.0)
+    with pytest.raises(InvalidInputError, match="fusion must be one of"):
+        client.search(QUERIES[0], fusion="max")
+    with pytest.raises(InvalidInputError, match="fuses scores in the client"):
+        client.search(QUERIES[0], rerank="none", fusion="zscore")
+    unranked = client.search(QUERIES[0], k=3, rerank="none")  # the plan's fusion needs a rerank: dropped
+    assert unranked.rerank == "none" and all("fused" not in h.stage_scores for h in unranked.hits)
+    off = client.search(QUERIES[0], k=3, fusion="none")
+    assert off.hits and all("fused" not in h.stage_scores for h in off.hits)

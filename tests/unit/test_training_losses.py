@@ -14,10 +14,12 @@ from colsplade.training import (
     info_nce_loss,
     kl_distillation_loss,
     l1_regularizer,
+    listwise_distillation_loss,
     margin_mse_loss,
     margin_ranking_loss,
     sparsity_stats,
     splade_scores,
+    teacher_false_negatives,
 )
 
 
@@ -80,6 +82,32 @@ def test_kl_distillation():
     loss.backward()
     assert student.grad[0, 0] < 0 < student.grad[0, 1]
     assert kl_distillation_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_listwise_distillation_masks_and_ignores_scale():
+    student = torch.tensor([[1.0, 0.0, 5.0]], requires_grad=True)
+    teacher = torch.tensor([[3.0, 1.0, -9.0]])
+    masked = torch.tensor([[False, False, True]])
+    loss = listwise_distillation_loss(student, teacher, temperature=2.0, mask=masked)
+    # over the two unmasked candidates only, both softened by T = 2
+    p = torch.softmax(teacher[0, :2] / 2, -1)
+    q = torch.log_softmax(student.detach()[0, :2] / 2, -1)
+    assert loss.item() == pytest.approx(float((p * (p.log() - q)).sum()), rel=1e-5)
+    loss.backward()
+    assert student.grad[0, 0] < 0 < student.grad[0, 1]  # pulled towards the teacher's order
+    assert student.grad[0, 2].abs() < 1e-6  # a masked column takes no part
+    # the teacher gets no gradient, and a student on the teacher's scale has no loss
+    s2, t = student.detach().clone().requires_grad_(True), teacher.clone().requires_grad_(True)
+    listwise_distillation_loss(s2, t).backward()
+    assert t.grad is None and s2.grad is not None
+    assert listwise_distillation_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-7)
+    assert not math.isnan(listwise_distillation_loss(student, teacher, mask=masked).item())
+
+
+def test_teacher_false_negatives():
+    teacher = torch.tensor([[2.0, 3.0, 1.0, 2.0], [0.0, 5.0, 9.0, 1.0]])
+    flagged = teacher_false_negatives(teacher, torch.tensor([0, 1]))
+    assert flagged.tolist() == [[False, True, False, True], [False, False, True, False]]
 
 
 def test_flops_and_l1():

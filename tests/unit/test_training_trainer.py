@@ -240,3 +240,41 @@ def test_splade_distilled_from_a_colbert_teacher(scifact_slice, tiny_base, tmp_p
     assert all(len(r["ranking"]) <= len(r["positives"]) + 3 for r in cached)
     with pytest.raises(InvalidInputError, match="not a model directory"):
         train(_config("splade", scifact_slice, tiny_base, tmp_path / "x", teacher=str(tmp_path / "nope")))
+
+
+def test_joint_self_distillation_trains_splade_on_the_colbert_side(scifact_slice, tiny_base, tmp_path):
+    """splade_distill_weight: the joint model's ColBERT in-batch scores teach its SPLADE side (listwise
+    KL); teacher_filter keeps what ColBERT ranks above the positive out of SPLADE's negatives."""
+    out = tmp_path / "joint-distil"
+    config = _config(
+        "joint",
+        scifact_slice,
+        tiny_base,
+        out,
+        epochs=6,
+        splade_distill_weight=1.0,
+        distill_temperature=2.0,
+        teacher_filter=True,
+    )
+    result = train(config)
+    logs = [json.loads(line) for line in (out / "train_log.jsonl").open()]
+    distill = [r["distill_loss"] for r in logs if "distill_loss" in r]
+    assert len(distill) == result.steps, "the distillation term is in every step"
+    assert all(d >= 0 and d == d for d in distill)  # a KL: never negative, never NaN
+    assert any(d > 0 for d in distill)
+    for r in logs:  # the step's loss is the sum of its parts, the distillation term included
+        parts = r["splade_loss"] + r["colbert_loss"] + r["reg"] + r["distill_loss"]
+        assert r["loss"] == pytest.approx(parts, rel=1e-4, abs=1e-5)
+    assert all("teacher_filtered" in r for r in logs if "distill_loss" in r)
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["splade_distill_weight"] == 1.0 and saved["teacher_filter"] is True
+    for bad, match in (
+        (dict(kind="splade", splade_distill_weight=1.0), "joint model's ColBERT side"),
+        (dict(kind="joint", splade_distill_weight=-1.0), "splade_distill_weight must be >= 0"),
+        (dict(kind="joint", distill_temperature=0.0), "distill_temperature > 0"),
+        (dict(kind="joint", teacher_filter=True, loss="margin"), "needs loss infonce"),
+    ):
+        values = {"kind": "joint", **bad}
+        kind = values.pop("kind")
+        with pytest.raises(InvalidInputError, match=match):
+            train(_config(kind, scifact_slice, tiny_base, tmp_path / "bad", **values))
