@@ -51,7 +51,10 @@ def plans(window: int) -> list[Plan]:
     out = [Plan("bm25", None)]
     out += [Plan(name, {"plan": name, "window": window}) for name in PLAN_NAMES]
     out += [
-        Plan(f"bm25+colbert(fused,w={w})", {"plan": "bm25+colbert(fused)", "window": window, "fusion_weight": w})
+        Plan(
+            f"bm25+colbert(fused,w={w})",
+            {"plan": "bm25+colbert(fused)", "window": window, "fusion_weight": w},
+        )
         for w in SENSITIVITY
     ]
     return out
@@ -68,12 +71,17 @@ def bm25s_reference(data_dir: Path, split: str, k: int = 100) -> dict[str, Any]:
     stemmer = Stemmer.Stemmer("english")
     t = time.perf_counter()
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    retriever.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+    )
     query_ids = list(data.queries)
-    tokens = bm25s.tokenize([data.queries[q] for q in query_ids], stopwords="en", stemmer=stemmer, show_progress=False)
+    tokens = bm25s.tokenize(
+        [data.queries[q] for q in query_ids], stopwords="en", stemmer=stemmer, show_progress=False
+    )
     docs, scores = retriever.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
     run = {
-        q: {ids[int(d)]: float(s) for d, s in zip(docs[i], scores[i], strict=True)} for i, q in enumerate(query_ids)
+        q: {ids[int(d)]: float(s) for d, s in zip(docs[i], scores[i], strict=True)}
+        for i, q in enumerate(query_ids)
     }
     metrics = evaluate_run({q: data.qrels[q] for q in query_ids}, run)
     return {
@@ -135,7 +143,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--supervised", type=Path, help="supervised joint model directory (exported, int8)")
     ap.add_argument("--label-free", type=Path, help="label-free joint model directory (exported, int8)")
-    ap.add_argument("--extra", action="append", default=[], metavar="LABEL=DIR", help="more models (ablations)")
+    ap.add_argument(
+        "--extra", action="append", default=[], metavar="LABEL=DIR", help="more models (ablations)"
+    )
     ap.add_argument("--data", default=DATA)
     ap.add_argument("--url", default=None, help="engine URL (default: COLSPLADE_URL, else the local node)")
     ap.add_argument("--analyzer", default="auto")
@@ -167,12 +177,16 @@ def main() -> None:
         "bm25": {"analyzer": first["bm25_analyzer"], "engine": f"{caps.engine} {caps.version}", **bm25},
         "bm25_english_reference": reference,
         "splade": {
-            label: {**row(r, "splade"), **r["nnz"]} for label, r in results.items() if label != "label_free_no_distil"
+            label: {**row(r, "splade"), **r["nnz"]}
+            for label, r in results.items()
+            if label != "label_free_no_distil"
         },
         "default_plan": {
             "name": default,
-            **{label: {**row(r, default), "vs_bm25": round(row(r, default)["ndcg@10"] - bm25["ndcg@10"], 4)}
-               for label, r in results.items()},
+            **{
+                label: {**row(r, default), "vs_bm25": round(row(r, default)["ndcg@10"] - bm25["ndcg@10"], 4)}
+                for label, r in results.items()
+            },
         },
         "plans": {label: {name: row(r, name) for name in r["plans"]} for label, r in results.items()},
         "skipped": {label: r["skipped"] for label, r in results.items() if r["skipped"]},
@@ -187,17 +201,26 @@ def main() -> None:
     targets: dict[str, Any] = {}
     if "supervised" in results:
         sup = row(results["supervised"], default)["ndcg@10"]
-        targets["supervised_default_plan >= bm25 + 0.09"] = [sup, round(engine_bm25 + 0.09, 4), sup >= engine_bm25 + 0.09]
+        targets["supervised_default_plan >= bm25 + 0.09"] = [
+            sup,
+            round(engine_bm25 + 0.09, 4),
+            sup >= engine_bm25 + 0.09,
+        ]
         targets["supervised_default_plan > bm25s reference"] = [sup, ref, sup > ref]
         sp = row(results["supervised"], "splade")["ndcg@10"]
         targets["supervised_splade >= bm25"] = [sp, engine_bm25, sp >= engine_bm25]
     if "label_free" in results:
         lf = row(results["label_free"], default)["ndcg@10"]
-        targets["label_free_default_plan >= bm25 + 0.05"] = [lf, round(engine_bm25 + 0.05, 4), lf >= engine_bm25 + 0.05]
+        targets["label_free_default_plan >= bm25 + 0.05"] = [
+            lf,
+            round(engine_bm25 + 0.05, 4),
+            lf >= engine_bm25 + 0.05,
+        ]
         targets["label_free_default_plan > bm25s reference"] = [lf, ref, lf > ref]
     for label, r in results.items():
         targets[f"{label}: nnz doc <= 256, query <= 64 (max)"] = [
-            r["nnz"]["nnz_doc_max"], r["nnz"]["nnz_query_max"],
+            r["nnz"]["nnz_doc_max"],
+            r["nnz"]["nnz_query_max"],
             r["nnz"]["nnz_doc_max"] <= 256 and r["nnz"]["nnz_query_max"] <= 64,
         ]
     block["targets"] = targets
@@ -206,9 +229,14 @@ def main() -> None:
         {
             "load_average_at_start": [round(x, 2) for x in load],
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "settings": {"window": args.window, "variant": "int8", "layout": "default (compact token store)",
-                         "analyzer": args.analyzer, "fusion_weight_default": 0.5,
-                         "sensitivity_weights": list(SENSITIVITY)},
+            "settings": {
+                "window": args.window,
+                "variant": "int8",
+                "layout": "default (compact token store)",
+                "analyzer": args.analyzer,
+                "fusion_weight_default": 0.5,
+                "sensitivity_weights": list(SENSITIVITY),
+            },
             "engine": {"engine": caps.engine, "version": caps.version, "modules": list(caps.modules)},
             "git_status": subprocess.run(["git", "status", "--short"], capture_output=True, text=True).stdout,
             data_dir.name: block,

@@ -54,7 +54,7 @@ PLAN_NAMES = (
     "splade+colbert(client)",
     "bm25+colbert",
     "hybrid(bm25+splade)+colbert",
-    "splade+colbert(fused)",
+    "splade+colbert(weighted)",
 )
 
 

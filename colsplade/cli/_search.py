@@ -29,7 +29,7 @@ __all__ = ["search_command"]
     "--plan",
     "plan_name",
     default=None,
-    help="Named query plan (default: the client's default plan, hybrid(bm25+splade)+colbert; "
+    help="Named query plan (default: the client's default plan, bm25+colbert(fused); "
     "see the README's query plans). Flags given below win over the plan's.",
 )
 @click.option(
@@ -51,6 +51,18 @@ __all__ = ["search_command"]
     default=0.0,
     show_default=True,
     help="w in score = MaxSim + w * first-stage score (0: MaxSim alone).",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["zscore", "rrf", "none"]),
+    default=None,
+    help="Fuse MaxSim with the first stage's scores (default: the plan's; the default plan: zscore).",
+)
+@click.option(
+    "--fusion-weight",
+    type=float,
+    default=None,
+    help="Each first-stage source's weight against MaxSim's 1 (default 0.5 for zscore, 1 for rrf).",
 )
 @click.option("--filter", "filters", multiple=True, help="Query-DSL filter clause as JSON (repeatable).")
 @click.option("--knn-k", type=int, help="Add nested-kNN token candidates (k per query token).")
@@ -88,6 +100,8 @@ def search_command(
     rerank: str | None,
     max_query_length: int | None,
     first_stage_weight: float,
+    fusion: str | None,
+    fusion_weight: float | None,
     filters: tuple[str, ...],
     knn_k: int | None,
     bm25_fields: tuple[str, ...],
@@ -134,6 +148,8 @@ def search_command(
             explain=explain,
             strict=strict,
             plan=plan_name,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
         )
     if as_json:
         click.echo(

@@ -74,6 +74,13 @@ __all__ = ["train_command"]
     help="Trained ColBERT / joint model whose MaxSim scores the candidates (with --loss marginmse or kl).",
 )
 @click.option(
+    "--sparse-query",
+    type=click.Choice(["encoder", "inference-free"]),
+    default=None,
+    help="SPLADE query side: the encoder's head [encoder], or inference-free (a per-term weight table "
+    "learnt with the document encoder, initialised from IDF; a query costs one tokenizer call).",
+)
+@click.option(
     "--splade-distill-weight",
     type=float,
     default=None,

@@ -21,11 +21,13 @@ from colsplade.encoders._config import (
     FORMAT_VERSION,
     KINDS,
     ONNX_VARIANTS,
+    SPARSE_QUERY_MODES,
     ColbertSettings,
     ModelConfig,
     SpladeSettings,
     position_limit,
     read_model_config,
+    sparse_query_mode,
     write_model_config,
 )
 from colsplade.encoders._encoder import (
@@ -58,6 +60,7 @@ __all__ = [
     "KINDS",
     "ONNX_VARIANTS",
     "QUERY_WEIGHTS_FILE",
+    "SPARSE_QUERY_MODES",
     "ColbertEncoder",
     "ColbertSettings",
     "Encoder",
@@ -86,6 +89,7 @@ __all__ = [
     "read_model_config",
     "save_model_codec",
     "select_providers",
+    "sparse_query_mode",
     "splade_rows",
     "write_model_config",
 ]

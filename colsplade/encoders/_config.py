@@ -28,11 +28,13 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "ONNX_VARIANTS",
+    "SPARSE_QUERY_MODES",
     "ColbertSettings",
     "ModelConfig",
     "SpladeSettings",
     "position_limit",
     "read_model_config",
+    "sparse_query_mode",
     "write_model_config",
 ]
 
@@ -174,6 +176,25 @@ class ModelConfig:
             )
         except (TypeError, AttributeError) as exc:
             raise ModelDirectoryError(f"malformed {CONFIG_FILE}: {exc}") from exc
+
+
+#: How a model makes the sparse side of a query, as an index records it (``_meta.colsplade.sparse_query``):
+#: ``encoder`` runs the transformer's SPLADE head on the query; ``inference-free`` weighs the query's
+#: own tokens by a learned per-term table (``query_weights.npy``), a tokenizer call and a lookup.
+SPARSE_QUERY_MODES = ("encoder", "inference-free")
+
+
+def sparse_query_mode(config: ModelConfig) -> str | None:
+    """The model's sparse query mode (one of :data:`SPARSE_QUERY_MODES`), None for a ColBERT-only model.
+
+    >>> sparse_query_mode(ModelConfig(kind="joint", splade=SpladeSettings(query_encoder="inference_free")))
+    'inference-free'
+    >>> sparse_query_mode(ModelConfig(kind="splade")), sparse_query_mode(ModelConfig(kind="colbert"))
+    ('encoder', None)
+    """
+    if config.splade is None:
+        return None
+    return "inference-free" if config.splade.query_encoder == "inference_free" else "encoder"
 
 
 def read_model_config(model_dir: str | Path) -> ModelConfig:

@@ -52,9 +52,10 @@ def default_plans(
     bm25_fields: Sequence[str] = ("title", "text"),
     first_stage_weight: float = 0.0,
 ) -> list[Plan]:
-    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), BM25 + ColBERT, ColBERT token-ANN, hybrid
-    BM25 + SPLADE (RRF) + ColBERT; with ``first_stage_weight`` > 0 also SPLADE + ColBERT with
-    MaxSim + w * SPLADE score (``fused``).
+    """BM25, SPLADE, SPLADE + ColBERT (engine / client rerank), BM25 + ColBERT, the fused plans (BM25 or
+    SPLADE kept next to MaxSim: ``bm25+colbert(fused)`` is the default, ``(rrf)``, ``splade+colbert(fused)``,
+    ``hybrid(bm25+splade)+colbert(fused)``), ColBERT token-ANN, hybrid BM25 + SPLADE (RRF) + ColBERT; with
+    ``first_stage_weight`` > 0 also SPLADE + ColBERT with MaxSim + w * SPLADE score (``weighted``).
 
     The named plans (:data:`colsplade.query.QUERY_PLANS`) run under their own names with ``plan=``, so the
     figures are those of what backend code gets from ``SearchClient.search(plan=...)``; ``bm25_fields``
@@ -63,7 +64,7 @@ def default_plans(
     fused = (
         [
             Plan(
-                "splade+colbert(fused)",
+                "splade+colbert(weighted)",
                 {
                     "plan": "splade+colbert",
                     "rerank": "auto",
@@ -83,6 +84,11 @@ def default_plans(
         Plan("splade+colbert(engine)", {"plan": "splade+colbert", "rerank": "engine", "window": window}),
         Plan("splade+colbert(client)", {"plan": "splade+colbert", "rerank": "client", "window": window}),
         Plan("bm25+colbert", {"plan": "bm25+colbert", "bm25_fields": fields, "window": window}),
+        *(
+            Plan(name, {"plan": name, "bm25_fields": fields, "window": window})
+            for name in ("bm25+colbert(fused)", "bm25+colbert(rrf)", "hybrid(bm25+splade)+colbert(fused)")
+        ),
+        Plan("splade+colbert(fused)", {"plan": "splade+colbert(fused)", "window": window}),
         Plan("colbert-ann", {"splade": False, "knn_k": knn_k, "rerank": "auto", "window": window}),
         Plan(
             "hybrid(bm25+splade)+colbert",
@@ -343,7 +349,7 @@ def _default_plan_result(search: Any, plans: Sequence[Plan]) -> str | None:
     mode = search.resolve_rerank() if reranks else "none"
     for plan in plans:
         kwargs = plan.search_kwargs or {}
-        if kwargs.get("plan") != default or kwargs.get("first_stage_weight"):
+        if kwargs.get("plan") != default or kwargs.get("first_stage_weight") or "fusion_weight" in kwargs:
             continue
         if kwargs.get("rerank") in (None, "auto", mode):
             return str(plan.name)

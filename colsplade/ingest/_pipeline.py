@@ -137,8 +137,9 @@ class Layout:
     shards: int = 1
     replicas: int = 0
 
-    def spec(self, dim: int) -> FieldSpec:
+    def spec(self, dim: int, sparse_query: str = "encoder") -> FieldSpec:
         return FieldSpec(
+            sparse_query=sparse_query,  # type: ignore[arg-type]
             colbert_dim=dim,
             element_type=self.element_type or "float",
             index_vectors=self.index_vectors,
@@ -218,16 +219,18 @@ def prepare_index(
     layout = layout or Layout()
     name, version = _model_of(encoder)
     dim = _colbert_dim(encoder) or 128
+    mode = _sparse_query(encoder)
     switch_model = False
-    spec = _create_if_missing(client, index, layout, dim, name, version)
+    spec = _create_if_missing(client, index, layout, dim, name, version, mode)
     if spec is None:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         block = (mapping.get("_meta") or {}).get("colsplade") or {}
         if spec is None:
-            spec = _add_fields(client, index, layout, dim, name, version)
+            spec = _add_fields(client, index, layout, dim, name, version, mode)
         elif block.get("model_name") is None:
             # An index made by `colsplade index create` records no model yet: this run's model becomes it.
+            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
             _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
         elif (block.get("model_name"), str(block.get("model_version"))) != (name, version):
             current = f"{block.get('model_name')}@{block.get('model_version')}"
@@ -236,6 +239,15 @@ def prepare_index(
             logger.warning(
                 "re-encoding %s: its documents were encoded with %s, now %s@%s", index, current, name, version
             )
+            switch_model = True
+        if spec.sparse_query != mode:
+            if not reencode:
+                raise ModelVersionMismatchError(
+                    index,
+                    f"{block.get('model_name')}@{block.get('model_version')} ({spec.sparse_query} sparse queries)",
+                    f"{name}@{version} ({mode} sparse queries)",
+                )
+            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
             switch_model = True
         if layout.element_type is not None and spec.element_type != layout.element_type:
             raise InvalidInputError(
@@ -251,8 +263,15 @@ def prepare_index(
     return spec, switch_model
 
 
+def _sparse_query(encoder: Any) -> str:
+    """The sparse query mode the encoder's documents are for (``encoder`` for a ColBERT-only model)."""
+    from colsplade.encoders import sparse_query_mode
+
+    return sparse_query_mode(encoder.config) or "encoder"
+
+
 def _create_if_missing(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str
+    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
 ) -> FieldSpec | None:
     """Create the index; None when it exists (made by the team, a former run, or a worker starting at
     the same moment: stream workers of one consumer group often do)."""
@@ -264,7 +283,7 @@ def _create_if_missing(
         return create_index(
             client,
             index,
-            layout.spec(dim),
+            layout.spec(dim, mode),
             model_name=name,
             model_version=version,
             shards=layout.shards,
@@ -278,7 +297,7 @@ def _create_if_missing(
 
 
 def _add_fields(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str
+    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
 ) -> FieldSpec:
     """colsplade's fields added to an index of the team's own."""
     from colsplade.engines import create_index
@@ -297,7 +316,7 @@ def _add_fields(
         )
         layout = dataclasses.replace(layout, index_vectors=False)
     created = create_index(
-        client, index, layout.spec(dim), model_name=name, model_version=version, existing_ok=True
+        client, index, layout.spec(dim, mode), model_name=name, model_version=version, existing_ok=True
     )
     return created["spec"]
 

@@ -46,7 +46,10 @@ def _create_like(
     old_spec = spec_from_meta(mapping.get("_meta"))
     colbert = getattr(encoder.config, "colbert", None)
     dim = colbert.dim if colbert is not None else 128
-    spec = spec_for(client, (layout or Layout()).spec(dim))
+    from colsplade.encoders import sparse_query_mode
+
+    mode = sparse_query_mode(encoder.config) or "encoder"
+    spec = spec_for(client, (layout or Layout()).spec(dim, mode))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
         names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")

@@ -80,6 +80,9 @@ class FieldSpec:
             Elasticsearch). Applies to indices colsplade creates only (an existing index keeps its codec).
         packed_field: the schema-1 ``binary`` copy of the exact token vectors in ``_source``; read on old
             indices, never written by default.
+        sparse_query: how the queries of the model that filled the index make their sparse side:
+            ``encoder`` (the SPLADE head) or ``inference-free`` (a per-term weight table); a query of the
+            other mode is refused (indices written before it was recorded read as ``encoder``).
     """
 
     colbert_dim: int = 128
@@ -99,8 +102,13 @@ class FieldSpec:
     nested_vectors: bool = False
     store_compression: Literal["default", "best_compression"] = "default"
     packed_field: str | None = None
+    sparse_query: Literal["encoder", "inference-free"] = "encoder"
 
     def __post_init__(self) -> None:
+        if self.sparse_query not in ("encoder", "inference-free"):
+            raise InvalidInputError(
+                f"sparse_query must be 'encoder' or 'inference-free', got {self.sparse_query!r}"
+            )
         if not isinstance(self.colbert_dim, int) or not 1 <= self.colbert_dim <= 4096:
             raise InvalidInputError(f"colbert_dim must be an integer in 1..4096, got {self.colbert_dim!r}")
         if self.element_type not in ("float", "byte", "bit"):

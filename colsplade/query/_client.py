@@ -228,6 +228,16 @@ class SearchClient:
             raise ModelVersionMismatchError(
                 self.index, f"{index_model[0]} v{index_model[1]}", f"{self.model_name} v{self.model_version}"
             )
+        from colsplade.encoders import sparse_query_mode
+
+        mode = sparse_query_mode(self._encoder.config)
+        if self.check_model_version and mode is not None and spec.sparse_query != mode:
+            # the documents' impacts were learnt against the other query side: its scores mean nothing here
+            raise ModelVersionMismatchError(
+                self.index,
+                f"{index_model[0]} v{index_model[1]} ({spec.sparse_query} sparse queries)",
+                f"{self.model_name} v{self.model_version} ({mode} sparse queries)",
+            )
         dim = self._encoder.config.colbert.dim
         if spec.element_type != "bit" and spec.colbert_dim != dim:
             raise InvalidInputError(

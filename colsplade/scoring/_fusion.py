@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from colsplade.exceptions import InvalidInputError
+
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
     "FUSION_METHODS",
@@ -88,7 +90,7 @@ def rank_fusion(columns: Mapping[str, np.ndarray], weights: Mapping[str, float],
     array([0.5       , 0.83333333])
     """
     if k < 0:
-        raise ValueError(f"rrf k must be >= 0, got {k}")
+        raise InvalidInputError(f"rrf k must be >= 0, got {k}")
     columns = _checked(columns, weights)
     n = len(next(iter(columns.values())))
     fused = np.zeros(n, dtype=np.float64)
@@ -119,22 +121,22 @@ def fuse_scores(
         return zscore_fusion(columns, weights)
     if method == "rrf":
         return rank_fusion(columns, weights, rrf_k)
-    raise ValueError(f"unknown fusion method {method!r}; choose one of {', '.join(FUSION_METHODS)}")
+    raise InvalidInputError(f"unknown fusion method {method!r}; choose one of {', '.join(FUSION_METHODS)}")
 
 
 def _checked(columns: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> dict[str, np.ndarray]:
     if not columns:
-        raise ValueError("fusion needs at least one score column")
+        raise InvalidInputError("fusion needs at least one score column")
     out = {name: np.asarray(column, dtype=np.float64) for name, column in columns.items()}
     lengths = {len(c) for c in out.values()}
     if len(lengths) != 1:
-        raise ValueError(
+        raise InvalidInputError(
             f"every score column must have one entry per candidate, got lengths {sorted(lengths)}"
         )
     missing = [name for name in out if name not in weights]
     if missing:
-        raise ValueError(f"no fusion weight for {missing}")
+        raise InvalidInputError(f"no fusion weight for {missing}")
     bad = [name for name in out if not (np.isfinite(float(weights[name])) and float(weights[name]) >= 0)]
     if bad:
-        raise ValueError(f"fusion weights must be finite and >= 0; {bad} are not")
+        raise InvalidInputError(f"fusion weights must be finite and >= 0; {bad} are not")
     return out

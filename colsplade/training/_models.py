@@ -88,6 +88,9 @@ class ColspladeModel(nn.Module):
         self.register_buffer(
             "skiplist_ids", torch.tensor(text_tokenizer.skiplist_ids, dtype=torch.long), persistent=False
         )
+        special = torch.zeros(_vocab_size(backbone), dtype=torch.bool)
+        special[[i for i in text_tokenizer.special_ids if i < len(special)]] = True
+        self.register_buffer("special_mask", special, persistent=False)
         self.pad_id = text_tokenizer.pad_id
         self.doc_marker_id = text_tokenizer.doc_marker_id if text_tokenizer.doc_marker_id is not None else -1
 
@@ -130,6 +133,20 @@ class ColspladeModel(nn.Module):
             out["colbert"] = vectors * keep.unsqueeze(-1).to(vectors.dtype)
             out["colbert_mask"] = keep.to(torch.int64)
         return out
+
+    def inference_free_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The inference-free SPLADE query side: (batch, vocab), each distinct attended non-special query
+        token weighted by its learned ``query_weights`` entry (negative weights count as 0), as the
+        encoders compute it at query time without a transformer pass."""
+        if self.query_weights is None:
+            raise ValueError("this model has no inference-free query side (query_encoder='model')")
+        weights = torch.relu(self.query_weights)
+        present = torch.zeros(
+            input_ids.shape[0], weights.shape[0], device=input_ids.device, dtype=weights.dtype
+        )
+        present.scatter_add_(1, input_ids, attention_mask.to(weights.dtype))
+        present = present.clamp(max=1.0).masked_fill(self.special_mask, 0.0)
+        return present * weights
 
     # -- convenience: the same contract as colsplade.encoders, in torch --------------------------------
     def tokenize(self, texts: Sequence[str | bytes], *, is_query: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,7 +192,10 @@ class ColspladeModel(nn.Module):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             ids, mask = self.text_tokenizer.pad([tok.ids[i] for i in idx], [tok.attended[i] for i in idx])
-            out = self(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+            out = self(ids_t, mask_t)
+            if "splade" in out and is_query and self.query_weights is not None:
+                out["splade"] = self.inference_free_queries(ids_t, mask_t)
             if "splade" in out:
                 dicts = splade_rows(
                     out["splade"].float().cpu().numpy(), vocab, excluded, top_k=top_k, threshold=threshold

@@ -16,7 +16,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,7 @@ class TrainConfig:
     margin: float = 1.0
     splade_weight: float = 1.0
     colbert_weight: float = 1.0
+    sparse_query: str = "encoder"
     splade_distill_weight: float = 0.0
     distill_temperature: float = 1.0
     teacher_filter: bool = False
@@ -233,6 +234,14 @@ class TrainConfig:
         if self.teacher and self.negatives == "none" and not self.triples:
             raise InvalidInputError(
                 "a teacher scores hard negatives; use negatives='bm25' or a negatives file"
+            )
+        if self.sparse_query not in ("encoder", "inference-free"):
+            raise InvalidInputError(
+                f"sparse_query must be 'encoder' or 'inference-free', not {self.sparse_query!r}"
+            )
+        if self.sparse_query == "inference-free" and self.kind == "colbert":
+            raise InvalidInputError(
+                "sparse_query='inference-free' is a SPLADE query side: train splade or joint"
             )
         if self.splade_distill_weight < 0 or not self.distill_temperature > 0:
             raise InvalidInputError("splade_distill_weight must be >= 0 and distill_temperature > 0")
@@ -466,17 +475,46 @@ def _prepare_model(config: TrainConfig, corpus: Mapping[str, str], device: torch
             max_query_length=config.max_query_length,
             max_doc_length=config.max_doc_length,
             seed=config.seed,
+            query_encoder="inference_free" if config.sparse_query == "inference-free" else "model",
         )
     existing = read_model_config(out)
     if existing.kind != config.kind:
         raise InvalidInputError(
             f"{out} holds a {existing.kind} model, not {config.kind}; choose another --out"
         )
+    from colsplade.encoders import sparse_query_mode
+
+    mode = sparse_query_mode(existing)
+    if mode is not None and mode != config.sparse_query:
+        raise InvalidInputError(
+            f"{out} holds a model with {mode} sparse queries, not {config.sparse_query}; choose another "
+            "--out, or a --base of the same query side"
+        )
     model = load_model_dir(out, device=str(device))
     if fresh and config.kind != "colbert" and config.init_doc_nnz:
         sample = list(corpus.values())[:: max(1, len(corpus) // 32)][:32]
         calibrate_mlm_bias(model, sample, config.init_doc_nnz)
+    if fresh and model.query_weights is not None:
+        with torch.no_grad():
+            model.query_weights.copy_(corpus_idf(model.text_tokenizer, corpus.values()))
     return model
+
+
+def corpus_idf(text_tokenizer: Any, texts: Iterable[str]) -> torch.Tensor:
+    """(vocab,) BM25's IDF of every vocabulary token over ``texts`` (as documents are tokenized):
+    ``log(1 + (N - df + 0.5) / (df + 0.5))``; special tokens 0. The inference-free query side starts
+    from it, so an untrained table already ranks like BM25 over the model's vocabulary."""
+    texts = list(texts)
+    df = np.zeros(text_tokenizer.vocab_size, dtype=np.float64)
+    for start in range(0, len(texts), 256):
+        tok = text_tokenizer.tokenize(texts[start : start + 256], is_query=False)
+        for seq in tok.ids:
+            ids = np.unique(np.asarray(seq, dtype=np.int64))
+            df[ids[ids < len(df)]] += 1
+    n = max(len(texts), 1)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    idf[[i for i in text_tokenizer.special_ids if i < len(idf)]] = 0.0
+    return torch.from_numpy(idf.astype(np.float32))
 
 
 def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
@@ -564,7 +602,11 @@ def _step_loss(
         logs["colbert_loss"] = float(rank.detach())
         teacher = scores.detach()
     if "splade" in q_out:
-        qs, ds = q_out["splade"].float(), d_out["splade"].float()
+        if model.query_weights is not None:  # inference-free: the query's own tokens, learnt weights
+            qs = model.inference_free_queries(q_ids, q_mask).float()
+        else:
+            qs = q_out["splade"].float()
+        ds = d_out["splade"].float()
         sparse_scores = splade_scores(qs, ds)
         filtered = None
         if config.teacher_filter and teacher is not None:

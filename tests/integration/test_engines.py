@@ -229,3 +229,40 @@ def test_native_knn_fields_refused_on_maven_opensearch(engine, engine_index):
             create_index(engine, engine_index, spec)
     assert not engine.index_exists(engine_index)
     assert engine.health()["status"] in ("green", "yellow")
+
+
+def test_english_analyser_for_bm25(engine, engine_index):
+    """The local OpenSearch node has the language analysers (analysis-common assembled from Maven Central):
+    a BM25 text field analysed by `english` stems and drops stopwords, as a team's English index does.
+    Elasticsearch's integ-test zip lacks the module: `auto` is `standard` there and `english` is refused."""
+    from colsplade.mappings import text_analyzers, text_properties
+
+    caps = engine.capabilities()
+    if engine.engine == "opensearch":
+        assert caps.language_analyzers and "analysis-common" in caps.modules
+    if not caps.language_analyzers:
+        assert caps.resolve_analyzer() == "standard"
+        with pytest.raises(InvalidInputError, match="no 'english' analyser"):
+            caps.resolve_analyzer("english")
+        return
+    assert caps.resolve_analyzer() == "english" == caps.resolve_analyzer("english")
+    tokens = engine.request(
+        "POST", "/_analyze", body={"analyzer": "english", "text": "The studies were running"}
+    )
+    assert [t["token"] for t in tokens["tokens"]] == ["studi", "run"]
+    engine.create_index(
+        engine_index, {"mappings": {"properties": text_properties(["title", "text"], "english")}}
+    )
+    assert text_analyzers(engine.get_mapping(engine_index)["properties"], ["title", "text"]) == {
+        "title": "english",
+        "text": "english",
+    }
+    engine.index_document(engine_index, "a", {"title": "Runner", "text": "The mice were running studies"})
+    engine.index_document(
+        engine_index, "b", {"title": "Other", "text": "a completely different topic"}, refresh=True
+    )
+    body = {"query": {"multi_match": {"query": "study runs", "fields": ["title", "text"]}}}
+    assert [h["_id"] for h in engine.search(engine_index, body)["hits"]["hits"]] == ["a"]
+    # the stopword alone matches nothing: english drops it at query and index time
+    body = {"query": {"multi_match": {"query": "the", "fields": ["title", "text"]}}}
+    assert engine.search(engine_index, body)["hits"]["hits"] == []

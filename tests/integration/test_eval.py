@@ -44,10 +44,15 @@ def test_eval_writes_table_plot_and_compares(engine, engine_index, tmp_path, tin
     assert result["index_size"]["documents"] == 559
     # the default layout is the compact token store: the plans that need nested vectors say why they were skipped
     expected = {"bm25", "splade", "splade+colbert(client)", "bm25+colbert", "hybrid(bm25+splade)+colbert"}
+    expected |= {"bm25+colbert(fused)", "bm25+colbert(rrf)", "splade+colbert(fused)"}
     assert expected <= set(result["plans"])
     # the report names the plan SearchClient runs when no plan is given, and marks it in the table
-    assert result["default_plan"] == "hybrid(bm25+splade)+colbert" == result["default_plan_result"]
-    assert "**hybrid(bm25+splade)+colbert** (default)" in first.output
+    assert result["default_plan"] == "bm25+colbert(fused)" == result["default_plan_result"]
+    assert "**bm25+colbert(fused)** (default)" in first.output
+    # the BM25 it is compared to is named: english where the engine has the language analysers
+    expected_analyzer = "english" if engine.capabilities().language_analyzers else "standard"
+    assert result["bm25_analyzer"] == expected_analyzer == result["ingest"]["analyzer"]
+    assert f"BM25 analyser: {expected_analyzer}" in first.output
     assert "nested" in result["skipped"]["colbert-ann"]
     assert "nested float token vectors" in result["skipped"]["splade+colbert(engine)"]
     for plan in result["plans"].values():
@@ -77,15 +82,15 @@ def test_eval_a_model_pair_with_the_fused_plan(engine, engine_index, tmp_path, t
     args = [
         *base, "--splade-model", str(splade), "--colbert-model", str(colbert), "--index", engine_index,
         "--max-queries", "5", "--window", "20", "--out", str(tmp_path), "--no-progress",
-        "--first-stage-weight", "0.3", "--plan", "splade", "--plan", "splade+colbert(fused)",
+        "--first-stage-weight", "0.3", "--plan", "splade", "--plan", "splade+colbert(weighted)",
         "--plan", "splade+colbert(client)",
     ]  # fmt: skip
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
     result = json.loads((tmp_path / f"eval-scifact_sample-{engine.engine}.json").read_text())
-    assert set(result["plans"]) == {"splade", "splade+colbert(fused)", "splade+colbert(client)"}
+    assert set(result["plans"]) == {"splade", "splade+colbert(weighted)", "splade+colbert(client)"}
     # the default plan was not among those run: named, not matched
-    assert result["default_plan"] == "hybrid(bm25+splade)+colbert" and result["default_plan_result"] is None
+    assert result["default_plan"] == "bm25+colbert(fused)" and result["default_plan_result"] is None
     assert result["model"]["name"].count("+") == 1, "the index records the pair's identity"
     assert result["index_size"]["documents"] == 559
     both = CliRunner().invoke(main, [*base, "--model", str(splade), "--splade-model", str(splade)])

@@ -7,6 +7,7 @@ import logging
 import math
 import socket
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -706,3 +707,63 @@ def test_fused_plans_keep_the_first_stage_evidence(engine, engine_index, encoder
     assert unranked.rerank == "none" and all("fused" not in h.stage_scores for h in unranked.hits)
     off = client.search(QUERIES[0], k=3, fusion="none")
     assert off.hits and all("fused" not in h.stage_scores for h in off.hits)
+
+
+@pytest.fixture(scope="module")
+def inference_free_model(tmp_path_factory):
+    """A tiny joint model whose SPLADE query side is inference-free (a per-term weight table)."""
+    pytest.importorskip("torch")
+    from colsplade.testing import make_tiny_model_dir
+
+    out = tmp_path_factory.mktemp("inference-free") / "joint-if"
+    return make_tiny_model_dir("joint", out, variants=("int8",), query_encoder="inference_free")
+
+
+def test_inference_free_queries_on_the_engine(engine, engine_index, inference_free_model, tmp_path):
+    """Encode (the query's own tokens, weighed by the table), ingest (the index records the mode), search
+    (SPLADE scores = the dot product with the stored impacts), and the other mode refused both ways."""
+    import json
+    import shutil
+
+    from colsplade.encoders import load_encoder
+    from colsplade.exceptions import ModelVersionMismatchError
+    from colsplade.ingest import FieldMapping, ingest
+    from colsplade.mappings import unescape_impacts
+
+    encoder = load_encoder(inference_free_model, variant="int8")
+    spec = _index_corpus(engine, engine_index, encoder)
+    assert spec.sparse_query == "inference-free"
+    client = SearchClient(engine_index, encoder, client=engine)
+    table = np.load(inference_free_model / "query_weights.npy")
+    for query in QUERIES:
+        impacts, _ = client.encode_query(query)
+        ids = set(encoder.tokenizer.tokenize([query], is_query=True).ids[0])
+        own = {encoder.tokenizer.id_to_token(i): float(table[i]) for i in ids}
+        assert impacts and all(math.isclose(w, own[t], rel_tol=1e-6) for t, w in impacts.items())
+        sparse = client.search(query, k=5, window=len(TEXTS), plan="splade")
+        assert sparse.hits
+        docs = {
+            h["_id"]: unescape_impacts(h["_source"]["splade"])
+            for h in engine.search(engine_index, {"query": {"match_all": {}}, "size": 100})["hits"]["hits"]
+        }
+        for hit in sparse.hits:  # rank_features keep 9 significant bits
+            expected = sum(w * docs[hit.id].get(t, 0.0) for t, w in impacts.items())
+            assert math.isclose(hit.score, expected, rel_tol=1e-2, abs_tol=1e-4)
+        assert client.search(query, k=3).hits  # the default (fused) plan runs on it too
+    # the same model with the encoder query side: refused against the index, by search and by ingest
+    other = Path(shutil.copytree(inference_free_model, tmp_path / "other"))
+    config = json.loads((other / "colsplade.json").read_text())
+    config["splade"]["query_encoder"] = "model"
+    (other / "colsplade.json").write_text(json.dumps(config))
+    other_encoder = load_encoder(other, variant="int8")
+    with pytest.raises(ModelVersionMismatchError, match="inference-free sparse queries"):
+        SearchClient(engine_index, other_encoder, client=engine).search(QUERIES[0])
+    with pytest.raises(ModelVersionMismatchError, match="encoder sparse queries"):
+        ingest(
+            [{"id": "x", "title": "t", "text": "the brain"}],
+            engine,
+            engine_index,
+            other_encoder,
+            fields=FieldMapping(id_field="id"),
+            progress=False,
+        )

@@ -109,3 +109,60 @@ def test_bits_pack_and_hamming_maxsim() -> None:
     assert hamming_maxsim(qb, db[:0], 64) == 0.0
     with pytest.raises(ValueError):
         quantize_bits(np.ones(8))
+
+
+# -- fusion of the window's scores -------------------------------------------------------------------
+
+
+def test_zscore_fusion_arithmetic_and_missing_candidates():
+    from colsplade.scoring import fuse_scores, zscores
+
+    maxsim = np.array([10.0, 12.0, 11.0, 9.0])
+    bm25 = np.array([3.0, np.nan, 7.0, 5.0])  # candidate 1 came from another source only
+    filled = np.array([3.0, 3.0, 7.0, 5.0])  # it takes BM25's lowest score in the window
+    expected = (maxsim - maxsim.mean()) / maxsim.std() + 0.5 * (filled - filled.mean()) / filled.std()
+    got = fuse_scores({"maxsim": maxsim, "bm25": bm25}, {"maxsim": 1.0, "bm25": 0.5})
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_array_equal(zscores(np.array([4.0])), [0.0])  # one candidate: nothing to standardise
+    np.testing.assert_array_equal(zscores(np.array([np.nan, np.nan])), [0.0, 0.0])
+
+
+def test_zscore_fusion_is_scale_free_and_weight_zero_is_maxsim():
+    from colsplade.scoring import fuse_scores
+
+    rng = np.random.default_rng(0)
+    maxsim, bm25 = rng.normal(20, 3, 50), rng.gamma(2.0, 5.0, 50)
+    base = fuse_scores({"maxsim": maxsim, "bm25": bm25}, {"maxsim": 1.0, "bm25": 0.5})
+    # BM25 grows with query length and IDF, MaxSim with the query's tokens: an affine change of either
+    # source's scale must not change the fused order
+    moved = fuse_scores({"maxsim": 3 * maxsim + 7, "bm25": 0.1 * bm25 - 2}, {"maxsim": 1.0, "bm25": 0.5})
+    np.testing.assert_allclose(base, moved, rtol=1e-9, atol=1e-9)
+    alone = fuse_scores({"maxsim": maxsim, "bm25": bm25}, {"maxsim": 1.0, "bm25": 0.0})
+    assert list(np.argsort(-alone)) == list(np.argsort(-maxsim))
+
+
+def test_rank_fusion_arithmetic():
+    from colsplade.scoring import fuse_scores
+
+    maxsim = np.array([0.9, 0.5, 0.7])
+    bm25 = np.array([np.nan, 8.0, 3.0])
+    got = fuse_scores({"maxsim": maxsim, "bm25": bm25}, {"maxsim": 1.0, "bm25": 2.0}, "rrf", rrf_k=60)
+    # MaxSim ranks 0, 2, 1; BM25 ranks 1, 2 and did not return 0
+    expected = [1 / 61, 1 / 63 + 2 / 61, 1 / 62 + 2 / 62]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_fusion_refuses_bad_input():
+    from colsplade.scoring import fuse_scores
+
+    a, b = np.ones(3), np.ones(2)
+    with pytest.raises(ValueError, match="one entry per candidate"):
+        fuse_scores({"maxsim": a, "bm25": b}, {"maxsim": 1.0, "bm25": 1.0})
+    with pytest.raises(ValueError, match="no fusion weight"):
+        fuse_scores({"maxsim": a, "bm25": a}, {"maxsim": 1.0})
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        fuse_scores({"maxsim": a}, {"maxsim": -1.0})
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        fuse_scores({"maxsim": a}, {"maxsim": 1.0}, "max")
+    with pytest.raises(ValueError, match="at least one"):
+        fuse_scores({}, {})

@@ -278,3 +278,45 @@ def test_joint_self_distillation_trains_splade_on_the_colbert_side(scifact_slice
         kind = values.pop("kind")
         with pytest.raises(InvalidInputError, match=match):
             train(_config(kind, scifact_slice, tiny_base, tmp_path / "bad", **values))
+
+
+def test_inference_free_query_side_trains_from_idf(scifact_slice, tiny_base, tmp_path):
+    """sparse_query='inference-free': the query side is a per-term table started from the corpus IDF and
+    trained with the document encoder; the ONNX encoder then weighs a query's own tokens by it."""
+    import numpy as np
+
+    from colsplade.encoders import load_encoder, read_model_config, sparse_query_mode
+    from colsplade.evaluation import load_beir
+    from colsplade.onnx_export import export_model_dir
+    from colsplade.training import load_model_dir
+    from colsplade.training._trainer import corpus_idf
+
+    out = tmp_path / "if-joint"
+    result = train(_config("joint", scifact_slice, tiny_base, out, epochs=4, sparse_query="inference-free"))
+    first, last = sum(result.losses[:3]) / 3, sum(result.losses[-3:]) / 3
+    assert last < first, result.losses
+    assert sparse_query_mode(read_model_config(out)) == "inference-free"
+    table = np.load(out / "query_weights.npy")
+    model = load_model_dir(out)
+    idf = corpus_idf(model.text_tokenizer, load_beir(scifact_slice, "train").corpus.values()).numpy()
+    assert table.shape == idf.shape and not np.allclose(table, idf), "trained away from its IDF start"
+    assert np.corrcoef(table, idf)[0, 1] > 0.5, "and still close to it after a few steps"
+    special = list(model.text_tokenizer.special_ids)
+    assert (idf[special] == 0).all()
+    export_model_dir(out, variants=())
+    encoder = load_encoder(out)
+    query = "aspirin and heart attack"
+    impacts = encoder.encode_queries([query]).splade[0]
+    tokens = set(model.text_tokenizer.tokenize([query], is_query=True).ids[0])
+    names = {model.text_tokenizer.id_to_token(i): i for i in tokens}
+    assert impacts and set(impacts) <= set(names), "only the query's own tokens"
+    for term, weight in impacts.items():
+        assert weight == pytest.approx(float(table[names[term]]), rel=1e-5)
+    # the torch reference agrees with the encoder
+    torch_impacts = model.encode([query], is_query=True)["splade"][0]
+    assert torch_impacts.keys() == impacts.keys()
+    # a model of the other query side cannot continue in this directory
+    with pytest.raises(InvalidInputError, match="inference-free sparse queries, not encoder"):
+        train(_config("joint", scifact_slice, tiny_base, out, epochs=5))
+    with pytest.raises(InvalidInputError, match="SPLADE query side"):
+        train(_config("colbert", scifact_slice, tiny_base, tmp_path / "c", sparse_query="inference-free"))
