@@ -12,17 +12,17 @@ MaxSim over the whole corpus) / ``sparse_retrieve`` (both SPLADEs) on each libra
 Parts (``--part``, one per process; each merges its entries into ``--json``, keeping the other parts' entries):
 
     colsplade-colbert    colsplade kind="colbert"                                    venv: either
-    multivector-encoder  sentence-transformers 6 MultiVectorEncoder ColBERT          venv: /work/peers-venv
-    pylate               PyLate models.ColBERT + losses.Contrastive                  venv: /work/peers-venv-pylate
+    multivector-encoder  sentence-transformers 6 MultiVectorEncoder ColBERT          venv: .venv-peers
+    pylate               PyLate models.ColBERT + losses.Contrastive                  venv: .venv-peers-pylate
     colsplade-splade     colsplade kind="splade"                                     venv: either
-    sparse-encoder       sentence-transformers 6 SparseEncoder SPLADE                venv: /work/peers-venv
+    sparse-encoder       sentence-transformers 6 SparseEncoder SPLADE                venv: .venv-peers
 
 PyLate (every release up to 1.6.0) pins sentence-transformers 5.x (1.6.0: ==5.3.0, torch ==2.11.0 through
 fast-plaid), so it cannot share a venv with sentence-transformers 6: see benchmarks/requirements-peers.txt.
 
-    /work/peers-venv/bin/python benchmarks/peers.py --part colsplade-colbert --url URL   # mines the negatives once
-    /work/peers-venv/bin/python benchmarks/peers.py --part multivector-encoder
-    /work/peers-venv-pylate/bin/python benchmarks/peers.py --part pylate
+    .venv-peers/bin/python benchmarks/peers.py --part colsplade-colbert --url URL   # mines the negatives once
+    .venv-peers/bin/python benchmarks/peers.py --part multivector-encoder
+    .venv-peers-pylate/bin/python benchmarks/peers.py --part pylate
 
 The first part run mines WORK/negatives.jsonl on the engine at ``--url`` (or give ``--negatives-file``); later
 parts reuse that file and need no engine. Every part records its train wall time, steps, the load average at
@@ -69,9 +69,9 @@ ALIASES = {
 }
 #: the venv each peer part needs (PyLate pins sentence-transformers 5, the sentence-transformers parts need 6)
 VENVS = {
-    "multivector-encoder": "/work/peers-venv",
-    "sparse-encoder": "/work/peers-venv",
-    "pylate": "/work/peers-venv-pylate",
+    "multivector-encoder": ".venv-peers",
+    "sparse-encoder": ".venv-peers",
+    "pylate": ".venv-peers-pylate",
 }
 #: the settings that make the footing: they must agree between the parts of one report
 FOOTING_KEYS = (

@@ -142,7 +142,14 @@ def ensure_dataset_index(
         logger.info("index %s holds %d of %d documents; ingesting the rest", index, count, n_docs)
     elif not exists:
         chosen = client.capabilities().resolve_analyzer(analyzer)
-        client.create_index(index, {"mappings": {"properties": text_properties(_TEXT_FIELDS, chosen)}})
+        client.create_index(
+            index,
+            {
+                # colsplade's own index defaults (a single-node cluster stays green)
+                "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                "mappings": {"properties": text_properties(_TEXT_FIELDS, chosen)},
+            },
+        )
     started = time.monotonic()
     summary = ingest(
         str(data_dir / "corpus.jsonl"),
