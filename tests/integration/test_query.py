@@ -407,7 +407,13 @@ def test_named_plans_and_the_default(engine, engine_index, encoder):
     assert all({"fused", "maxsim", "first_stage"} <= set(h.stage_scores) for h in default.hits)
     # the default plan is the explicit fused BM25 call, hit for hit
     explicit = client.search(
-        query, k=5, window=len(TEXTS), bm25_fields=["title", "text"], splade=False, fusion="zscore"
+        query,
+        k=5,
+        window=len(TEXTS),
+        bm25_fields=["title", "text"],
+        splade=False,
+        hybrid="sum",
+        fusion="zscore",
     )
     assert explicit.plan is None and explicit.ids() == default.ids()
     for name in QUERY_PLANS:
@@ -571,7 +577,7 @@ def test_separate_models_ingest_and_search_as_a_pair(engine, engine_index, tiny_
     q_impacts, q_vectors = client.encode_query(query)
     assert q_impacts == splade.encode_queries([query])[0]
     np.testing.assert_allclose(q_vectors, colbert.encode_queries([query])[0], atol=1e-6)
-    result = client.search(query, k=len(TEXTS), window=len(TEXTS), rerank="client")
+    result = client.search(query, k=len(TEXTS), window=len(TEXTS), rerank="client", plan="splade+colbert")
     assert result.hits
     doc_vectors = colbert.encode_documents([f"{t}\n{x}" for t, x in TEXTS])
     decoded = _stored_vectors(client, engine, engine_index)
