@@ -15,7 +15,7 @@ from typing import Any
 from colsplade.engines import EngineClient, alias_indices, spec_for, switch_alias
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._documents import FieldMapping
-from colsplade.ingest._pipeline import IngestSummary, Layout, ingest, prepare_index
+from colsplade.ingest._pipeline import IngestSummary, Layout, _sparse_query, ingest, prepare_index
 from colsplade.ingest._sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
@@ -46,10 +46,7 @@ def _create_like(
     old_spec = spec_from_meta(mapping.get("_meta"))
     colbert = getattr(encoder.config, "colbert", None)
     dim = colbert.dim if colbert is not None else 128
-    from colsplade.encoders import sparse_query_mode
-
-    mode = sparse_query_mode(encoder.config) or "encoder"
-    spec = spec_for(client, (layout or Layout()).spec(dim, mode))
+    spec = spec_for(client, (layout or Layout()).spec(dim, _sparse_query(encoder)))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
         names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")

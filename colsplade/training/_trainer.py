@@ -557,10 +557,8 @@ def _ranking_loss(
             return info_nce_loss(
                 own, torch.zeros(len(own), dtype=torch.long, device=device), config.temperature
             )
-        masked = scores.clone()
-        for i, cols in enumerate(batch.false_negatives):
-            if cols:  # another copy / another positive of the same query is not a negative
-                masked[i, cols] = float("-inf")
+        # another copy / another positive of the same query is not a negative
+        masked = scores.masked_fill(_copies_mask(batch, scores.shape, device), float("-inf"))
         if extra_false_negatives is not None:
             masked = masked.masked_fill(extra_false_negatives, float("-inf"))
         return info_nce_loss(masked, torch.tensor(batch.labels, device=device), config.temperature)
