@@ -159,7 +159,8 @@ def search_command(
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
     click.echo(
         f"{len(result.hits)} hits, plan={result.plan or 'custom'}, rerank={result.rerank}, "
-        f"window={result.window} ({timings})"
+        f"window={result.window}, {result.round_trips} round trip{'s' if result.round_trips != 1 else ''} "
+        f"({timings})"
     )
     if result.reason:
         click.echo(f"  ({result.reason})")

@@ -7,7 +7,9 @@ A model directory holds::
     config.json             the backbone's transformers config     (training only)
     model.safetensors       all weights of the torch model          (training only)
     query_weights.npy       (vocab,) float32, inference-free SPLADE query side only
-    onnx/model.onnx         fp32 graph; onnx/model-int8.onnx, onnx/model-fp16.onnx variants
+    onnx/model.onnx         fp32 graph; onnx/model-int8.onnx, onnx/model-fp16.onnx variants; a joint
+                            model also has each one's ColBERT-only graph (onnx/model-int8.colbert.onnx:
+                            the queries of a plan that needs no SPLADE terms skip the vocabulary head)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "ColbertSettings",
     "ModelConfig",
     "SpladeSettings",
+    "colbert_only_file",
+    "colbert_only_key",
     "position_limit",
     "read_model_config",
     "sparse_query_mode",
@@ -47,6 +51,22 @@ ONNX_VARIANTS: dict[OnnxVariant, str] = {
     "int8": "onnx/model-int8.onnx",
     "fp16": "onnx/model-fp16.onnx",
 }
+
+
+def colbert_only_key(variant: str) -> str:
+    """The ``colsplade.json`` ``onnx`` key of a joint model's ColBERT-only graph of ``variant``.
+
+    >>> colbert_only_key("int8"), colbert_only_file("onnx/model-int8.onnx")
+    ('int8:colbert', 'onnx/model-int8.colbert.onnx')
+    """
+    return f"{variant}:colbert"
+
+
+def colbert_only_file(variant_file: str) -> str:
+    """Where the ColBERT-only graph of the ONNX file ``variant_file`` lives (see :func:`colbert_only_key`)."""
+    return variant_file.removesuffix(".onnx") + ".colbert.onnx"
+
+
 #: ColBERT's document skiplist: ASCII punctuation, as in the ColBERT and PyLate reference code.
 DEFAULT_SKIPLIST = tuple(string.punctuation)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,13 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from colsplade._types import ModelKind, VariantChoice
-from colsplade.encoders._config import ONNX_VARIANTS, ModelConfig, position_limit, read_model_config
+from colsplade.encoders._config import (
+    ONNX_VARIANTS,
+    ModelConfig,
+    colbert_only_key,
+    position_limit,
+    read_model_config,
+)
 from colsplade.encoders._postprocess import colbert_rows, splade_rows
 from colsplade.encoders._tokenize import TextTokenizer, clean_texts
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
@@ -149,6 +156,10 @@ class Encoder:
     memory of the largest run for the session's lifetime, which ``max_batch_tokens`` bounds, and
     it was faster than allocating every run afresh.
 
+    ``spin``: whether ONNX Runtime's intra-op threads spin while waiting for work (None: its default,
+    spinning). Off suits a process that serves queries from many threads: spinning threads burn the
+    cores the other callers need.
+
     ``max_query_length``: read queries up to this many tokens (specials and marker included) instead
     of ``colsplade.json``'s ``max_query_length``; at most the backbone's position limit
     (:func:`~colsplade.encoders.position_limit`), else :class:`InvalidInputError`. The graphs have a
@@ -173,6 +184,7 @@ class Encoder:
         threshold: float | None = None,
         memory_arena: bool = True,
         max_query_length: int | None = None,
+        spin: bool | None = None,
         config: ModelConfig | None = None,
     ) -> None:
         import onnxruntime as ort
@@ -232,12 +244,17 @@ class Encoder:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads is not None:
             options.inter_op_num_threads = inter_op_threads
-        try:
-            self.session = ort.InferenceSession(
-                str(onnx_path), sess_options=options, providers=self.providers
-            )
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ModelDirectoryError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+        if spin is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self._session_options = options
+        self.session = self._open_session(onnx_path)
+        # A joint model's ColBERT-only graph (written by the export): ONNX Runtime runs every node of a
+        # graph whatever outputs a call asks for, so a query that needs no SPLADE terms would still pay
+        # the vocabulary head; opened on first use, ingest never needs it.
+        colbert_file = self.config.onnx.get(colbert_only_key(variant))
+        self._colbert_path = self.model_dir / colbert_file if colbert_file else None
+        self._colbert_session: Any = None
+        self._colbert_lock = threading.Lock()
         outputs = [o.name for o in self.session.get_outputs()]
         expected = GRAPH_OUTPUTS[self.config.kind]
         if tuple(outputs[: len(expected)]) != expected:
@@ -272,6 +289,27 @@ class Encoder:
             self.providers[0],
         )
 
+    def _open_session(self, path: Path) -> Any:
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(
+                str(path), sess_options=self._session_options, providers=self.providers
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelDirectoryError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+
+    def _session_for(self, want: Sequence[str]) -> tuple[Any, list[str]]:
+        """The session and output names that compute ``want``: the ColBERT-only graph when only ColBERT
+        vectors are wanted and the model directory has one, else the model's graph."""
+        if self._colbert_path is not None and "splade" not in want:
+            if self._colbert_session is None:
+                with self._colbert_lock:
+                    if self._colbert_session is None:
+                        self._colbert_session = self._open_session(self._colbert_path)
+            return self._colbert_session, ["colbert", "colbert_mask"]
+        return self.session, self._output_names
+
     # -- core ---------------------------------------------------------------------------------------
     def _forward(
         self, texts: Sequence[str | bytes], *, is_query: bool, want: Sequence[str]
@@ -297,18 +335,17 @@ class Encoder:
         todo.sort(key=lambda i: (len(tok.ids[i]), tok.attended[i]))
         top_k = self.query_top_k if is_query else self.doc_top_k
         lengths = [len(tok.ids[i]) for i in todo]
+        session, output_names = self._session_for(want)
         for start, stop in token_batches(lengths, self.batch_size, self.max_batch_tokens):
             idx = todo[start:stop]
             input_ids, attention = self.tokenizer.pad(
                 [tok.ids[i] for i in idx], [tok.attended[i] for i in idx]
             )
             try:
-                out = self.session.run(
-                    self._output_names, {"input_ids": input_ids, "attention_mask": attention}
-                )
+                out = session.run(output_names, {"input_ids": input_ids, "attention_mask": attention})
             except Exception as exc:
                 raise InvalidInputError(f"ONNX Runtime failed on a batch of {len(idx)} texts: {exc}") from exc
-            named = dict(zip(self._output_names, out, strict=True))
+            named = dict(zip(output_names, out, strict=True))
             if "splade" in results:
                 dicts = splade_rows(
                     named["splade"].astype(np.float32),
@@ -415,10 +452,14 @@ class JointEncoder(Encoder):
 
     kind = "joint"
 
-    def encode_queries(self, texts: Sequence[str | bytes]) -> JointEncoding:
-        """Encode queries into both representations."""
-        if self._query_weights is not None:
+    def encode_queries(self, texts: Sequence[str | bytes], *, sparse: bool = True) -> JointEncoding:
+        """Encode queries into both representations; ``sparse=False``: the ColBERT vectors alone (every
+        SPLADE dict empty), from the ColBERT-only graph where the export wrote one (a plan that retrieves
+        with BM25 and reranks by MaxSim needs no SPLADE terms)."""
+        if self._query_weights is not None or not sparse:
             colbert = self._forward(texts, is_query=True, want=["colbert"])[0]["colbert"]
+            if not sparse:
+                return JointEncoding(splade=[{} for _ in colbert], colbert=colbert)
             return JointEncoding(splade=self._inference_free(texts), colbert=colbert)
         res = self._forward(texts, is_query=True, want=["splade", "colbert"])[0]
         return JointEncoding(splade=res["splade"], colbert=res["colbert"])

@@ -63,11 +63,12 @@ class EncoderPair:
         # A text longer than the shorter model's limit is counted by that model; max avoids counting twice.
         return max(self.splade.truncated_count, self.colbert.truncated_count)
 
-    def encode_queries(self, texts: Sequence[str | bytes]) -> JointEncoding:
-        """Encode queries with both models."""
-        return JointEncoding(
-            splade=self.splade.encode_queries(texts), colbert=self.colbert.encode_queries(texts)
-        )
+    def encode_queries(self, texts: Sequence[str | bytes], *, sparse: bool = True) -> JointEncoding:
+        """Encode queries with both models (``sparse=False``: the ColBERT model alone, SPLADE dicts empty)."""
+        colbert = self.colbert.encode_queries(texts)
+        if not sparse:
+            return JointEncoding(splade=[{} for _ in colbert], colbert=colbert)
+        return JointEncoding(splade=self.splade.encode_queries(texts), colbert=colbert)
 
     def encode_documents(self, texts: Sequence[str | bytes]) -> JointEncoding:
         """Encode documents with both models (two passes; a joint model needs one)."""

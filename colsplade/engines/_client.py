@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -183,8 +183,12 @@ class EngineClient:
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
     ) -> Any:
         """Send one request; returns the decoded body, raises colsplade's engine errors."""
+        return self._call(f"{method} {path}", self._perform, method, path, body, params)
+
+    def _call(self, what: str, perform: Any, *args: Any) -> Any:
+        """``perform(*args)`` with the official client's errors translated into colsplade's."""
         try:
-            return self._perform(method, path, body, params)
+            return perform(*args)
         except Exception as exc:
             translated = self._translate(exc)
             if translated is exc:
@@ -193,9 +197,12 @@ class EngineClient:
                 # A HEAD answer has no body: say at least what was refused.
                 translated = self._refused(
                     translated.status,
-                    {"error": {"type": translated.error_type, "reason": f"{method} {path} refused"}},
+                    {"error": {"type": translated.error_type, "reason": f"{what} refused"}},
                 )
             raise translated from exc
+
+    def _msearch(self, index: str, lines: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError
 
     def _refused(self, status: int, body: Any) -> EngineRefusedError:
         return refusal(status, body, sent=self._credentials_sent() if status == 401 else "")
@@ -341,6 +348,36 @@ class EngineClient:
     ) -> dict[str, Any]:
         return self.request("POST", self._index_path(index) + "/_search", body=dict(body), params=params)
 
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Several searches of ``index`` in one request (``_msearch``, sent by the official client's
+        helper): one answer per body, in order, each with its own ``hits`` and ``_shards``.
+
+        A sub-search the engine refused raises the typed error a lone search would (its status and
+        reason, :class:`~colsplade.exceptions.EngineRefusedError` and subclasses), never a missing key;
+        a partial answer comes back as it is (its ``_shards`` says so).
+        """
+        self._index_path(index)  # the same name check as every other request
+        if not bodies:
+            return []
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines.extend(({}, dict(body)))
+        answer = self._call(f"POST /{index}/_msearch", self._msearch, index, lines)
+        responses = answer.get("responses") if isinstance(answer, Mapping) else None
+        if not isinstance(responses, list) or len(responses) != len(bodies):
+            raise EngineRefusedError(
+                500,
+                "msearch_answer",
+                f"_msearch answered {len(responses) if isinstance(responses, list) else 'no'} responses "
+                f"for {len(bodies)} searches",
+                answer,
+            )
+        for response in responses:
+            if not isinstance(response, Mapping) or "error" in response:
+                status = response.get("status", 500) if isinstance(response, Mapping) else 500
+                raise self._refused(int(status), response)
+        return responses
+
 
 class ElasticsearchClient(EngineClient):
     engine = "elasticsearch"
@@ -353,6 +390,9 @@ class ElasticsearchClient(EngineClient):
         if method == "HEAD":
             return 200 <= response.meta.status < 300
         return response.body
+
+    def _msearch(self, index: str, lines: list[dict[str, Any]]) -> Any:
+        return self.client.msearch(index=index, searches=lines).body
 
     def _translate(self, exc: Exception) -> Exception:
         import elastic_transport
@@ -374,6 +414,9 @@ class OpenSearchClient(EngineClient):
             # put them in the URL so the engine gets them all.
             path = f"{path}?{urlencode({k: v for k, v in params.items() if v is not None})}"
         return self.client.transport.perform_request(method, path, body=body)
+
+    def _msearch(self, index: str, lines: list[dict[str, Any]]) -> Any:
+        return self.client.msearch(body=lines, index=index)
 
     def _translate(self, exc: Exception) -> Exception:
         import opensearchpy

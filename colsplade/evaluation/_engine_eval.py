@@ -232,7 +232,7 @@ def evaluate_on_engine(
     the index has, so every figure says which BM25 it is compared to.
     """
     from colsplade.encoders import as_encoder
-    from colsplade.query import SearchClient
+    from colsplade.query import SearchClient, bm25_clause
 
     given = os.fspath(data_dir)
     data_dir = resolve_dataset(data_dir)
@@ -278,7 +278,7 @@ def evaluate_on_engine(
     def run(plan: Plan, text: str) -> dict[str, float]:
         if plan.search_kwargs is None:
             body = {
-                "query": {"multi_match": {"query": text, "fields": ["title", "text"]}},
+                "query": bm25_clause(text, ["title", "text"]),
                 "size": 100,
                 "_source": False,
             }

@@ -18,7 +18,13 @@ import numpy as np
 
 from colsplade._logging import quiet_logger
 from colsplade._types import ModelKind, OnnxVariant
-from colsplade.encoders import ONNX_VARIANTS, read_model_config, write_model_config
+from colsplade.encoders import (
+    ONNX_VARIANTS,
+    colbert_only_file,
+    colbert_only_key,
+    read_model_config,
+    write_model_config,
+)
 from colsplade.exceptions import InvalidInputError, ParityError
 from colsplade.onnx_export._parity import (
     PARITY_DOCUMENTS,
@@ -262,6 +268,64 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
     return Path(dst)
 
 
+def colbert_only_graph(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Write the joint graph ``src`` cut to its ColBERT outputs (``colbert``, ``colbert_mask``) to ``dst``.
+
+    ONNX Runtime runs every node of a graph whatever outputs a call asks for, so a query that needs no
+    SPLADE terms (a plan that retrieves with BM25 and reranks by MaxSim) would still pay for the
+    vocabulary projection; this graph keeps only the nodes the ColBERT outputs depend on (the same
+    operators and weights, so the same vectors).
+    """
+    import onnx
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    outputs = [o for o in graph.output if o.name in ("colbert", "colbert_mask")]
+    if len(outputs) != 2:
+        raise InvalidInputError(f"{src} has no colbert / colbert_mask outputs; it is not a joint graph")
+    needed = {o.name for o in outputs}
+    kept = []
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(_names_read(node))
+    initializers = [t for t in graph.initializer if t.name in needed]
+    value_info = [v for v in graph.value_info if v.name in needed]
+    del graph.node[:], graph.output[:], graph.initializer[:], graph.value_info[:]
+    graph.node.extend(reversed(kept))
+    graph.output.extend(outputs)
+    graph.initializer.extend(initializers)
+    graph.value_info.extend(value_info)
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
+def _names_read(node: Any) -> set[str]:
+    """Every tensor name ``node`` reads, those its subgraphs (If / Loop bodies) read from outside included."""
+    from onnx import AttributeProto
+
+    names = {name for name in node.input if name}
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+        for sub in graphs:
+            for inner in sub.node:
+                names |= _names_read(inner)
+    return names
+
+
+def _check_colbert_only(full: Path, colbert: Path, providers: list[str]) -> float:
+    """Largest absolute difference between the two graphs' ColBERT vectors on a small batch (0 expected)."""
+    # small ids: any vocabulary holds them (the test models' too); the graphs only compute, never decode
+    ids = np.array([[2, 10, 11, 12, 10, 13, 14, 3], [2, 15, 3, 0, 0, 0, 0, 0]])
+    feeds = {"input_ids": ids.astype(np.int64), "attention_mask": (ids > 0).astype(np.int64)}
+    want = ["colbert", "colbert_mask"]
+    a = _ort_session(full, providers).run(want, feeds)
+    b = _ort_session(colbert, providers).run(want, feeds)
+    if not np.array_equal(a[1], b[1]):
+        return float("inf")
+    return float(np.abs(a[0] - b[0]).max())
+
+
 #: The logger of the tokenizer the torch model shares with the encoders (it warns about truncation).
 TOKENIZE_LOGGER = "colsplade.encoders._tokenize"
 
@@ -435,8 +499,17 @@ def export_model_dir(
             report.variants[variant] = VariantReport(
                 variant, str(file), file.stat().st_size, message="not checked"
             )
-    report.seconds = time.perf_counter() - start
     config.onnx = {v: ONNX_VARIANTS[v] for v in files if report.variants[v].passed is not False}
+    if config.kind == "joint":
+        for variant in list(config.onnx):
+            full = path / config.onnx[variant]
+            cut = colbert_only_graph(full, path / colbert_only_file(config.onnx[variant]))
+            diff = _check_colbert_only(full, cut, ["CPUExecutionProvider"])
+            if diff <= 1e-6:
+                config.onnx[colbert_only_key(variant)] = colbert_only_file(config.onnx[variant])
+            else:
+                logger.warning("the ColBERT-only graph %s differs from %s by %g; not listed", cut, full, diff)
+    report.seconds = time.perf_counter() - start
     write_model_config(path, config)
     (path / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     logger.info("%s", report.summary())

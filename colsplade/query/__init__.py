@@ -12,8 +12,20 @@ The pure DSL builders (``sparse_query``, ``maxsim_rescore``, ...) are public too
 their own requests.
 """
 
-from colsplade.query._client import AsyncSearchClient, SearchClient, model_identity
-from colsplade.query._dsl import first_stage_query, maxsim_rescore, nested_knn_query, rrf_fuse, sparse_query
+from colsplade.query._client import (
+    QUERY_ENCODER_OPTIONS,
+    AsyncSearchClient,
+    SearchClient,
+    model_identity,
+)
+from colsplade.query._dsl import (
+    bm25_clause,
+    first_stage_query,
+    maxsim_rescore,
+    nested_knn_query,
+    rrf_fuse,
+    sparse_query,
+)
 from colsplade.query._plans import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS, plan_arguments
 from colsplade.query._types import (
     Hit,
@@ -27,6 +39,7 @@ from colsplade.query._types import (
 __all__ = [
     "DEFAULT_PLAN",
     "FALLBACK_PLAN",
+    "QUERY_ENCODER_OPTIONS",
     "QUERY_PLANS",
     "AsyncSearchClient",
     "Hit",
@@ -36,6 +49,7 @@ __all__ = [
     "ShardStats",
     "SparseTermContribution",
     "TokenMatch",
+    "bm25_clause",
     "first_stage_query",
     "maxsim_rescore",
     "model_identity",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -22,19 +21,9 @@ from colsplade.exceptions import (
     CodecMismatchError,
     InvalidInputError,
     ModelVersionMismatchError,
-    PartialResultError,
 )
-from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta, unescape_impacts
-from colsplade.query._dsl import (
-    candidates_query,
-    maxsim_rescore,
-    nested_knn_query,
-    rrf_fuse,
-    search_body,
-    source_filter,
-    token_fetch,
-    top_terms,
-)
+from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta
+from colsplade.query._dsl import top_terms
 from colsplade.query._plans import (
     DEFAULT_PLAN,
     FALLBACK_PLAN,
@@ -42,23 +31,19 @@ from colsplade.query._plans import (
     plan_arguments,
     plan_needs_text_fields,
 )
+from colsplade.query._search import RERANK_MODES, _Query, _Search, _SearchArgs
 from colsplade.query._tokens import TokenReader
-from colsplade.query._types import (
-    Hit,
-    HitExplanation,
-    SearchResult,
-    ShardStats,
-    SparseTermContribution,
-    TokenMatch,
-)
-from colsplade.scoring import DEFAULT_FUSION_WEIGHTS, FUSION_METHODS, fuse_scores
+from colsplade.query._types import SearchResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncSearchClient", "SearchClient", "model_identity"]
+__all__ = ["QUERY_ENCODER_OPTIONS", "AsyncSearchClient", "SearchClient", "model_identity"]
 
-RERANK_MODES = ("auto", "engine", "client", "none")
-HYBRID_MODES = ("rrf", "sum")
+#: How a :class:`SearchClient` opens a model directory unless ``encoder_options`` say otherwise: one
+#: intra-op thread per call and no spinning. A query is one sequence of ``max_query_length`` tokens; on 2
+#: idle cores the ColBERT-only int8 query took 2.8 ms p50 this way against 3.3-3.6 ms with two threads
+#: (``benchmarks/bench_query_encode.py``), and concurrent callers, not the thread pool, use the cores.
+QUERY_ENCODER_OPTIONS: dict[str, Any] = {"intra_op_threads": 1, "spin": False}
 
 
 def model_identity(encoders: Sequence[Any]) -> tuple[str, str]:
@@ -99,7 +84,10 @@ class SearchClient:
             (default :data:`~colsplade.query.DEFAULT_PLAN`, BM25 + SPLADE candidates fused by reciprocal
             rank, ColBERT MaxSim rerank; see :data:`~colsplade.query.QUERY_PLANS`). A plan that needs
             BM25 falls back to :data:`~colsplade.query.FALLBACK_PLAN` on an index without text fields.
-        encoder_options: passed to :func:`colsplade.encoders.load_encoder` (variant, threads, ...).
+        encoder_options: passed to :func:`colsplade.encoders.load_encoder` (variant, threads, ...) when
+            ``model`` is a directory; :data:`QUERY_ENCODER_OPTIONS` are the defaults (one ONNX Runtime
+            thread per call, no spinning: a query is one short sequence, and concurrent callers are the
+            parallelism).
         strict: default of :meth:`search`'s ``strict``: raise :class:`PartialResultError` when the engine
             answers from only some shards (a node down, a shard unassigned), instead of returning the
             result flagged ``partial`` (the default).
@@ -149,7 +137,7 @@ class SearchClient:
         self.strict = strict
         from colsplade.encoders import as_encoder
 
-        options = dict(encoder_options or {})
+        options = {**QUERY_ENCODER_OPTIONS, **(encoder_options or {})}
         if max_query_length is not None:
             options["max_query_length"] = max_query_length
         # a pair gets the joint face (EncoderPair): the identity ingest recorded for it, one encode path
@@ -168,6 +156,8 @@ class SearchClient:
                 f"load_encoder(..., max_query_length={max_query_length}) or pass a model directory"
             )
         self.model_name, self.model_version = model_identity([self._encoder])
+        # colsplade's encoders can leave the SPLADE query side out (a caller's own encoder may not)
+        self._skips_sparse = "sparse" in inspect.signature(self._encoder.encode_queries).parameters
         self._owns_client = client is None
         self.client = client if client is not None else connect_default(settings)
         self._lock = threading.Lock()
@@ -335,8 +325,11 @@ class SearchClient:
         """SPLADE terms ``{token: weight}`` and ColBERT query vectors (m, dim) float32, one model pass each."""
         return self._encode_checked(self._check_query(query))
 
-    def _encode_checked(self, query: str) -> tuple[dict[str, float], np.ndarray]:
-        encoding = self._encoder.encode_queries([query])
+    def _encode_checked(self, query: str, *, sparse: bool = True) -> tuple[dict[str, float], np.ndarray]:
+        if sparse or not self._skips_sparse:
+            encoding = self._encoder.encode_queries([query])
+        else:
+            encoding = self._encoder.encode_queries([query], sparse=False)
         return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
 
     # -- search ----------------------------------------------------------------------------------
@@ -426,12 +419,17 @@ class SearchClient:
         if fusion is not None and rerank in (None, "auto"):
             # the engine's rescore can only add raw scores; fusion standardises them over the window
             rerank = "client"
-        checked = _Plan.check(
-            self,
+        spec = self.spec
+        args = _SearchArgs.check(
+            index=self.index,
+            spec=spec,
+            mode=self.resolve_rerank(rerank),
+            default_window=self.window,
+            default_weight=self.first_stage_weight,
+            default_strict=self.strict,
             k=k,
             offset=offset,
             window=window,
-            rerank=rerank,
             filters=filters,
             knn_k=knn_k,
             bm25_fields=bm25_fields,
@@ -445,452 +443,25 @@ class SearchClient:
             fusion_weight=fusion_weight,
             splade=splade,
         )
-        query = self._check_query(query)
-        query_impacts, query_vectors = self._encode_checked(query)
-        run = _Search(self, checked, query, query_impacts, query_vectors, started, plan_name)
+        text = self._check_query(query)
+        # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms
+        query_impacts, query_vectors = self._encode_checked(text, sparse=bool(splade) or explain)
         stage_impacts = query_impacts if splade else {}
-        if self.rerank_terms is not None and checked.mode != "none":
+        if self.rerank_terms is not None and args.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)
-        if not stage_impacts and not knn_k and not bm25_fields:
-            reason = (
-                "no first-stage candidates: the query yields no SPLADE term (all pruned)"
-                if splade
-                else "no first-stage candidates: splade=False and neither knn_k nor bm25_fields"
-            )
-            return run.finish([], 0, explain=False, reason=reason)
-        first = candidates_query(stage_impacts, self.spec, checked.filters, run.extra_candidates())
-        if bm25_fields and hybrid == "rrf":
-            candidate_ids = run.rrf_candidates(first)
-            if checked.mode == "none":
-                fused = sorted(candidate_ids, key=lambda d: -run.stage["rrf"][d])
-                hits = run.fetch_page(fused[checked.offset : checked.offset + checked.k], "rrf")
-                return run.finish(hits, len(candidate_ids), explain=explain)
-            first = {"bool": {"filter": [{"ids": {"values": candidate_ids}}, *checked.filters]}}
-        if checked.mode == "engine":
-            hits, candidates = run.engine_rerank(first)
-        elif checked.mode == "client":
-            hits, candidates = run.client_rerank(first)
-        else:
-            hits, candidates = run.first_stage_only(first)
-        return run.finish(hits, candidates, explain=explain)
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _search(self, body: Mapping[str, Any], run: _Search) -> dict[str, Any]:
-        t = time.perf_counter()
-        answer = self.client.search(self.index, body)
-        run.timings["engine"] += (time.perf_counter() - t) * 1000
-        run.saw(answer)
-        return answer
-
-    def _explain(
-        self,
-        query: str,
-        hits: list[Hit],
-        query_impacts: dict[str, float],
-        query_vectors: np.ndarray,
-        run: _Search,
-    ) -> None:
-        spec = self.spec
-        fields = [spec.splade_field, *self.text_fields]
-        body = search_body(
-            {"ids": {"values": [h.id for h in hits]}},
-            len(hits),
-            fetch=token_fetch(spec, fields),
-            source=fields,
+        run = _Search(
+            self.client,
+            self.index,
+            spec,
+            self._token_reader,
+            args,
+            _Query(text, stage_impacts, query_impacts, query_vectors),
+            started=started,
+            plan_name=plan_name,
+            encoder=self._encoder,
+            text_fields=self.text_fields,
         )
-        raw = self._search(body, run)["hits"]["hits"]
-        docs = {h["_id"]: h for h in raw}
-        tokens = self._token_reader.read(raw)
-        query_tokens = _safe_tokens(self._encoder, query, is_query=True)
-        for hit in hits:
-            h = docs.get(hit.id, {})
-            src = h.get("_source") or {}
-            doc_impacts = unescape_impacts(src.get(spec.splade_field) or {})
-            terms = [
-                SparseTermContribution(t, w, doc_impacts[t], w * doc_impacts[t])
-                for t, w in query_impacts.items()
-                if t in doc_impacts
-            ]
-            terms.sort(key=lambda c: -c.contribution)
-            explanation = HitExplanation(sparse_score=float(sum(c.contribution for c in terms)), terms=terms)
-            doc_vectors = tokens.get(hit.id)
-            if doc_vectors is not None and len(doc_vectors) and len(query_vectors):
-                text = " ".join(str(src[f]) for f in self.text_fields if src.get(f))
-                doc_tokens = _safe_tokens(self._encoder, text, is_query=False) if text else []
-                sims = self._token_reader.similarities(query_vectors, doc_vectors)
-                best = sims.argmax(axis=1)
-                positions = [int(j) for j in best]
-                if len(doc_tokens) != len(doc_vectors):
-                    # pooled storage: name each match by its pooled vector's member token nearest the query's
-                    found = _pooled_positions(
-                        self._encoder, text, doc_vectors, query_vectors, best, len(doc_tokens)
-                    )
-                    positions, doc_tokens = (found, doc_tokens) if found is not None else (positions, [])
-                explanation.tokens = [
-                    TokenMatch(
-                        query_position=i,
-                        query_token=query_tokens[i] if i < len(query_tokens) else None,
-                        doc_position=positions[i],
-                        doc_token=doc_tokens[positions[i]] if doc_tokens else None,
-                        contribution=float(sims[i, j]),
-                    )
-                    for i, j in enumerate(best)
-                ]
-                explanation.maxsim_score = float(sum(t.contribution for t in explanation.tokens))
-            hit.explanation = explanation
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A search's checked arguments and resolved rerank path."""
-
-    k: int
-    offset: int
-    window: int
-    mode: str
-    weight: float
-    filters: list[Mapping[str, Any]]
-    knn_k: int | None
-    bm25_fields: list[str] | None
-    hybrid: str
-    bm25_weight: float
-    source: Any
-    highlight: list[str] | None
-    strict: bool
-    fusion: str | None = None
-    fusion_weight: float = 0.5
-    splade: bool = True
-
-    @classmethod
-    def check(cls, client: SearchClient, **a: Any) -> _Plan:
-        window = a["window"] or client.window
-        weight = (
-            client.first_stage_weight if a["first_stage_weight"] is None else float(a["first_stage_weight"])
-        )
-        k, offset = a["k"], a["offset"]
-        if not math.isfinite(weight) or weight < 0:
-            raise InvalidInputError(f"first_stage_weight must be a finite number >= 0, got {weight}")
-        if k < 1 or offset < 0:
-            raise InvalidInputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}")
-        if offset + k > window:
-            raise InvalidInputError(
-                f"offset + k = {offset + k} is past the rerank window ({window}); raise window= to page further"
-            )
-        if a["hybrid"] not in HYBRID_MODES:
-            raise InvalidInputError(f"hybrid must be one of {', '.join(HYBRID_MODES)}, got {a['hybrid']!r}")
-        fusion = a["fusion"]
-        fusion_weight = (
-            DEFAULT_FUSION_WEIGHTS.get(fusion or "zscore", 1.0)
-            if a["fusion_weight"] is None
-            else float(a["fusion_weight"])
-        )
-        if fusion is not None and fusion not in FUSION_METHODS:
-            raise InvalidInputError(
-                f"fusion must be one of {', '.join(FUSION_METHODS)} or 'none', got {fusion!r}"
-            )
-        if not math.isfinite(fusion_weight) or fusion_weight < 0:
-            raise InvalidInputError(f"fusion_weight must be a finite number >= 0, got {fusion_weight}")
-        mode = client.resolve_rerank(a["rerank"])
-        if fusion is not None and mode != "client":
-            raise InvalidInputError(
-                f"fusion={fusion!r} fuses scores in the client's rerank; rerank={mode!r} cannot "
-                "(use rerank='client' or 'auto', or fusion='none')"
-            )
-        filters = a["filters"]
-        if isinstance(filters, Mapping):
-            filters = [filters]
-        spec = client.spec
-        if a["knn_k"] and not spec.nested_vectors:
-            raise InvalidInputError(
-                f"knn_k needs nested token vectors, and index {client.index!r} has only the compact token "
-                "store; create it with nested vectors (colsplade index create --nested-vectors) for token kNN"
-            )
-        return cls(
-            k=k,
-            offset=offset,
-            window=window,
-            mode=mode,
-            weight=weight,
-            filters=list(filters or []),
-            knn_k=a["knn_k"],
-            bm25_fields=list(a["bm25_fields"]) if a["bm25_fields"] else None,
-            hybrid=a["hybrid"],
-            bm25_weight=float(a["bm25_weight"]),
-            source=source_filter(a["source"], spec),
-            highlight=list(a["highlight"]) if a["highlight"] else None,
-            strict=client.strict if a["strict"] is None else bool(a["strict"]),
-            fusion=fusion,
-            fusion_weight=fusion_weight,
-            splade=bool(a["splade"]),
-        )
-
-
-class _Search:
-    """One search in flight: its plan, query encodings, stage scores and timings."""
-
-    def __init__(
-        self,
-        client: SearchClient,
-        plan: _Plan,
-        query: str,
-        query_impacts: dict[str, float],
-        query_vectors: np.ndarray,
-        started: float,
-        plan_name: str | None = None,
-    ) -> None:
-        self.client = client
-        self.plan_name = plan_name
-        self.spec = client.spec
-        self.plan = plan
-        self.query = query
-        self.query_impacts = query_impacts
-        self.query_vectors = query_vectors
-        self.started = started
-        self.timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
-        self.stage: dict[str, dict[str, float]] = {}
-        self.shards: ShardStats | None = None
-
-    def search(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self.client._search(body, self)["hits"]["hits"]
-
-    def saw(self, answer: Mapping[str, Any]) -> None:
-        """Keep the least complete shard counts of the search's answers; a strict search stops at a partial one."""
-        shards = ShardStats.from_answer(answer)
-        if shards is None:
-            return
-        self.shards = shards.worst(self.shards)
-        if shards.partial:
-            if self.plan.strict:
-                raise PartialResultError(
-                    self.client.index, shards.total, shards.successful, shards.failures, shards
-                )
-            logger.warning(
-                "search of %s answered by %d of %d shards (%s); the result is flagged partial",
-                self.client.index,
-                shards.successful,
-                shards.total,
-                "; ".join(shards.failures[:3]) or ("timed out" if shards.timed_out else "no reason given"),
-            )
-
-    def extra_candidates(self) -> list[dict[str, Any]]:
-        extra: list[dict[str, Any]] = []
-        plan = self.plan
-        if plan.knn_k:
-            engine = self.client.client.engine
-            clauses = [nested_knn_query(engine, q, self.spec, k=plan.knn_k) for q in self.query_vectors]
-            extra.append({"bool": {"should": clauses}})
-        if plan.bm25_fields and plan.hybrid == "sum":
-            extra.append(
-                {"multi_match": {"query": self.query, "fields": plan.bm25_fields, "boost": plan.bm25_weight}}
-            )
-        return extra
-
-    def rrf_candidates(self, first: Mapping[str, Any]) -> list[str]:
-        plan = self.plan
-        bm25_clause = {"multi_match": {"query": self.query, "fields": plan.bm25_fields}}
-        bm25_query = (
-            {"bool": {"must": [bm25_clause], "filter": plan.filters}} if plan.filters else bm25_clause
-        )
-        sparse = self.search(search_body(first, plan.window))
-        bm25 = self.search(search_body(bm25_query, plan.window))
-        self.stage["first_stage"] = {h["_id"]: float(h["_score"]) for h in sparse}
-        self.stage["bm25"] = {h["_id"]: float(h["_score"]) for h in bm25}
-        fused = rrf_fuse([[h["_id"] for h in sparse], [h["_id"] for h in bm25]])[: plan.window]
-        self.stage["rrf"] = dict(fused)
-        return [doc_id for doc_id, _ in fused]
-
-    def fetch_page(self, ids: list[str], score_stage: str) -> list[Hit]:
-        if not ids:
-            return []
-        plan = self.plan
-        body = search_body({"ids": {"values": ids}}, len(ids), source=plan.source, highlight=plan.highlight)
-        found = {h["_id"]: h for h in self.search(body)}
-        return [
-            Hit(
-                id=doc_id,
-                score=self.stage[score_stage][doc_id],
-                stage_scores=self.known(doc_id),
-                source=found.get(doc_id, {}).get("_source") if plan.source is not False else None,
-                highlight=found.get(doc_id, {}).get("highlight"),
-            )
-            for doc_id in ids
-        ]
-
-    def known(self, doc_id: str) -> dict[str, float]:
-        return {name: scores[doc_id] for name, scores in self.stage.items() if doc_id in scores}
-
-    def engine_rerank(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
-        """Rescore in the engine (painless over the nested vectors): ``m + MaxSim`` per hit."""
-        plan = self.plan
-        rescore = maxsim_rescore(
-            self.client.client.engine,
-            self.query_vectors,
-            self.spec,
-            window=plan.window,
-            first_stage_weight=plan.weight,
-        )
-        body = search_body(
-            first, plan.offset + plan.k, source=plan.source, highlight=plan.highlight, rescore=rescore
-        )
-        m = len(self.query_vectors)
-        hits = [
-            Hit(
-                id=h["_id"],
-                score=float(h["_score"]) - m,
-                # with w > 0 the engine returns only the sum, not its parts
-                stage_scores={
-                    "maxsim" if not plan.weight else "fused": float(h["_score"]) - m,
-                    **self.known(h["_id"]),
-                },
-                source=h.get("_source") if plan.source is not False else None,
-                highlight=h.get("highlight"),
-            )
-            for h in self.search(body)[plan.offset : plan.offset + plan.k]
-        ]
-        # The engine reranks up to `window` candidates per shard; it does not say how many matched.
-        return hits, plan.window
-
-    def client_rerank(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
-        """Fetch the window's token blobs, decode them and MaxSim the whole window at once (numpy).
-
-        A hit whose blob is missing or corrupt keeps its first-stage score and ranks after the reranked
-        hits (logged with its id), so one bad document never fails the query.
-        """
-        plan = self.plan
-        fetch = token_fetch(self.spec, plan.source)
-        body = search_body(first, plan.window, fetch=fetch, source=fetch["_source"], highlight=plan.highlight)
-        raw = self.search(body)
-        t0 = time.perf_counter()
-        maxsims, ok = self.client._token_reader.maxsim(self.query_vectors, raw)
-        first_scores = np.array([float(h["_score"] or 0.0) for h in raw], dtype=np.float32)
-        reranked = np.flatnonzero(ok)
-        if plan.fusion is not None:
-            scores = np.zeros(len(raw), dtype=np.float64)
-            columns = self.fusion_columns(raw, first_scores)
-            weights = {name: plan.fusion_weight for name in columns}
-            fused = fuse_scores(
-                {"maxsim": maxsims[reranked], **{n: c[reranked] for n, c in columns.items()}},
-                {"maxsim": 1.0, **weights},
-                plan.fusion,
-            )
-            scores[reranked] = fused
-        else:
-            scores = maxsims + plan.weight * first_scores
-        # stable: equal scores keep the first-stage order, as the engine's rescore does
-        order = [*reranked[np.argsort(-scores[reranked], kind="stable")], *np.flatnonzero(~ok)]
-        self.timings["rerank"] = (time.perf_counter() - t0) * 1000
-        hits = []
-        for i in order[plan.offset : plan.offset + plan.k]:
-            h = raw[i]
-            if ok[i]:
-                score = float(scores[i])
-                stages = {
-                    "first_stage": float(first_scores[i]),
-                    **self.known(h["_id"]),
-                    "maxsim": float(maxsims[i]),
-                }
-                if plan.fusion is not None:
-                    stages["fused"] = score
-            else:
-                score = float(first_scores[i])
-                stages = {**self.known(h["_id"]), "first_stage": score}
-            hits.append(self.hit(h, score, stages))
-        return hits, len(raw)
-
-    def fusion_columns(
-        self, raw: Sequence[Mapping[str, Any]], first_scores: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Each first-stage source's score of every window candidate, (n,) float64, NaN where that source
-        did not return it: BM25 and SPLADE apart when their lists were fused by rank, else the one
-        first-stage score under the name of what it measures."""
-        ids = [h["_id"] for h in raw]
-        if "bm25" in self.stage:  # hybrid by rank: each list kept its own scores
-            return {
-                "bm25": np.array([self.stage["bm25"].get(d, np.nan) for d in ids], dtype=np.float64),
-                "splade": np.array([self.stage["first_stage"].get(d, np.nan) for d in ids], dtype=np.float64),
-            }
-        plan = self.plan
-        if plan.bm25_fields and not plan.splade and not plan.knn_k:
-            name = "bm25"
-        elif plan.splade and not plan.bm25_fields and not plan.knn_k:
-            name = "splade"
-        else:  # the sum of several sources' clauses
-            name = "first_stage"
-        return {name: first_scores.astype(np.float64)}
-
-    def first_stage_only(self, first: Mapping[str, Any]) -> tuple[list[Hit], int]:
-        plan = self.plan
-        raw = self.search(
-            search_body(first, plan.offset + plan.k, source=plan.source, highlight=plan.highlight)
-        )
-        hits = [
-            self.hit(h, float(h["_score"]), {**self.known(h["_id"]), "first_stage": float(h["_score"])})
-            for h in raw[plan.offset : plan.offset + plan.k]
-        ]
-        return hits, len(raw)
-
-    def hit(self, h: Mapping[str, Any], score: float, stages: dict[str, float]) -> Hit:
-        source = None
-        if self.plan.source is not False:
-            source = {k: v for k, v in (h.get("_source") or {}).items() if k not in self.spec.heavy_fields}
-        return Hit(id=h["_id"], score=score, stage_scores=stages, source=source, highlight=h.get("highlight"))
-
-    def finish(
-        self, hits: list[Hit], candidates: int, *, explain: bool, reason: str | None = None
-    ) -> SearchResult:
-        if explain and hits:
-            self.client._explain(self.query, hits, self.query_impacts, self.query_vectors, self)
-        self.timings["total"] = (time.perf_counter() - self.started) * 1000
-        return SearchResult(
-            query=self.query,
-            hits=hits,
-            rerank=self.plan.mode,
-            window=self.plan.window,
-            candidates=candidates,
-            timings_ms={k: round(v, 3) for k, v in self.timings.items()},
-            query_terms=self.query_impacts,
-            reason=reason,
-            shards=self.shards,
-            plan=self.plan_name,
-        )
-
-
-def _pooled_positions(
-    encoder: Any,
-    text: str,
-    pooled_vectors: np.ndarray,
-    query_vectors: np.ndarray,
-    best: np.ndarray,
-    n_tokens: int,
-) -> list[int] | None:
-    """For each query token, the document token behind its best pooled vector: the pooled vector's member
-    (the tokens nearest to it, re-encoded from the text) most similar to the query token. None when the
-    text cannot be re-encoded into ``n_tokens`` vectors."""
-    if not text or n_tokens == 0:
-        return None
-    try:
-        encoded = encoder.encode_documents([text])
-    except InvalidInputError:
-        return None
-    token_vectors = np.asarray(getattr(encoded, "colbert", encoded)[0], dtype=np.float32)
-    if len(token_vectors) != n_tokens:
-        return None
-    member = (token_vectors @ pooled_vectors.T).argmax(axis=1)  # (n_tokens,) pooled vector of each token
-    positions = []
-    for q, j in zip(query_vectors, best, strict=True):
-        tokens = np.flatnonzero(member == j)
-        if len(tokens) == 0:
-            tokens = np.arange(n_tokens)
-        positions.append(int(tokens[(token_vectors[tokens] @ q).argmax()]))
-    return positions
-
-
-def _safe_tokens(encoder: Any, text: str, *, is_query: bool) -> list[str]:
-    try:
-        return list(encoder.explain(text, is_query=is_query).colbert_tokens)
-    except InvalidInputError:
-        return []
+        return run.run(explain)
 
 
 class AsyncSearchClient:

@@ -9,6 +9,7 @@ from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, escape_feature
 
 __all__ = [
+    "bm25_clause",
     "candidates_query",
     "first_stage_query",
     "maxsim_rescore",
@@ -50,6 +51,31 @@ def sparse_query(query_impacts: Mapping[str, float], spec: FieldSpec | None = No
     if not clauses:
         raise InvalidInputError("the query has no SPLADE term with a positive weight; nothing to retrieve")
     return {"bool": {"should": clauses}}
+
+
+def bm25_clause(
+    text: str,
+    fields: Sequence[str],
+    *,
+    boost: float | None = None,
+    filters: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The engine's own BM25 over ``fields`` (each analysed as the index maps it), optionally boosted and
+    restricted by ``filters`` (which do not score).
+
+    >>> bm25_clause("vitamin c", ["title", "text"])
+    {'multi_match': {'query': 'vitamin c', 'fields': ['title', 'text']}}
+    >>> bm25_clause("x", ["text"], boost=0.5, filters=[{"term": {"lang": "en"}}])["bool"]["filter"]
+    [{'term': {'lang': 'en'}}]
+    """
+    if not fields:
+        raise InvalidInputError("BM25 needs at least one text field")
+    clause: dict[str, Any] = {"multi_match": {"query": text, "fields": list(fields)}}
+    if boost is not None:
+        clause["multi_match"]["boost"] = float(boost)
+    if filters:
+        return {"bool": {"must": [clause], "filter": [dict(f) for f in filters]}}
+    return clause
 
 
 def nested_knn_query(

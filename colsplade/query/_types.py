@@ -128,7 +128,7 @@ class ShardStats:
 class SearchResult:
     """Hits of one page plus what the search cost.
 
-    ``timings_ms`` has ``encode``, ``engine`` (round trips, network included) and ``rerank``
+    ``timings_ms`` has ``encode``, ``engine`` (the ``round_trips``, network included) and ``rerank``
     (client-side decode + MaxSim, 0 when the engine reranked); ``candidates`` is how many documents the
     rerank saw. ``reason`` says why a result is empty when no search could run (no candidate source).
 
@@ -150,6 +150,10 @@ class SearchResult:
     #: the named query plan the search ran (see :data:`colsplade.query.QUERY_PLANS`); None when the
     #: caller spelled out its candidate sources instead of naming a plan
     plan: str | None = None
+    #: engine requests the search made: 1 for every plan (its sub-searches travel in one ``_msearch``);
+    #: 2 for a hybrid by rank reranked in the engine (the rescore needs the fused ids) and one more for
+    #: ``explain``; 0 when no search could run
+    round_trips: int = 0
 
     @property
     def partial(self) -> bool:

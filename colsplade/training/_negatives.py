@@ -82,16 +82,11 @@ def bm25_search(
     fields: Sequence[str] = ("text",),
 ) -> dict[str, dict[str, float]]:
     """The engine's BM25 top ``k`` over ``fields`` of ``index`` for each query: ``{qid: {doc_id: score}}``."""
+    from colsplade.query import bm25_clause
+
     run: dict[str, dict[str, float]] = {}
-    if not fields:
-        raise InvalidInputError("BM25 needs at least one text field")
     for qid, text in queries.items():
-        match = (
-            {"match": {fields[0]: {"query": text}}}
-            if len(fields) == 1
-            else {"multi_match": {"query": text, "fields": list(fields)}}
-        )
-        body = {"size": k, "_source": False, "query": match}
+        body = {"size": k, "_source": False, "query": bm25_clause(text, fields)}
         hits = client.search(index, body)["hits"]["hits"]  # type: ignore[attr-defined]
         run[qid] = {h["_id"]: float(h["_score"]) for h in hits}
     return run

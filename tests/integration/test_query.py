@@ -773,3 +773,136 @@ def test_inference_free_queries_on_the_engine(engine, engine_index, inference_fr
             fields=FieldMapping(id_field="id"),
             progress=False,
         )
+
+
+HYBRID = "hybrid(bm25+splade)+colbert(fused)"
+
+
+def test_every_plan_is_one_round_trip_and_the_hybrid_matches_three_requests(engine, engine_index, encoder):
+    """The hybrid sends its SPLADE and BM25 lists in one _msearch, each with the window's token data: the
+    same hits and scores as the three requests it replaced (SPLADE list, BM25 list, fetch of the fused
+    ids by id), rebuilt here by hand from the engine's answers. Every named plan takes one round trip."""
+    from colsplade.query import QUERY_PLANS, bm25_clause, first_stage_query, rrf_fuse
+    from colsplade.query._dsl import search_body, token_fetch
+    from colsplade.scoring import fuse_scores
+
+    spec = _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    window = 8  # fewer than the union of both lists: the rank-fusion cut matters
+    fetch = token_fetch(spec)
+    for query in QUERIES:
+        impacts, qv = client.encode_query(query)
+        sparse = engine.search(engine_index, search_body(first_stage_query(impacts, spec), window))
+        bm25 = engine.search(engine_index, search_body(bm25_clause(query, ["title", "text"]), window))
+        splade_scores = {h["_id"]: h["_score"] for h in sparse["hits"]["hits"]}
+        bm25_scores = {h["_id"]: h["_score"] for h in bm25["hits"]["hits"]}
+        fused_ids = [d for d, _ in rrf_fuse([list(splade_scores), list(bm25_scores)])[:window]]
+        body = search_body({"ids": {"values": fused_ids}}, window, fetch=fetch, source=fetch["_source"])
+        raw = engine.search(engine_index, body)["hits"]["hits"]
+        maxsims, ok = client._token_reader.maxsim(qv, raw)
+        assert ok.all()
+        ids = [h["_id"] for h in raw]
+        expected = dict(
+            zip(
+                ids,
+                fuse_scores(
+                    {
+                        "maxsim": maxsims,
+                        "bm25": np.array([bm25_scores.get(d, np.nan) for d in ids]),
+                        "splade": np.array([splade_scores.get(d, np.nan) for d in ids]),
+                    },
+                    {"maxsim": 1.0, "bm25": 0.5, "splade": 0.5},
+                ),
+                strict=True,
+            )
+        )
+        result = client.search(query, k=window, window=window, plan=HYBRID)
+        assert result.round_trips == 1 and result.candidates == len(fused_ids)
+        assert result.ids() == sorted(expected, key=lambda d: -expected[d])
+        for hit in result.hits:
+            assert math.isclose(hit.score, expected[hit.id], rel_tol=1e-4, abs_tol=1e-4)
+            assert hit.stage_scores.get("bm25") == bm25_scores.get(hit.id)
+        unranked = client.search(query, k=window, window=window, plan="hybrid(bm25+splade)")
+        assert unranked.round_trips == 1 and unranked.ids() == fused_ids
+    for name in QUERY_PLANS:
+        result = client.search(QUERIES[0], k=3, plan=name)
+        assert result.round_trips == 1, name
+    explained = client.search(QUERIES[0], k=2, plan=HYBRID, explain=True)
+    assert explained.round_trips == 2 and all(h.explanation for h in explained.hits)
+
+
+def test_default_plan_encodes_no_sparse_query(engine, engine_index, encoder):
+    """A plan without SPLADE candidates leaves the SPLADE query side out (ColBERT-only graph where the
+    export wrote one): same ranking, no query terms reported unless explain asks for them."""
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine)
+    default = client.search(QUERIES[1], k=5)
+    assert default.plan == "bm25+colbert(fused)" and default.query_terms == {}
+    full_vectors = encoder.encode_queries([QUERIES[1]]).colbert[0]
+    assert np.allclose(encoder.encode_queries([QUERIES[1]], sparse=False).colbert[0], full_vectors, atol=1e-6)
+    explained = client.search(QUERIES[1], k=5, explain=True)
+    assert explained.query_terms and explained.ids() == default.ids()
+
+
+def test_hybrid_corrupt_blob_and_failed_sub_search(engine, engine_index, encoder, caplog):
+    """In the one-request hybrid, a corrupt blob still falls back to its first-stage score per hit, and a
+    sub-search the engine refuses inside _msearch raises the typed engine error."""
+    import base64
+
+    _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine, plan=HYBRID)
+    query = QUERIES[0]
+    before = client.search(query, k=len(TEXTS), window=len(TEXTS))
+    victim = before.ids()[0]
+    good = engine.search(engine_index, {"query": {"ids": {"values": [victim]}}})["hits"]["hits"][0]["_source"]
+    blob = bytearray(base64.b64decode(good["colbert_codes"]))
+    blob[-1] ^= 0xFF
+    _set_codes(engine, engine_index, victim, base64.b64encode(bytes(blob)).decode())
+    engine.refresh(engine_index)
+    with caplog.at_level(logging.WARNING, logger="colsplade"):
+        after = client.search(query, k=len(TEXTS), window=len(TEXTS))
+    assert after.round_trips == 1 and set(after.ids()) == set(before.ids())
+    assert after.ids()[-1] == victim and "maxsim" not in after.hits[-1].stage_scores
+    assert victim in " ".join(r.getMessage() for r in caplog.records)
+    # one bad sub-search in a hand-made _msearch: its own typed error, not a missing key
+    with pytest.raises(EngineRefusedError) as refused:
+        engine.msearch(engine_index, [{"query": {"match_all": {}}}, {"query": {"no_such_query": {}}}])
+    assert refused.value.status == 400
+    # through the client: a filter the engine cannot parse fails both sub-searches of the hybrid
+    with pytest.raises(EngineRefusedError):
+        client.search(query, filters=[{"no_such_query": {"lang": "en"}}])
+    assert engine.msearch(engine_index, []) == []
+
+
+def test_partial_answer_of_the_hybrid_is_flagged(engine, engine_index, encoder):
+    """An alias over two indices whose shards of one fail the filter (a date field given a word): the
+    one-request hybrid comes back flagged partial with the failures, and strict raises."""
+    from colsplade.exceptions import PartialResultError
+
+    _index_corpus(engine, engine_index, encoder)
+    mapping = engine.get_mapping(engine_index)
+    mapping["properties"]["lang"] = {"type": "date"}
+    other = f"{engine_index}-dates"
+    engine.create_index(
+        other, {"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": mapping}
+    )
+    alias = f"{engine_index}-all"
+    try:
+        engine.request(
+            "POST",
+            "/_aliases",
+            body={
+                "actions": [
+                    {"add": {"index": engine_index, "alias": alias}},
+                    {"add": {"index": other, "alias": alias}},
+                ]
+            },
+        )
+        client = SearchClient(alias, encoder, client=engine, plan=HYBRID)
+        result = client.search(QUERIES[0], k=3, filters=[{"term": {"lang": "en"}}])
+        assert result.round_trips == 1 and result.partial and result.shards.failed >= 1, result.shards
+        assert result.hits and all(int(h.id[1:]) % 2 == 0 for h in result.hits)
+        with pytest.raises(PartialResultError):
+            client.search(QUERIES[0], k=3, filters=[{"term": {"lang": "en"}}], strict=True)
+    finally:
+        engine.delete_index(other)

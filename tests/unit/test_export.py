@@ -41,6 +41,9 @@ def test_export_parity_all_kinds(tmp_path: Path, kind: str) -> None:
     assert max(fp16.max_abs_diff.values()) < 0.05
     config = read_model_config(out)
     assert config.onnx["fp32"] == "onnx/model.onnx" and "int8" in config.onnx
+    # a joint model's ColBERT-only graphs: listed per variant, a fraction of the nodes (no vocabulary head)
+    colbert_only = {k for k in config.onnx if k.endswith(":colbert")}
+    assert colbert_only == ({"fp32:colbert", "int8:colbert", "fp16:colbert"} if kind == "joint" else set())
     saved = json.loads((out / "onnx/export-report.json").read_text())
     assert saved["ok"] is True and saved["kind"] == kind
 
@@ -139,3 +142,34 @@ def test_quiet_silences_one_thread_for_the_block_only(caplog: pytest.LogCaptureF
         "kept: after the block",
     ]
     assert not log.filters
+
+
+def test_colbert_only_graph_gives_the_joint_graphs_vectors(tmp_path: Path) -> None:
+    """The ColBERT-only graph drops the SPLADE head's nodes and gives the joint graph's ColBERT outputs
+    bit for bit; the encoder takes it for queries that need no SPLADE terms."""
+    import onnxruntime as ort
+
+    from colsplade.encoders import load_encoder
+    from colsplade.onnx_export import colbert_only_graph
+
+    out = make_tiny_model_dir("joint", tmp_path / "j", variants=("int8",))
+    for variant, name in (("fp32", "model"), ("int8", "model-int8")):
+        full, cut = out / f"onnx/{name}.onnx", out / f"onnx/{name}.colbert.onnx"
+        assert read_model_config(out).onnx[f"{variant}:colbert"] == f"onnx/{name}.colbert.onnx"
+        assert [o.name for o in onnx.load(str(cut)).graph.output] == ["colbert", "colbert_mask"]
+        assert len(onnx.load(str(cut)).graph.node) < len(onnx.load(str(full)).graph.node)
+        ids = np.array([[2, 20, 21, 22, 3, 0]], dtype=np.int64)  # in any vocabulary
+        feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64)}
+        a = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"]).run(["colbert"], feeds)[0]
+        b = ort.InferenceSession(str(cut), providers=["CPUExecutionProvider"]).run(["colbert"], feeds)[0]
+        assert np.array_equal(a, b)
+        encoder = load_encoder(out, variant=variant)
+        both = encoder.encode_queries(["gene expression in cells"])
+        alone = encoder.encode_queries(["gene expression in cells"], sparse=False)
+        assert alone.splade == [{}] and both.splade[0]
+        assert np.array_equal(alone.colbert[0], both.colbert[0])
+    with pytest.raises(InvalidInputError, match="not a joint graph"):
+        colbert_only_graph(
+            make_tiny_model_dir("splade", tmp_path / "s", variants=()) / "onnx/model.onnx",
+            tmp_path / "x.onnx",
+        )

@@ -1,0 +1,95 @@
+"""Single-query encoding latency of a joint model, the ways a query client can run it, in one process.
+
+    python benchmarks/bench_query_encode.py --model MODEL_DIR [--variant int8] [--queries 300]
+
+Interleaved per query after warm-up (so machine drift hits every way alike), p50 / p95 / p99 in ms of
+``encode_queries([q])`` for: the whole joint graph (SPLADE terms + ColBERT vectors) and the ColBERT-only
+graph (``sparse=False``, what a plan without SPLADE candidates runs), each with ONNX Runtime's default
+thread pool (one thread per core, spinning) and with one thread per call (``intra_op_threads=1``, no
+spinning: what :class:`~colsplade.query.SearchClient` opens by default). Also a breakdown of one joint
+query: tokenizer alone, and the SPLADE post-processing (dict of the top terms) alone.
+Writes ``benchmarks/results/query_encode.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, write_report
+
+from colsplade.encoders import colbert_only_key, load_encoder
+from colsplade.evaluation import load_beir
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(values), 3),
+        "p95_ms": round(float(np.percentile(values, 95)), 3),
+        "p99_ms": round(float(np.percentile(values, 99)), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, help="joint model directory (exported)")
+    parser.add_argument("--variant", default="int8")
+    parser.add_argument("--data", default=DATA, help="BEIR dataset name or directory (its test queries)")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--out", default="benchmarks/results/query_encode.json")
+    args = parser.parse_args()
+    load_at_start = os.getloadavg()
+    queries = list(load_beir(args.data, "test").queries.values())[: args.queries]
+    pool = load_encoder(args.model, variant=args.variant)
+    single = load_encoder(args.model, variant=args.variant, intra_op_threads=1, spin=False)
+    has_colbert_only = colbert_only_key(args.variant) in pool.config.onnx
+    ways: dict[str, Any] = {
+        "joint, default threads": lambda q: pool.encode_queries([q]),
+        "joint, 1 thread": lambda q: single.encode_queries([q]),
+        "colbert only, default threads": lambda q: pool.encode_queries([q], sparse=False),
+        "colbert only, 1 thread": lambda q: single.encode_queries([q], sparse=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for i, query in enumerate(queries[: args.warmup] + queries):
+        for name, way in ways.items():
+            t0 = time.perf_counter()
+            way(query)
+            if i >= args.warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    tokenize = []
+    for query in queries:
+        t0 = time.perf_counter()
+        single.tokenizer.tokenize([query], is_query=True)
+        tokenize.append((time.perf_counter() - t0) * 1000)
+    write_report(
+        args.out,
+        {
+            "settings": {
+                "model": Path(args.model).name,
+                "variant": args.variant,
+                "queries": len(queries),
+                "warmup": args.warmup,
+                "colbert_only_graph": has_colbert_only,
+                "max_query_length": pool.config.max_query_length,
+                "load_average_at_start": load_at_start,
+                "load_average_at_end": os.getloadavg(),
+            },
+            "latency": {name: _stats(values) for name, values in times.items()},
+            "tokenizer_p50_ms": round(statistics.median(tokenize), 3),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
