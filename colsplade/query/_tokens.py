@@ -7,7 +7,6 @@ exact copy, or the nested JSON numbers, one document at a time.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 from collections.abc import Mapping, Sequence
@@ -57,8 +56,10 @@ class TokenReader:
         if not isinstance(value, str):
             return None
         try:
-            # OpenSearch's doc values give base64 without its padding
-            return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+            # OpenSearch's doc values give base64 without its padding. Not validated character by
+            # character (b64decode's validate=True runs a regex over every blob: a third of the decode
+            # time of a window); a blob altered in any way fails its length or CRC check instead.
+            return binascii.a2b_base64(value + "=" * (-len(value) % 4))
         except (binascii.Error, ValueError):
             return None
 

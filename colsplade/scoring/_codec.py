@@ -163,8 +163,16 @@ class ResidualCodec:
     # -- decoding --------------------------------------------------------------------------------
 
     def split(self, blob: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
-        """The (ids, residual bits) bytes of a blob after checking its header, length and CRC."""
-        blob = bytes(blob)
+        """The (ids, residual bits) bytes of a blob after checking its header, length, CRC and ids."""
+        ids, bits = self._split_unchecked_ids(blob)
+        if ids and int(np.frombuffer(ids, dtype="<u2").max()) >= self.n_centroids:
+            raise CorruptBlobError(f"blob names a centroid id past this codec's {self.n_centroids}")
+        return ids, bits
+
+    def _split_unchecked_ids(self, blob: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
+        """:meth:`split` but for the centroid-id range, which :meth:`decode_many` checks once per window."""
+        if not isinstance(blob, bytes):
+            blob = bytes(blob)
         if len(blob) < _HEADER.size:
             raise CorruptBlobError(f"token blob of {len(blob)} bytes is shorter than its header")
         magic, version_bits, n, crc = _HEADER.unpack_from(blob)
@@ -180,10 +188,7 @@ class ResidualCodec:
             )
         if zlib.crc32(payload) != crc:
             raise CorruptBlobError("token blob fails its checksum (corrupted)")
-        ids = payload[: 2 * n]
-        if n and int(np.frombuffer(ids, dtype="<u2").max()) >= self.n_centroids:
-            raise CorruptBlobError(f"blob names a centroid id past this codec's {self.n_centroids}")
-        return ids, payload[2 * n :]
+        return payload[: 2 * n], payload[2 * n :]
 
     def decode(self, blob: bytes | bytearray | memoryview) -> np.ndarray:
         """Invert :meth:`encode`: (n, dim) float32 unit vectors (the codec's approximation).
@@ -197,24 +202,34 @@ class ResidualCodec:
     def decode_many(self, blobs: Sequence[bytes | bytearray | memoryview | None]) -> DecodedWindow:
         """Decode a window of blobs in one pass. A blob that is ``None`` or fails its checks is marked
         invalid (``ok[i]`` False, ``errors[i]`` says why) and contributes no tokens."""
-        ids_parts: list[bytes] = []
-        bit_parts: list[bytes] = []
-        lengths = np.zeros(len(blobs), dtype=np.int64)
-        ok = np.zeros(len(blobs), dtype=bool)
+        parts: dict[int, tuple[bytes, bytes]] = {}
         errors: dict[int, str] = {}
         for i, blob in enumerate(blobs):
             if blob is None:
                 errors[i] = "no token blob"
                 continue
             try:
-                ids, bits = self.split(blob)
+                parts[i] = self._split_unchecked_ids(blob)
             except CorruptBlobError as exc:
                 errors[i] = str(exc)
-                continue
-            ids_parts.append(ids)
-            bit_parts.append(bits)
-            lengths[i] = len(ids) // 2
+        if parts and int(np.frombuffer(b"".join(ids for ids, _ in parts.values()), "<u2").max(initial=0)) >= (
+            self.n_centroids
+        ):
+            # rare: find the blobs naming an id past the codec (one check for the whole window otherwise)
+            for i in [
+                i
+                for i, (ids, _) in parts.items()
+                if ids and np.frombuffer(ids, "<u2").max() >= self.n_centroids
+            ]:
+                errors[i] = f"blob names a centroid id past this codec's {self.n_centroids}"
+                del parts[i]
+        ok = np.zeros(len(blobs), dtype=bool)
+        lengths = np.zeros(len(blobs), dtype=np.int64)
+        for i, (ids, _) in parts.items():
             ok[i] = True
+            lengths[i] = len(ids) // 2
+        ids_parts = [ids for ids, _ in parts.values()]
+        bit_parts = [bits for _, bits in parts.values()]
         offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         total = int(offsets[-1])
