@@ -19,6 +19,7 @@ from colsplade.query._client import (
     model_identity,
 )
 from colsplade.query._dsl import (
+    SparsePruning,
     bm25_clause,
     first_stage_query,
     maxsim_rescore,
@@ -47,6 +48,7 @@ __all__ = [
     "SearchClient",
     "SearchResult",
     "ShardStats",
+    "SparsePruning",
     "SparseTermContribution",
     "TokenMatch",
     "bm25_clause",

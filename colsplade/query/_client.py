@@ -23,7 +23,7 @@ from colsplade.exceptions import (
     ModelVersionMismatchError,
 )
 from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta
-from colsplade.query._dsl import top_terms
+from colsplade.query._dsl import SparsePruning, top_terms
 from colsplade.query._plans import (
     DEFAULT_PLAN,
     FALLBACK_PLAN,
@@ -91,6 +91,9 @@ class SearchClient:
         strict: default of :meth:`search`'s ``strict``: raise :class:`PartialResultError` when the engine
             answers from only some shards (a node down, a shard unassigned), instead of returning the
             result flagged ``partial`` (the default).
+        sparse_pruning: default of :meth:`search`'s ``sparse_pruning``: drop light SPLADE query terms from
+            the first stage (:class:`~colsplade.query.SparsePruning`: top-k / weight ratio in the client,
+            Elasticsearch's ``pruning_config`` in the engine); None: every term.
 
     On a cluster, give ``settings`` every node's URL (``Settings(urls=[...])``, ``COLSPLADE_URL=a,b,c``): a
     request to a node that is down is retried on another one by the engine's client.
@@ -116,6 +119,7 @@ class SearchClient:
         encoder_options: Mapping[str, Any] | None = None,
         check_model_version: bool = True,
         strict: bool = False,
+        sparse_pruning: SparsePruning | None = None,
     ) -> None:
         if rerank not in RERANK_MODES:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
@@ -131,6 +135,7 @@ class SearchClient:
         if rerank_terms is not None and rerank_terms < 1:
             raise InvalidInputError(f"rerank_terms must be >= 1 or None, got {rerank_terms}")
         self.rerank_terms = rerank_terms
+        self.sparse_pruning = sparse_pruning
         self.text_fields = tuple(text_fields)
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
@@ -356,6 +361,7 @@ class SearchClient:
         plan: str | None = None,
         fusion: str | None = None,
         fusion_weight: float | None = None,
+        sparse_pruning: SparsePruning | None = None,
     ) -> SearchResult:
         """Search the index: SPLADE first stage (+ optional kNN / BM25 candidates), MaxSim rerank, one page.
 
@@ -394,6 +400,9 @@ class SearchClient:
                 in advance; 1 for ``rrf``). A plan's fusion is dropped when the call asks for
                 ``rerank="engine"`` or ``"none"``; an explicit ``fusion`` with those is refused.
 
+            sparse_pruning: drop light SPLADE query terms from the first stage (default: the client's; see
+                :class:`~colsplade.query.SparsePruning`).
+
         A query with no candidate source left (every SPLADE term pruned, say a query of emoji, and no
         ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
         """
@@ -427,6 +436,8 @@ class SearchClient:
             default_window=self.window,
             default_weight=self.first_stage_weight,
             default_strict=self.strict,
+            default_pruning=self.sparse_pruning,
+            sparse_pruning=sparse_pruning,
             k=k,
             offset=offset,
             window=window,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, escape_feature
 
 __all__ = [
+    "SparsePruning",
     "bm25_clause",
     "candidates_query",
     "first_stage_query",
@@ -23,12 +25,79 @@ __all__ = [
 ]
 
 
-def sparse_query(query_impacts: Mapping[str, float], spec: FieldSpec | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SparsePruning:
+    """How the SPLADE first stage drops query terms: fewer posting lists to walk, a little recall lost.
+
+    ``top_k``: keep the ``top_k`` heaviest terms; ``weight_ratio``: drop terms lighter than ``weight_ratio`` x
+    the heaviest (both in the client, on either engine; the heaviest term always stays, so a pruned query
+    never comes back empty for want of terms). ``engine``: also let Elasticsearch prune, through its
+    ``sparse_vector`` query's ``pruning_config`` (a term is dropped when it is ``freq_ratio`` times more
+    frequent in the index than the average term and lighter than ``weight_threshold`` x the heaviest;
+    Elasticsearch's own defaults are 5 and 0.4). Needs the ``sparse_vector`` field (Elasticsearch);
+    ``rank_features`` indices (OpenSearch) are pruned in the client only.
+
+    >>> SparsePruning(top_k=2).apply({"a": 3.0, "b": 1.0, "c": 2.0})
+    {'a': 3.0, 'c': 2.0}
+    >>> SparsePruning(weight_ratio=0.5).apply({"a": 3.0, "b": 1.0, "c": 2.0})
+    {'a': 3.0, 'c': 2.0}
+    """
+
+    top_k: int | None = None
+    weight_ratio: float = 0.0
+    engine: bool = False
+    freq_ratio: float = 5.0
+    weight_threshold: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.top_k is not None and (isinstance(self.top_k, bool) or self.top_k < 1):
+            raise InvalidInputError(f"SparsePruning.top_k must be >= 1 or None, got {self.top_k!r}")
+        if not 0.0 <= self.weight_ratio <= 1.0:
+            raise InvalidInputError(f"SparsePruning.weight_ratio must be in [0, 1], got {self.weight_ratio}")
+        if not self.freq_ratio >= 1.0 or not 0.0 <= self.weight_threshold <= 1.0:
+            raise InvalidInputError(
+                "SparsePruning.freq_ratio must be >= 1 and weight_threshold in [0, 1], got "
+                f"{self.freq_ratio}, {self.weight_threshold}"
+            )
+
+    def apply(self, query_impacts: Mapping[str, float]) -> dict[str, float]:
+        """The query terms the client keeps (the engine's pruning, if any, comes on top)."""
+        kept = {t: float(w) for t, w in query_impacts.items() if float(w) > 0.0}
+        if not kept:
+            return kept
+        if self.weight_ratio > 0.0:
+            floor = self.weight_ratio * max(kept.values())
+            kept = {t: w for t, w in kept.items() if w >= floor}
+        if self.top_k is not None:
+            kept = top_terms(kept, self.top_k)
+        return kept
+
+    def engine_config(self) -> dict[str, Any]:
+        """Elasticsearch's ``pruning_config``."""
+        return {
+            "tokens_freq_ratio_threshold": float(self.freq_ratio),
+            "tokens_weight_threshold": float(self.weight_threshold),
+            "only_score_pruned_tokens": False,
+        }
+
+
+def sparse_query(
+    query_impacts: Mapping[str, float],
+    spec: FieldSpec | None = None,
+    *,
+    pruning: SparsePruning | None = None,
+) -> dict[str, Any]:
     """The SPLADE dot product as engine query: one linear feature clause per query term, boosted by its weight.
 
     With ``rank_features`` each clause is ``rank_feature`` with the ``linear`` function (score = stored
     impact); ``sparse_vector`` fields score a ``term`` on the feature linearly as well. Summed by a
-    ``bool.should``, the score is Σ_t q_t · d_t. Terms with weight <= 0 are dropped.
+    ``bool.should``, the score is Σ_t q_t · d_t. Terms with weight <= 0 are dropped. ``pruning`` drops
+    light terms first (:class:`SparsePruning`); with ``engine=True`` on a ``sparse_vector`` field the query
+    is Elasticsearch's ``sparse_vector`` query with its ``pruning_config``.
+
+    >>> sparse_query({"cat": 0.5, "dog": 1.0}, FieldSpec(splade_type="sparse_vector"),
+    ...              pruning=SparsePruning(engine=True))["sparse_vector"]["query_vector"]
+    {'cat': 0.5, 'dog': 1.0}
 
     >>> sparse_query({"e.g.": 2.0, "the": 0.0})
     {'bool': {'should': [{'rank_feature': {'field': 'splade.e%2Eg%2E', 'linear': {}, 'boost': 2.0}}]}}
@@ -36,6 +105,27 @@ def sparse_query(query_impacts: Mapping[str, float], spec: FieldSpec | None = No
     {'bool': {'should': [{'term': {'splade': {'value': 'cat', 'boost': 0.5}}}]}}
     """
     spec = spec or FieldSpec()
+    if pruning is not None:
+        query_impacts = pruning.apply(query_impacts)
+        if pruning.engine:
+            if spec.splade_type != "sparse_vector":
+                raise InvalidInputError(
+                    "engine-side pruning needs Elasticsearch's sparse_vector field; this index has "
+                    f"{spec.splade_type}: prune in the client (SparsePruning(top_k=..., weight_ratio=...))"
+                )
+            vector = {escape_feature(t): float(w) for t, w in query_impacts.items() if float(w) > 0.0}
+            if not vector:
+                raise InvalidInputError(
+                    "the query has no SPLADE term with a positive weight; nothing to retrieve"
+                )
+            return {
+                "sparse_vector": {
+                    "field": spec.splade_field,
+                    "query_vector": vector,
+                    "prune": True,
+                    "pruning_config": pruning.engine_config(),
+                }
+            }
     clauses: list[dict[str, Any]] = []
     for token, weight in query_impacts.items():
         weight = float(weight)
@@ -186,6 +276,7 @@ def first_stage_query(
     *,
     filters: Sequence[Mapping[str, Any]] = (),
     extra_should: Sequence[Mapping[str, Any]] = (),
+    pruning: SparsePruning | None = None,
 ) -> dict[str, Any]:
     """The first stage: SPLADE clauses (plus optional extra candidate clauses), restricted by ``filters``.
 
@@ -197,7 +288,7 @@ def first_stage_query(
     ([{'term': {'lang': 'en'}}], 1)
     """
     spec = spec or FieldSpec()
-    should: list[dict[str, Any]] = [sparse_query(query_impacts, spec)]
+    should: list[dict[str, Any]] = [sparse_query(query_impacts, spec, pruning=pruning)]
     should.extend(dict(c) for c in extra_should)
     body: dict[str, Any] = {"should": should, "minimum_should_match": 1}
     if filters:
@@ -311,6 +402,7 @@ def candidates_query(
     spec: FieldSpec,
     filters: Sequence[Mapping[str, Any]],
     extra_should: Sequence[Mapping[str, Any]],
+    pruning: SparsePruning | None = None,
 ) -> dict[str, Any]:
     """The first stage from whatever candidate sources the search has: SPLADE clauses when the query has
     terms, else only the extra sources (nested kNN, BM25), restricted by ``filters``.
@@ -319,7 +411,9 @@ def candidates_query(
     {'bool': {'should': [{'match': {'text': 'x'}}], 'minimum_should_match': 1}}
     """
     if query_impacts:
-        return first_stage_query(query_impacts, spec, filters=filters, extra_should=extra_should)
+        return first_stage_query(
+            query_impacts, spec, filters=filters, extra_should=extra_should, pruning=pruning
+        )
     body: dict[str, Any] = {"should": [dict(c) for c in extra_should], "minimum_should_match": 1}
     if filters:
         body["filter"] = [dict(f) for f in filters]

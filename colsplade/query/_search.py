@@ -26,6 +26,7 @@ from colsplade.engines import EngineClient
 from colsplade.exceptions import InvalidInputError, PartialResultError
 from colsplade.mappings import FieldSpec
 from colsplade.query._dsl import (
+    SparsePruning,
     bm25_clause,
     candidates_query,
     maxsim_rescore,
@@ -66,6 +67,7 @@ class _SearchArgs:
     fusion: str | None = None
     fusion_weight: float = 0.5
     splade: bool = True
+    sparse_pruning: SparsePruning | None = None
 
     @classmethod
     def check(
@@ -77,6 +79,7 @@ class _SearchArgs:
         default_window: int,
         default_weight: float,
         default_strict: bool,
+        default_pruning: SparsePruning | None = None,
         **a: Any,
     ) -> _SearchArgs:
         """Check :meth:`SearchClient.search`'s arguments (``a``) against the index; raise
@@ -114,6 +117,14 @@ class _SearchArgs:
         filters = a["filters"]
         if isinstance(filters, Mapping):
             filters = [filters]
+        pruning = default_pruning if a.get("sparse_pruning") is None else a["sparse_pruning"]
+        if pruning is not None and not isinstance(pruning, SparsePruning):
+            raise InvalidInputError(f"sparse_pruning must be a SparsePruning, got {type(pruning).__name__}")
+        if pruning is not None and pruning.engine and spec.splade_type != "sparse_vector":
+            raise InvalidInputError(
+                f"engine-side pruning needs Elasticsearch's sparse_vector field; index {index!r} has "
+                f"{spec.splade_type}: prune in the client (SparsePruning(top_k=..., weight_ratio=...))"
+            )
         if a["knn_k"] and not spec.nested_vectors:
             raise InvalidInputError(
                 f"knn_k needs nested token vectors, and index {index!r} has only the compact token "
@@ -136,6 +147,7 @@ class _SearchArgs:
             fusion=fusion,
             fusion_weight=fusion_weight,
             splade=bool(a["splade"]),
+            sparse_pruning=pruning,
         )
 
     @property
@@ -258,7 +270,13 @@ class _Search:
 
     def first_stage(self) -> dict[str, Any]:
         """The one bool query of every candidate source but a BM25 list fused by rank."""
-        return candidates_query(self.query.impacts, self.spec, self.args.filters, self.extra_candidates())
+        return candidates_query(
+            self.query.impacts,
+            self.spec,
+            self.args.filters,
+            self.extra_candidates(),
+            self.args.sparse_pruning,
+        )
 
     def candidate_lists(self, size: int, request: Mapping[str, Any]) -> list[_SubSearch]:
         """The sub-searches of the plan, each of ``size`` hits with the ``request`` keys (fetch, source):

@@ -906,3 +906,48 @@ def test_partial_answer_of_the_hybrid_is_flagged(engine, engine_index, encoder):
             client.search(QUERIES[0], k=3, filters=[{"term": {"lang": "en"}}], strict=True)
     finally:
         engine.delete_index(other)
+
+
+def test_sparse_pruning_on_both_engines(engine, engine_index, encoder):
+    """Client pruning drops light query terms on either engine (the heaviest always stays, so a query
+    keeps candidates); Elasticsearch's own pruning runs on its sparse_vector field, and a rank_features
+    index refuses it with what to do instead."""
+    from colsplade.query import SparsePruning
+
+    spec = _index_corpus(engine, engine_index, encoder)
+    client = SearchClient(engine_index, encoder, client=engine, plan="splade")
+    query = QUERIES[0]
+    exact = client.search(query, k=len(TEXTS), window=len(TEXTS))
+    one = client.search(query, k=len(TEXTS), window=len(TEXTS), sparse_pruning=SparsePruning(top_k=1))
+    assert one.hits and set(one.ids()) <= set(exact.ids())
+    # one term left: exactly the documents holding it, each scored by its weight x the stored impact
+    from colsplade.mappings import unescape_impacts
+
+    heaviest = max(exact.query_terms, key=exact.query_terms.get)
+    stored = {
+        h["_id"]: unescape_impacts(h["_source"].get(spec.splade_field) or {})
+        for h in engine.search(engine_index, {"query": {"match_all": {}}, "size": 100})["hits"]["hits"]
+    }
+    expected = {
+        d: exact.query_terms[heaviest] * imp[heaviest] for d, imp in stored.items() if heaviest in imp
+    }
+    assert set(one.ids()) == set(expected)
+    for hit in one.hits:
+        assert math.isclose(hit.score, expected[hit.id], rel_tol=0.01)
+    pruned_client = SearchClient(
+        engine_index,
+        encoder,
+        client=engine,
+        plan="splade+colbert(fused)",
+        sparse_pruning=SparsePruning(weight_ratio=0.3),
+    )
+    assert pruned_client.search(query, k=3).hits
+    engine_side = SparsePruning(engine=True, freq_ratio=1.0, weight_threshold=1.0)
+    if spec.splade_type == "sparse_vector":
+        result = client.search(query, k=5, sparse_pruning=engine_side)
+        assert result.hits and result.round_trips == 1
+    else:
+        with pytest.raises(InvalidInputError, match="sparse_vector field"):
+            client.search(query, k=5, sparse_pruning=engine_side)
+    with pytest.raises(InvalidInputError, match="SparsePruning"):
+        client.search(query, sparse_pruning={"top_k": 3})

@@ -21,3 +21,47 @@ def test_nested_knn_dimension_checked():
         nested_knn_query("elasticsearch", [1.0, 2.0], FieldSpec(colbert_dim=4))
     with pytest.raises(InvalidInputError):
         nested_knn_query("solr", [1.0] * 128)
+
+
+def test_sparse_pruning_keeps_the_heaviest_terms_and_never_empties_a_query():
+    from colsplade.query import SparsePruning, sparse_query
+
+    impacts = {"gene": 2.0, "cell": 1.0, "the": 0.1, "mice": 0.8}
+    assert SparsePruning(top_k=2).apply(impacts) == {"gene": 2.0, "cell": 1.0}
+    assert SparsePruning(weight_ratio=0.45).apply(impacts) == {"gene": 2.0, "cell": 1.0}
+    assert SparsePruning(weight_ratio=1.0).apply(impacts) == {"gene": 2.0}  # the heaviest always stays
+    assert SparsePruning(top_k=1, weight_ratio=0.9).apply({"a": 0.5}) == {"a": 0.5}
+    pruned = sparse_query(impacts, FieldSpec(), pruning=SparsePruning(top_k=3))
+    assert [c["rank_feature"]["field"] for c in pruned["bool"]["should"]] == [
+        "splade.gene",
+        "splade.cell",
+        "splade.mice",
+    ]
+    engine = sparse_query(
+        {"e.g.": 1.0, "x": 0.2},
+        FieldSpec(splade_type="sparse_vector"),
+        pruning=SparsePruning(engine=True, top_k=1),
+    )
+    assert engine == {
+        "sparse_vector": {
+            "field": "splade",
+            "query_vector": {"e%2Eg%2E": 1.0},
+            "prune": True,
+            "pruning_config": {
+                "tokens_freq_ratio_threshold": 5.0,
+                "tokens_weight_threshold": 0.4,
+                "only_score_pruned_tokens": False,
+            },
+        }
+    }
+    with pytest.raises(InvalidInputError, match="sparse_vector field"):
+        sparse_query(impacts, FieldSpec(), pruning=SparsePruning(engine=True))
+    for bad in (
+        {"top_k": 0},
+        {"weight_ratio": 1.5},
+        {"weight_ratio": -0.1},
+        {"freq_ratio": 0.5},
+        {"weight_threshold": 2},
+    ):
+        with pytest.raises(InvalidInputError, match="SparsePruning"):
+            SparsePruning(**bad)
