@@ -14,8 +14,14 @@ What it does:
    nodes, 3 primaries, 1 replica), the index grows to that size through :func:`colsplade.ingest.ingest_encoded`
    (pre-encoded bulk, no model pass; docs/s of that step), is refreshed and flushed (no force-merge: a live
    index), and ``--queries`` SciFact test queries (after 10 warm-up) run, plans interleaved per query:
-   engine BM25 on ``text``, SPLADE top 10 (no rerank), the default plan (SPLADE -> client MaxSim at window
-   100), the same with the query pruned to its ``--prune`` heaviest SPLADE terms, and window 50.
+   engine BM25 on ``text``, SPLADE top 10 (no rerank), SPLADE -> client MaxSim at window 100 (``rerank``),
+   the same with the query pruned to its ``--prune`` heaviest SPLADE terms, and window 50, and the library's
+   default plan (``default``: a SearchClient given no plan, BM25 + MaxSim fused, with its query encoding);
+   then the SPLADE top 10 exact and under each pruning setting (client weight ratio 0.2; Elasticsearch's
+   ``sparse_vector`` pruning where the field is one), with its top-10 overlap with the exact query.
+   Issue 22's ``rows`` (single node): one per size and SPLADE setting, ``{"docs", "bm25_p50_ms",
+   "splade_p50_ms", "default_plan_p50_ms", "query_encode_p50_ms", "top10_overlap_vs_exact", "setting"}``,
+   also kept per engine under ``engines`` (one run per engine; the file keeps the other engine's).
    Index bytes per document: primary store / documents.
 Growth stops before a size that would not fit ``--max-minutes`` (from the last step's bulk rate) or the
 disk (``--min-free-gb``); the JSON says where and why.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import pickle
 import shutil
 import statistics
@@ -49,10 +56,10 @@ from colsplade.engines import connect, scan_index, start_cluster, start_node
 from colsplade.evaluation import load_beir
 from colsplade.ingest import Batching, EncodedDocument, FieldMapping, Layout, ingest, ingest_encoded
 from colsplade.mappings import unescape_impacts
-from colsplade.query import SearchClient
+from colsplade.query import QUERY_ENCODER_OPTIONS, SearchClient, SparsePruning
 
 _HEADER = struct.Struct("<BBHI")  # the token blob's header (colsplade.scoring._codec)
-PLANS = ("bm25", "splade", "rerank", "rerank_pruned", "rerank_window50")
+PLANS = ("bm25", "splade", "rerank", "rerank_pruned", "rerank_window50", "default")
 
 
 # ------------------------------------------------------------------------------------------ the seed
@@ -131,6 +138,19 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
+def _pruning_settings(client: Any) -> dict[str, SparsePruning | None]:
+    """The SPLADE first stages measured: exact, and the pruning settings that kept >= 0.94 of the exact
+    top 10 on SciFact (``results/sparse_pruning.json``): a client weight ratio (both engines) and
+    Elasticsearch's own pruning where the field is ``sparse_vector``."""
+    settings: dict[str, SparsePruning | None] = {
+        "exact": None,
+        "weight_ratio=0.2": SparsePruning(weight_ratio=0.2),
+    }
+    if client.capabilities().splade_type == "sparse_vector":
+        settings["engine(3, 0.2)"] = SparsePruning(engine=True, freq_ratio=3.0, weight_threshold=0.2)
+    return settings
+
+
 def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], args: argparse.Namespace):
     plans = {
         "splade": (
@@ -156,9 +176,17 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             SearchClient(index, encoder, client=client, plan="splade+colbert", window=50),
             {},
         ),
+        # the library's default plan, as a SearchClient given no plan runs it (BM25 + MaxSim, fused)
+        "default": (SearchClient(index, encoder, client=client, window=args.window), {}),
     }
+    pruning = _pruning_settings(client)
+    sparse = SearchClient(index, encoder, client=client, plan="splade")
     lat: dict[str, list[float]] = {p: [] for p in PLANS}
     engine_ms: dict[str, list[float]] = {p: [] for p in PLANS if p != "bm25"}
+    encode_ms: list[float] = []
+    pruned_ms: dict[str, list[float]] = {name: [] for name in pruning}
+    pruned_engine_ms: dict[str, list[float]] = {name: [] for name in pruning}
+    pruned_overlap: dict[str, list[float]] = {name: [] for name in pruning}
     partial = 0
     overlap_pruned: list[float] = []
     for warm, query in [(True, q) for q in queries[:10]] + [(False, q) for q in queries]:
@@ -175,6 +203,19 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             if not warm:
                 lat[name].append(ms)
                 engine_ms[name].append(result.timings_ms["engine"])
+                if name == "default":
+                    encode_ms.append(result.timings_ms["encode"])
+        exact_ids: list[str] = []
+        for name, setting in pruning.items():
+            t0 = time.perf_counter()
+            result = sparse.search(query, k=10, sparse_pruning=setting)
+            ms = (time.perf_counter() - t0) * 1000
+            exact_ids = result.ids() if setting is None else exact_ids
+            if not warm:
+                pruned_ms[name].append(ms)
+                pruned_engine_ms[name].append(result.timings_ms["engine"])
+                if exact_ids:
+                    pruned_overlap[name].append(len(set(exact_ids) & set(result.ids())) / len(exact_ids))
         if not warm:
             lat["bm25"].append(bm25)
             overlap_pruned.append(len(set(ids["rerank"]) & set(ids["rerank_pruned"])) / 10)
@@ -184,9 +225,39 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             | ({"engine_p50_ms": _pct(engine_ms[p], 50)} if p in engine_ms else {})
             for p, v in lat.items()
         },
+        "query_encode_p50_ms": _pct(encode_ms, 50),
+        "sparse_pruning": {
+            name: {
+                "splade_p50_ms": _pct(pruned_ms[name], 50),
+                "engine_p50_ms": _pct(pruned_engine_ms[name], 50),
+                "top10_overlap_vs_exact": round(statistics.mean(pruned_overlap[name]), 3)
+                if pruned_overlap[name]
+                else None,
+            }
+            for name in pruning
+        },
         "partial_results": partial,
         "pruned_top10_overlap_with_default": round(statistics.mean(overlap_pruned), 3),
     }
+
+
+def _rows(measured: dict[str, Any], docs: int) -> list[dict[str, Any]]:
+    """Issue 22's rows of one size: one per SPLADE setting, next to BM25 and the default plan."""
+    plans = measured["plans"]
+    return [
+        {
+            "docs": docs,
+            "bm25_p50_ms": plans["bm25"]["p50_ms"],
+            "splade_p50_ms": figures["splade_p50_ms"],
+            "splade_engine_p50_ms": figures["engine_p50_ms"],
+            "default_plan_p50_ms": plans["default"]["p50_ms"],
+            "default_plan_engine_p50_ms": plans["default"]["engine_p50_ms"],
+            "query_encode_p50_ms": measured["query_encode_p50_ms"],
+            "top10_overlap_vs_exact": figures["top10_overlap_vs_exact"],
+            "setting": name,
+        }
+        for name, figures in measured["sparse_pruning"].items()
+    ]
 
 
 def index_bytes(client: Any, index: str) -> dict[str, int]:
@@ -240,7 +311,8 @@ def main() -> None:
     topologies = args.topologies.split(",")
     data = load_beir(args.data, "test")
     queries = [data.queries[q] for q in list(data.queries)[: args.queries]]
-    encoder = as_encoder(args.model, variant="int8")
+    # opened as SearchClient opens a model directory for queries (one thread per call, no spinning)
+    encoder = as_encoder(args.model, variant="int8", **QUERY_ENCODER_OPTIONS)
     stoppers = []
     clients: dict[str, tuple[Any, Layout]] = {}
     report: dict[str, Any] = {
@@ -263,6 +335,7 @@ def main() -> None:
             "index": "refreshed + flushed, not force-merged",
         },
         "sizes": [],
+        "rows": [],
     }
     try:
         for name in topologies:
@@ -330,13 +403,17 @@ def main() -> None:
                     **sizes_now,
                     **measured,
                 }
+                if name == "single":
+                    report["rows"].extend(_rows(measured, size))
                 print(f"{name} {size}: {row['topologies'][name]}", flush=True)
             report["sizes"].append(row)
+            _merge_engines(report, args)
             _summarise(report, topologies)
             write_report(args.out, report)
             _plot(report, topologies, args.plot)
         report["seconds"] = round(time.monotonic() - started, 1)
         _summarise(report, topologies)
+        _merge_engines(report, args)
         write_report(args.out, report)
         _plot(report, topologies, args.plot)
     finally:
@@ -346,6 +423,23 @@ def main() -> None:
         if not args.keep:
             for stop in stoppers:
                 stop()
+
+
+def _merge_engines(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """``engines``: this run's figures under its engine, next to the other engine's from the file's last run
+    (one run per engine; the top-level keys are this run's, as before)."""
+    engines: dict[str, Any] = {}
+    out = Path(args.out)
+    if out.is_file():
+        with contextlib.suppress(ValueError, KeyError):
+            engines = dict(json.loads(out.read_text()).get("engines") or {})
+    engines[args.engine] = {
+        "settings": report["settings"],
+        "rows": report["rows"],
+        "sizes": report["sizes"],
+        "stopped": report.get("stopped", {}),
+    }
+    report["engines"] = engines
 
 
 def _summarise(report: dict[str, Any], topologies: list[str]) -> None:
