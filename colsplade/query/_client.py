@@ -41,8 +41,8 @@ __all__ = ["QUERY_ENCODER_OPTIONS", "AsyncSearchClient", "SearchClient", "model_
 
 #: How a :class:`SearchClient` opens a model directory unless ``encoder_options`` say otherwise: one
 #: intra-op thread per call and no spinning. A query is one sequence of ``max_query_length`` tokens; on 2
-#: idle cores the ColBERT-only int8 query took 2.8 ms p50 this way against 3.3-3.6 ms with two threads
-#: (``benchmarks/bench_query_encode.py``), and concurrent callers, not the thread pool, use the cores.
+#: idle cores the ColBERT-only int8 query took 3.2 ms p50 this way against 3.4 ms with a thread per core
+#: (``benchmarks/results/query_encode.json``), and concurrent callers, not the thread pool, use the cores.
 QUERY_ENCODER_OPTIONS: dict[str, Any] = {"intra_op_threads": 1, "spin": False}
 
 
