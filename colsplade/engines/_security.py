@@ -35,7 +35,9 @@ ROLE_NAMES = ("colsplade_ingest", "colsplade_search")
 
 # Every job asks which engine and version it talks to (GET /) and the node's modules and plugins (field
 # types, painless); an ingest job also waits for the health of the indices it creates.
-_CLUSTER_SEARCH = ("cluster:monitor/main", "cluster:monitor/nodes/info")
+# A hybrid plan sends its sub-searches in one _msearch: the security plugin checks that composite action at
+# the cluster level (each sub-search is then checked against the index permissions as a search).
+_CLUSTER_SEARCH = ("cluster:monitor/main", "cluster:monitor/nodes/info", "indices:data/read/msearch")
 _CLUSTER_INGEST = (*_CLUSTER_SEARCH, "cluster:monitor/health")
 
 # Each action below was found necessary by dropping it and running ingest, re-encoding an index behind an

@@ -315,13 +315,18 @@ def test_dsl_and_script_text_is_data(secured_engine, team, encoder):
         assert summary.indexed == len(docs)
     searcher = SearchClient(index, encoder, settings=users["search"])
     sent: list[dict] = []
-    real_search = searcher.client.search
+    real_search, real_msearch = searcher.client.search, searcher.client.msearch
 
     def recording(index_name, body, params=None):
         sent.append(json.loads(json.dumps(body)))
         return real_search(index_name, body, params)
 
+    def recording_many(index_name, bodies):  # the hybrid's sub-searches travel in one _msearch
+        sent.extend(json.loads(json.dumps(body)) for body in bodies)
+        return real_msearch(index_name, bodies)
+
     searcher.client.search = recording
+    searcher.client.msearch = recording_many
     try:
         for text in INJECTIONS:
             result = searcher.search(text, k=10, bm25_fields=["title", "text"])
