@@ -262,14 +262,7 @@ class KafkaSource(Source):
         self._paused: set[TopicPartition] = set()
         self._assigned_once = False
         self._seq = 0
-        self._figures = {
-            "consumed": 0,
-            "rebalances": 0,
-            "pauses": 0,
-            "commits": 0,
-            "dlq_produced": 0,
-            "aborted_transactions": 0,
-        }
+        self._figures = {"consumed": 0, "rebalances": 0, "pauses": 0, "commits": 0, "dlq_produced": 0}
         self._lag: int | None = None
         self._committed: dict[TopicPartition, int] = {}  # what this worker committed, partition by partition
         self._group_lag: int | None = None
@@ -557,16 +550,8 @@ class KafkaSource(Source):
                     self._commit_transaction(tps, final=final)
             except ck.KafkaException as exc:
                 err = exc.args[0] if exc.args else None
-                if err is not None and getattr(err, "fatal", lambda: False)():
+                if err is not None and (getattr(err, "fatal", lambda: False)() or err.txn_requires_abort()):
                     raise StreamError(f"Kafka commit failed for good: {err}") from exc
-                if err is not None and self._producer is not None and err.txn_requires_abort():
-                    # The group moved on under the transaction (a rebalance: ILLEGAL_GENERATION, ...): its
-                    # offsets and dead letters are void. Abort it and read every partition again from its
-                    # committed offset, so that nothing it held is lost (engine ids are idempotent).
-                    self._abort_and_rewind(err)
-                    if final:
-                        raise StreamError(f"the final Kafka commit failed: {err}") from exc
-                    return
                 if final:
                     raise StreamError(f"the final Kafka commit failed: {err}") from exc
                 logger.warning("kafka: commit failed, retried later: %s", err)
@@ -575,30 +560,6 @@ class KafkaSource(Source):
             self._committed.update(offsets)
             self._figures["commits"] += 1
             logger.debug("kafka: committed %s", offsets)
-
-    def _abort_and_rewind(self, err: Any) -> None:
-        """Abort the current transaction and restart every assigned partition at its committed offset: a
-        new epoch, so work of the old one settles nothing and its dead letters are produced again."""
-        ck = _kafka()
-        logger.warning("kafka: transaction aborted (%s); re-reading from the committed offsets", err)
-        self._producer.abort_transaction(30)
-        self._producer.begin_transaction()
-        self._figures["aborted_transactions"] += 1
-        with self._offsets.lock:
-            tps = list(self._offsets.parts)
-            self._offsets.revoke(tps)
-            self._buffer.purge(set(tps))
-            self._offsets.assign(tps)
-        if not tps:
-            return
-        try:
-            committed = self._consumer.committed([ck.TopicPartition(t, p) for t, p in tps], timeout=10)
-            for tp in committed:
-                offset = tp.offset if tp.offset is not None and tp.offset >= 0 else ck.OFFSET_BEGINNING
-                self._consumer.seek(ck.TopicPartition(tp.topic, tp.partition, offset))
-        except ck.KafkaException as exc:
-            # mid-rebalance the partitions may be gone already: their new owner starts from the commit
-            logger.warning("kafka: could not rewind %s: %s", tps, exc)
 
     def _commit_transaction(self, tps: list[Any], *, final: bool) -> None:
         producer = self._producer
