@@ -260,9 +260,19 @@ class KafkaSource(Source):
         self._producer: Any = None
         self._pending_dead: list[dict[str, Any]] = []
         self._paused: set[TopicPartition] = set()
+        # librdkafka keeps a partition's pause flag across a revoke (or loss) and a later re-assignment,
+        # so every newly assigned partition gets an explicit resume before flow control decides again.
+        self._fresh: set[TopicPartition] = set()
         self._assigned_once = False
         self._seq = 0
-        self._figures = {"consumed": 0, "rebalances": 0, "pauses": 0, "commits": 0, "dlq_produced": 0}
+        self._figures = {
+            "consumed": 0,
+            "rebalances": 0,
+            "pauses": 0,
+            "commits": 0,
+            "dlq_produced": 0,
+            "aborted_transactions": 0,
+        }
         self._lag: int | None = None
         self._committed: dict[TopicPartition, int] = {}  # what this worker committed, partition by partition
         self._group_lag: int | None = None
@@ -437,6 +447,11 @@ class KafkaSource(Source):
         """Pause every assigned partition while the buffer is full (or the run stops); resume at half."""
         ck = _kafka()
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        fresh = self._fresh & assigned
+        if fresh:
+            self._consumer.resume([ck.TopicPartition(t, p) for t, p in fresh])
+            self._paused -= fresh
+            self._fresh -= fresh
         want_pause = self._stop.is_set() or self._caught_up.is_set() or self._buffer.full()
         if want_pause or (self._paused and not self._buffer.low()):
             to_pause = assigned - self._paused
@@ -510,6 +525,7 @@ class KafkaSource(Source):
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         self._offsets.assign(tps)
+        self._fresh |= set(tps)
         self._assigned_once = True
         self._figures["rebalances"] += 1
         logger.info("kafka: assigned %s", ", ".join(f"{t}/{p}" for t, p in tps) or "nothing new")
@@ -524,6 +540,7 @@ class KafkaSource(Source):
         self._offsets.revoke(tps)
         self._buffer.purge(set(tps))
         self._paused -= set(tps)
+        self._fresh -= set(tps)
         self._figures["rebalances"] += 1
         logger.info("kafka: revoked %s", ", ".join(f"{t}/{p}" for t, p in tps))
 
@@ -532,6 +549,8 @@ class KafkaSource(Source):
         logger.warning("kafka: lost %s (session timed out); their work is redone by the new owner", tps)
         self._offsets.revoke(tps)
         self._buffer.purge(set(tps))
+        self._paused -= set(tps)
+        self._fresh -= set(tps)
 
     # ------------------------------------------------------------------ commits
 
@@ -550,8 +569,16 @@ class KafkaSource(Source):
                     self._commit_transaction(tps, final=final)
             except ck.KafkaException as exc:
                 err = exc.args[0] if exc.args else None
-                if err is not None and (getattr(err, "fatal", lambda: False)() or err.txn_requires_abort()):
+                if err is not None and getattr(err, "fatal", lambda: False)():
                     raise StreamError(f"Kafka commit failed for good: {err}") from exc
+                if err is not None and self._producer is not None and err.txn_requires_abort():
+                    # The group moved on under the transaction (a rebalance: ILLEGAL_GENERATION, ...): its
+                    # offsets and dead letters are void. Abort it and read every partition again from its
+                    # committed offset, so that nothing it held is lost (engine ids are idempotent).
+                    self._abort_and_rewind(err)
+                    if final:
+                        raise StreamError(f"the final Kafka commit failed: {err}") from exc
+                    return
                 if final:
                     raise StreamError(f"the final Kafka commit failed: {err}") from exc
                 logger.warning("kafka: commit failed, retried later: %s", err)
@@ -560,6 +587,30 @@ class KafkaSource(Source):
             self._committed.update(offsets)
             self._figures["commits"] += 1
             logger.debug("kafka: committed %s", offsets)
+
+    def _abort_and_rewind(self, err: Any) -> None:
+        """Abort the current transaction and restart every assigned partition at its committed offset: a
+        new epoch, so work of the old one settles nothing and its dead letters are produced again."""
+        ck = _kafka()
+        logger.warning("kafka: transaction aborted (%s); re-reading from the committed offsets", err)
+        self._producer.abort_transaction(30)
+        self._producer.begin_transaction()
+        self._figures["aborted_transactions"] += 1
+        with self._offsets.lock:
+            tps = list(self._offsets.parts)
+            self._offsets.revoke(tps)
+            self._buffer.purge(set(tps))
+            self._offsets.assign(tps)
+        if not tps:
+            return
+        try:
+            committed = self._consumer.committed([ck.TopicPartition(t, p) for t, p in tps], timeout=10)
+            for tp in committed:
+                offset = tp.offset if tp.offset is not None and tp.offset >= 0 else ck.OFFSET_BEGINNING
+                self._consumer.seek(ck.TopicPartition(tp.topic, tp.partition, offset))
+        except ck.KafkaException as exc:
+            # mid-rebalance the partitions may be gone already: their new owner starts from the commit
+            logger.warning("kafka: could not rewind %s: %s", tps, exc)
 
     def _commit_transaction(self, tps: list[Any], *, final: bool) -> None:
         producer = self._producer
