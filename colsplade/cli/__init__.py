@@ -55,6 +55,7 @@ from colsplade.cli._options import CliState, connection_options
 from colsplade.cli._quickstart import quickstart_command
 from colsplade.cli._search import search_command
 from colsplade.cli._train import train_command
+from colsplade.cli._upgrade import upgrade_command
 from colsplade.exceptions import (
     ColspladeError,
     EngineAuthenticationError,
@@ -169,6 +170,7 @@ COMMANDS: list[click.Command] = [
     compare_command,
     quickstart_command,
     datasets_group,
+    upgrade_command,
 ]
 
 for _command in COMMANDS:

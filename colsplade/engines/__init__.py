@@ -31,11 +31,13 @@ from colsplade.engines._scan import (
     close_point_in_time,
     open_point_in_time,
     scan_index,
+    seq_no_mark,
     switch_alias,
 )
 from colsplade.engines._secure_node import TLSFiles, make_certificates
 from colsplade.engines._security import (
     ROLE_NAMES,
+    check_write_privileges,
     delete_user,
     ingest_role,
     put_role,
@@ -61,6 +63,7 @@ __all__ = [
     "TLSFiles",
     "alias_indices",
     "bulk_write",
+    "check_write_privileges",
     "close_point_in_time",
     "cluster_heap",
     "cluster_status",
@@ -81,6 +84,7 @@ __all__ = [
     "resolve_settings",
     "scan_index",
     "search_role",
+    "seq_no_mark",
     "spec_for",
     "start_cluster",
     "start_node",

@@ -24,6 +24,7 @@ __all__ = [
     "close_point_in_time",
     "open_point_in_time",
     "scan_index",
+    "seq_no_mark",
     "switch_alias",
 ]
 
@@ -162,3 +163,20 @@ def switch_alias(client: EngineClient, alias: str, index: str) -> list[str]:
     client.request("POST", "/_aliases", body={"actions": actions})
     logger.info("alias %s now points to %s (was %s)", alias, index, ", ".join(previous) or "nothing")
     return previous
+
+
+def seq_no_mark(client: EngineClient, index: str) -> int:
+    """The lowest ``max_seq_no`` over ``index``'s primary shards (-1 for an empty index).
+
+    Every write after this call has a larger ``_seq_no`` on its shard, so ``{"range": {"_seq_no": {"gt":
+    mark}}}`` finds all of them (and, with several shards, a few older documents of the busier shards).
+    """
+    name = quote(index, safe="")
+    stats = client.request("GET", f"/{name}/_stats/docs", params={"level": "shards"})
+    marks = []
+    for info in (stats.get("indices") or {}).values():
+        for copies in (info.get("shards") or {}).values():
+            for copy in copies:
+                if (copy.get("routing") or {}).get("primary"):
+                    marks.append(int((copy.get("seq_no") or {}).get("max_seq_no", -1)))
+    return min(marks) if marks else -1

@@ -27,9 +27,18 @@ from colsplade._logging import quiet_logger
 from colsplade._types import EngineName
 from colsplade.config import Secret
 from colsplade.engines._client import EngineClient
-from colsplade.exceptions import InvalidInputError
+from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 
-__all__ = ["ROLE_NAMES", "delete_user", "ingest_role", "put_role", "put_user", "role_body", "search_role"]
+__all__ = [
+    "ROLE_NAMES",
+    "check_write_privileges",
+    "delete_user",
+    "ingest_role",
+    "put_role",
+    "put_user",
+    "role_body",
+    "search_role",
+]
 
 ROLE_NAMES = ("colsplade_ingest", "colsplade_search")
 
@@ -174,3 +183,47 @@ def _no_body_logs() -> Iterator[None]:
         for name in _BODY_LOGGERS:
             stack.enter_context(quiet_logger(name, below=logging.WARNING))
         yield
+
+
+def check_write_privileges(client: EngineClient, index: str, alias: str, job: str = "this job") -> None:
+    """Do on a scratch index ``{index}-preflight`` what a re-encode behind an alias does (create an index,
+    write and read a document, add an alias, delete the index), so that a missing privilege stops a job
+    before any work, with the action the engine refused and what the job needed it for."""
+    probe = f"{index}-preflight"
+    name = quote(probe, safe="")
+    steps = [
+        (
+            "create its new index",
+            "PUT",
+            f"/{name}",
+            {"settings": {"number_of_shards": 1, "number_of_replicas": 0}},
+        ),
+        ("write documents", "PUT", f"/{name}/_doc/probe", {"probe": True}),
+        ("read documents", "POST", f"/{name}/_search", {"size": 0}),
+        (
+            "switch an alias",
+            "POST",
+            "/_aliases",
+            {"actions": [{"add": {"index": probe, "alias": f"{probe}-alias"}}]},
+        ),
+        ("delete its scratch indices", "DELETE", f"/{name}", None),
+    ]
+    created = False
+    try:
+        for what, method, path, body in steps:
+            try:
+                client.request(method, path, body=body)
+            except EngineAuthorizationError as exc:
+                raise EngineAuthorizationError(
+                    exc.status,
+                    exc.error_type,
+                    exc.reason,
+                    exc.body,
+                    hint=f"{job} needs to {what} (indices {index}*, alias {alias}); the colsplade_ingest role "
+                    "holds those privileges (README, 'Secured clusters')",
+                ) from None
+            created = method == "PUT" or (created and method != "DELETE")
+    finally:
+        if created:
+            with contextlib.suppress(Exception):
+                client.request("DELETE", f"/{name}")

@@ -21,6 +21,7 @@ from colsplade.evaluation._engine_eval import (
     default_plans,
     ensure_dataset_index,
     evaluate_on_engine,
+    evaluate_plans,
     results_markdown,
     write_results,
 )
@@ -29,6 +30,7 @@ from colsplade.evaluation._metrics import (
     evaluate_run,
     maxsim_rerank,
     maxsim_retrieve,
+    per_query_metrics,
     sparse_retrieve,
     sparsity,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "download_dataset",
     "ensure_dataset_index",
     "evaluate_on_engine",
+    "evaluate_plans",
     "evaluate_run",
     "load_beir",
     "load_corpus",
@@ -51,6 +54,7 @@ __all__ = [
     "load_queries",
     "maxsim_rerank",
     "maxsim_retrieve",
+    "per_query_metrics",
     "resolve_dataset",
     "results_markdown",
     "sparse_retrieve",

@@ -21,7 +21,7 @@ import numpy as np
 from colsplade._types import VariantChoice
 from colsplade.evaluation._beir import load_beir
 from colsplade.evaluation._download import resolve_dataset
-from colsplade.evaluation._metrics import evaluate_run
+from colsplade.evaluation._metrics import DEFAULT_METRICS, per_query_metrics
 from colsplade.exceptions import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def evaluate_on_engine(
     the index has, so every figure says which BM25 it is compared to.
     """
     from colsplade.encoders import as_encoder
-    from colsplade.query import SearchClient, bm25_clause
+    from colsplade.query import SearchClient
 
     given = os.fspath(data_dir)
     data_dir = resolve_dataset(data_dir)
@@ -275,53 +275,19 @@ def evaluate_on_engine(
             raise InvalidInputError(f"{len(missing)} query ids are not {split} queries, e.g. {missing[0]!r}")
         query_ids = list(query_ids)
 
-    def run(plan: Plan, text: str) -> dict[str, float]:
-        if plan.search_kwargs is None:
-            body = {
-                "query": bm25_clause(text, ["title", "text"]),
-                "size": 100,
-                "_source": False,
-            }
-            return {h["_id"]: float(h["_score"]) for h in client.search(index, body)["hits"]["hits"]}
-        kwargs = dict(plan.search_kwargs)
-        window = int(kwargs.pop("window", 100))
-        result = search.search(text, k=min(100, window), window=window, **kwargs)
-        return {h.id: h.score for h in result.hits}
-
-    for qid in query_ids[:warmup]:
-        for plan in runnable:
-            run(plan, data.queries[qid])
-    latencies: dict[str, list[float]] = {p.name: [] for p in runnable}
-    runs: dict[str, dict[str, dict[str, float]]] = {p.name: {} for p in runnable}
-    encode_ms: list[float] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(query_ids), desc="eval queries", unit="q")
-    for n, qid in enumerate(query_ids, start=1):
-        text = data.queries[qid]
-        t = time.perf_counter()
-        search.encode_query(text)
-        encode_ms.append((time.perf_counter() - t) * 1000)
-        for plan in runnable:  # interleaved: every plan meets the same machine state
-            t = time.perf_counter()
-            runs[plan.name][qid] = run(plan, text)
-            latencies[plan.name].append((time.perf_counter() - t) * 1000)
-        if bar is not None:
-            bar.update(1)
-        if on_query is not None:
-            on_query(n, len(query_ids))
-    if bar is not None:
-        bar.close()
     qrels = {q: data.qrels[q] for q in query_ids}
-    results = {
-        plan.name: {
-            **{k: round(v, 4) for k, v in evaluate_run(qrels, runs[plan.name]).items()},
-            "latency_ms": _percentiles(latencies[plan.name]),
-        }
-        for plan in runnable
-    }
+    measured = evaluate_plans(
+        client,
+        search,
+        {q: data.queries[q] for q in query_ids},
+        qrels,
+        runnable,
+        bm25_index=index,
+        bm25_fields=("title", "text"),
+        warmup=warmup,
+        progress=progress,
+        on_query=on_query,
+    )
     caps = client.capabilities()
     return {
         "dataset": given,
@@ -342,9 +308,91 @@ def evaluate_on_engine(
         "bm25_analyzer": _bm25_analyzer(client, index),
         "ingest": ingest_report,
         "index_size": _store_size(client, index),
-        "query_encoding_ms": _percentiles(encode_ms),
-        "plans": results,
+        "query_encoding_ms": measured["query_encoding_ms"],
+        "plans": measured["plans"],
         "skipped": skipped,
+    }
+
+
+def evaluate_plans(
+    client: Any,
+    search: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    plans: Sequence[Plan],
+    *,
+    bm25_index: str | None = None,
+    bm25_fields: Sequence[str] = ("title", "text"),
+    warmup: int = 5,
+    progress: bool = True,
+    on_query: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run every plan on every query through ``search`` (a :class:`~colsplade.query.SearchClient`) and score
+    the runs against ``qrels``.
+
+    The plans are interleaved query by query, so every plan meets the same machine state; the first
+    ``warmup`` queries run once unmeasured. A plan whose ``search_kwargs`` is None is the engine's own
+    BM25 (``multi_match`` over ``bm25_fields``) on ``bm25_index`` (default: the search client's index):
+    the team's current search, on its own index and analysers.
+
+    Returns ``{"plans": {name: {metric: mean, "latency_ms": percentiles}}, "per_query": {name: {qid:
+    {metric: value}}}, "runs": {name: {qid: {doc_id: score}}}, "query_encoding_ms": percentiles}``.
+    """
+    from colsplade.query import bm25_clause
+
+    bm25_index = bm25_index or search.index
+
+    def run(plan: Plan, text: str) -> dict[str, float]:
+        if plan.search_kwargs is None:
+            body = {"query": bm25_clause(text, list(bm25_fields)), "size": 100, "_source": False}
+            return {h["_id"]: float(h["_score"]) for h in client.search(bm25_index, body)["hits"]["hits"]}
+        kwargs = dict(plan.search_kwargs)
+        window = int(kwargs.pop("window", 100))
+        result = search.search(text, k=min(100, window), window=window, **kwargs)
+        return {h.id: h.score for h in result.hits}
+
+    query_ids = list(queries)
+    for qid in query_ids[:warmup]:
+        for plan in plans:
+            run(plan, queries[qid])
+    latencies: dict[str, list[float]] = {p.name: [] for p in plans}
+    runs: dict[str, dict[str, dict[str, float]]] = {p.name: {} for p in plans}
+    encode_ms: list[float] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(query_ids), desc="eval queries", unit="q")
+    for n, qid in enumerate(query_ids, start=1):
+        text = queries[qid]
+        t = time.perf_counter()
+        search.encode_query(text)
+        encode_ms.append((time.perf_counter() - t) * 1000)
+        for plan in plans:  # interleaved: every plan meets the same machine state
+            t = time.perf_counter()
+            runs[plan.name][qid] = run(plan, text)
+            latencies[plan.name].append((time.perf_counter() - t) * 1000)
+        if bar is not None:
+            bar.update(1)
+        if on_query is not None:
+            on_query(n, len(query_ids))
+    if bar is not None:
+        bar.close()
+    judged = {q: qrels[q] for q in query_ids if q in qrels}
+    per_query = {plan.name: per_query_metrics(judged, runs[plan.name]) for plan in plans}
+    results = {}
+    for plan in plans:
+        values = per_query[plan.name].values()
+        means = {m: sum(v[m] for v in values) / max(len(judged), 1) for m in DEFAULT_METRICS}
+        results[plan.name] = {
+            **{k: round(v, 4) for k, v in means.items()},
+            "latency_ms": _percentiles(latencies[plan.name]),
+        }
+    return {
+        "plans": results,
+        "per_query": per_query,
+        "runs": runs,
+        "query_encoding_ms": _percentiles(encode_ms),
     }
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "evaluate_run",
     "maxsim_rerank",
     "maxsim_retrieve",
+    "per_query_metrics",
     "sparse_retrieve",
     "sparsity",
 ]
@@ -33,6 +34,19 @@ def evaluate_run(
     Computed by ir-measures (trec_eval conventions). Every judged query counts: one missing from the run
     scores 0, so a retriever cannot look better by answering fewer queries.
     """
+    per_query = per_query_metrics(qrels, run, metrics)
+    names = list(metrics or DEFAULT_METRICS)
+    n = max(len(qrels), 1)
+    return {name: sum(values[name] for values in per_query.values()) / n for name in names}
+
+
+def per_query_metrics(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Mapping[str, Mapping[str, float]],
+    metrics: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """{qid: {metric: value}} for every judged query of ``qrels`` (0 where ``run`` has no answer for it);
+    the paired per-query figures that bootstrap intervals resample."""
     import ir_measures
 
     metrics = dict(metrics or DEFAULT_METRICS)
@@ -46,13 +60,12 @@ def evaluate_run(
         if q in qrels
         for d, s in docs.items()
     ]
-    totals = dict.fromkeys(metrics, 0.0)
+    out = {str(q): dict.fromkeys(metrics, 0.0) for q in qrels}
     for m in ir_measures.iter_calc(list(parsed.values()), qrels_rows, run_rows):
         for name, measure in parsed.items():
-            if m.measure == measure:
-                totals[name] += float(m.value)
-    n = max(len(qrels), 1)
-    return {name: totals[name] / n for name in metrics}
+            if m.measure == measure and m.query_id in out:
+                out[m.query_id][name] = float(m.value)
+    return out
 
 
 def _top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> dict[str, float]:

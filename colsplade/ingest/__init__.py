@@ -33,7 +33,7 @@ from colsplade.ingest._pipeline import (
     prepare_index,
     resolve_codec,
 )
-from colsplade.ingest._reindex import reindex
+from colsplade.ingest._reindex import create_like, reindex
 from colsplade.ingest._sources import (
     FileSource,
     IndexSource,
@@ -63,6 +63,7 @@ __all__ = [
     "Source",
     "StreamSource",
     "as_source",
+    "create_like",
     "ingest",
     "ingest_encoded",
     "prepare_document",

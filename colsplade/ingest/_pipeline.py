@@ -83,6 +83,7 @@ class IngestSummary:
     tokens: int = 0
     alias: str | None = None
     alias_switched: bool = False
+    caught_up: int = 0  # documents written during a re-encode, taken by its catch-up passes
     # a stream source's figures (Kafka: consumer lag, messages/s, committed offsets, rebalances)
     stream: dict[str, Any] | None = None
 

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from colsplade.engines import EngineClient, alias_indices, spec_for, switch_alias
+from colsplade.engines import EngineClient, alias_indices, seq_no_mark, spec_for, switch_alias
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import IngestSummary, Layout, _sparse_query, ingest, prepare_index
@@ -21,7 +21,7 @@ from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["reindex"]
+__all__ = ["create_like", "reindex"]
 
 
 def _heavy_fields(spec: FieldSpec) -> tuple[str, ...]:
@@ -36,8 +36,8 @@ def _next_version(client: EngineClient, alias: str) -> str:
     return f"{alias}-v{n}"
 
 
-def _create_like(
-    client: EngineClient, source_index: str, target: str, encoder: Any, layout: Layout | None
+def create_like(
+    client: EngineClient, source_index: str, target: str, encoder: Any, layout: Layout | None = None
 ) -> FieldSpec:
     """Create ``target`` with the source's mappings and analysis, and colsplade's fields in ``layout``
     (default: the compact token store, whatever layout the source had: this is how indices written
@@ -95,6 +95,8 @@ def reindex(
     reencode: bool = False,
     layout: Layout | None = None,
     allow_rejects: bool = False,
+    switch: bool = True,
+    catch_up: bool = True,
     **options: Any,
 ) -> IngestSummary:
     """Encode the documents of ``source_index`` (an index or an alias).
@@ -111,6 +113,16 @@ def reindex(
     In place (``in_place=True``): colsplade's fields are added to each document by partial update;
     documents already encoded by this model are skipped, so a rerun resumes where it stopped. The
     index keeps its layout; opt-in nested vectors are rebuilt from the same encoding as the codes.
+
+    Writes that reach the source while it is re-encoded (alias mode): the first pass reads one point in
+    time; with ``catch_up`` (default), passes over the documents whose ``_seq_no`` passed the marks taken
+    before the previous pass follow, until one finds nothing new (at most :data:`CATCH_UP_PASSES`), and
+    only then is the alias switched. ``summary.caught_up`` counts the documents those passes re-encoded.
+    Deletions made during the re-encode are not carried over (a deleted document has no ``_seq_no`` left
+    to find); writes after the switch go wherever the team writes (through the alias: the new index,
+    without colsplade's fields until ``colsplade ingest`` or an in-place reindex encodes them).
+    ``switch=False`` fills the target and leaves the alias alone (``colsplade upgrade`` switches after its
+    gate).
 
     ``options`` go to :func:`colsplade.ingest.ingest` (``checkpoint``, ``dead_letter``, ``progress``, ...).
     """
@@ -163,15 +175,18 @@ def reindex(
     if target == concrete:
         raise InvalidInputError("the target index must differ from the source index")
     if not client.index_exists(target):
-        _create_like(client, concrete, target, encoder, layout)
+        create_like(client, concrete, target, encoder, layout)
         logger.info("created %s from the mappings of %s", target, concrete)
     prepare_index(client, target, encoder, reencode=reencode, layout=layout)
     spec = spec_from_meta(client.get_mapping(target).get("_meta")) or FieldSpec()
     old_spec = spec_from_meta(client.get_mapping(concrete).get("_meta"))
     # neither layout's vectors, codes or impacts are read back: they are rewritten
     excludes = tuple(dict.fromkeys([*_heavy_fields(spec), *(old_spec.heavy_fields if old_spec else ())]))
+    marks = seq_no_mark(client, concrete) if catch_up else None
     source = IndexSource(client, concrete, source_excludes=excludes)
     summary = ingest(source, client, target, encoder, fields=fields, prepare=False, **options)
+    if marks is not None:
+        _catch_up(client, concrete, target, encoder, fields, excludes, marks, summary, options)
     summary.alias = alias
     if summary.dead_lettered and not allow_rejects:
         logger.warning(
@@ -181,6 +196,45 @@ def reindex(
             concrete,
         )
         return summary
+    if not switch:
+        return summary
     switch_alias(client, alias, target)  # ingest refreshed the target
     summary.alias_switched = True
     return summary
+
+
+#: The most catch-up passes over documents written during a re-encode before the alias moves anyway.
+CATCH_UP_PASSES = 5
+
+
+def _catch_up(
+    client: EngineClient,
+    concrete: str,
+    target: str,
+    encoder: Any,
+    fields: FieldMapping,
+    excludes: tuple[str, ...],
+    mark: int,
+    summary: IngestSummary,
+    options: dict[str, Any],
+) -> None:
+    """Re-encode what was written to ``concrete`` since ``mark``, pass after pass, until a pass finds none."""
+    options = {k: v for k, v in options.items() if k != "checkpoint"}  # each pass reads a fresh query
+    options.setdefault("progress", False)
+    for n in range(1, CATCH_UP_PASSES + 1):
+        client.refresh(concrete)
+        next_mark = seq_no_mark(client, concrete)
+        query = {"range": {"_seq_no": {"gt": mark}}}
+        if next_mark <= mark and not client.count(concrete, query):
+            return
+        source = IndexSource(client, concrete, query=query, source_excludes=excludes)
+        extra = ingest(source, client, target, encoder, fields=fields, prepare=False, **options)
+        summary.caught_up += extra.indexed
+        summary.read += extra.read
+        summary.indexed += extra.indexed
+        summary.dead_lettered += extra.dead_lettered
+        logger.info("catch-up pass %d: %d document(s) written during the re-encode", n, extra.indexed)
+        mark = next_mark
+        if not extra.read:
+            return
+    logger.warning("documents kept arriving through %d catch-up passes; switching anyway", CATCH_UP_PASSES)

@@ -37,6 +37,8 @@ from colsplade.query._types import SearchResult
 
 logger = logging.getLogger(__name__)
 
+_DEFAULT_TEXT_FIELDS = ("title", "text")
+
 __all__ = ["QUERY_ENCODER_OPTIONS", "AsyncSearchClient", "SearchClient", "model_identity"]
 
 #: How a :class:`SearchClient` opens a model directory unless ``encoder_options`` say otherwise: one
@@ -74,15 +76,17 @@ class SearchClient:
             then orders the window, so the page loses little (see the README's measurements). Plans
             without a rerank always use every term.
         text_fields: source fields whose text was encoded (title + body ...), used by ``explain`` to
-            name the document tokens, and the default BM25 fields of hybrid search.
+            name the document tokens, and the BM25 fields of the plans that search BM25 (default: the
+            ones ``colsplade upgrade`` recorded in the index's ``_meta``, else ``title`` and ``text``).
         max_query_chars: longer queries are refused (the model reads at most its max query length anyway).
         max_query_length: read queries up to this many tokens (default: the model's ``max_query_length``
             in ``colsplade.json``, cut with a warning past it); at most the backbone's position limit, else
             :class:`InvalidInputError`. With ColBERT query augmentation every query is padded with [MASK]
             to this length: a longer limit costs encode time and MaxSim work on every query.
         plan: the named query plan of a search that names none and spells out no candidate source
-            (default :data:`~colsplade.query.DEFAULT_PLAN`, BM25 + SPLADE candidates fused by reciprocal
-            rank, ColBERT MaxSim rerank; see :data:`~colsplade.query.QUERY_PLANS`). A plan that needs
+            (default: the plan ``colsplade upgrade`` measured best and recorded in the index's ``_meta``,
+            else :data:`~colsplade.query.DEFAULT_PLAN`, the engine's BM25 candidates ordered by MaxSim
+            fused with BM25's score; see :data:`~colsplade.query.QUERY_PLANS`). A plan that needs
             BM25 falls back to :data:`~colsplade.query.FALLBACK_PLAN` on an index without text fields.
         encoder_options: passed to :func:`colsplade.encoders.load_encoder` (variant, threads, ...) when
             ``model`` is a directory; :data:`QUERY_ENCODER_OPTIONS` are the defaults (one ONNX Runtime
@@ -112,10 +116,10 @@ class SearchClient:
         window: int = 100,
         first_stage_weight: float = 0.0,
         rerank_terms: int | None = None,
-        text_fields: Sequence[str] = ("title", "text"),
+        text_fields: Sequence[str] | None = None,
         max_query_chars: int = 4096,
         max_query_length: int | None = None,
-        plan: str = DEFAULT_PLAN,
+        plan: str | None = None,
         encoder_options: Mapping[str, Any] | None = None,
         check_model_version: bool = True,
         strict: bool = False,
@@ -125,10 +129,12 @@ class SearchClient:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
         if window < 1:
             raise InvalidInputError(f"window must be >= 1, got {window}")
-        if plan not in QUERY_PLANS:
+        if plan is not None and plan not in QUERY_PLANS:
             raise InvalidInputError(f"unknown query plan {plan!r}; choose one of {', '.join(QUERY_PLANS)}")
         self.index = index
-        self.plan = plan
+        self._plan = plan
+        self._index_plan: str | None = None
+        self._index_text_fields: tuple[str, ...] | None = None
         self.default_rerank = rerank
         self.window = window
         self.first_stage_weight = first_stage_weight
@@ -136,7 +142,7 @@ class SearchClient:
             raise InvalidInputError(f"rerank_terms must be >= 1 or None, got {rerank_terms}")
         self.rerank_terms = rerank_terms
         self.sparse_pruning = sparse_pruning
-        self.text_fields = tuple(text_fields)
+        self._text_fields = tuple(text_fields) if text_fields is not None else None
         self.max_query_chars = max_query_chars
         self.check_model_version = check_model_version
         self.strict = strict
@@ -169,6 +175,22 @@ class SearchClient:
         self._spec: FieldSpec | None = None
         self._reader: TokenReader | None = None
         self._bm25_fields: tuple[str, ...] = ()
+
+    @property
+    def plan(self) -> str:
+        """The plan of a search that names none: the caller's, the index's recorded one, or the default."""
+        if self._plan is not None:
+            return self._plan
+        _ = self.spec
+        return self._index_plan or DEFAULT_PLAN
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """The text fields BM25 searches and ``explain`` reads: the caller's, the index's, or title + text."""
+        if self._text_fields is not None:
+            return self._text_fields
+        _ = self.spec
+        return self._index_text_fields or _DEFAULT_TEXT_FIELDS
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -238,11 +260,16 @@ class SearchClient:
             raise InvalidInputError(
                 f"index {self.index!r} holds {spec.colbert_dim}-dimensional token vectors, the model makes {dim}"
             )
+        # what `colsplade upgrade` measured best on this index (a plan of another release is ignored)
+        defaults = meta.get("search") or {}
+        if defaults.get("plan") in QUERY_PLANS:
+            self._index_plan = str(defaults["plan"])
+        if defaults.get("text_fields"):
+            self._index_text_fields = tuple(str(f) for f in defaults["text_fields"])
+        text_fields = self._text_fields or self._index_text_fields or _DEFAULT_TEXT_FIELDS
         # the text fields BM25 can search: the rest of text_fields may be absent or keyword-only here
         self._bm25_fields = tuple(
-            f
-            for f in self.text_fields
-            if (properties.get(f) or {}).get("type") in ("text", "match_only_text")
+            f for f in text_fields if (properties.get(f) or {}).get("type") in ("text", "match_only_text")
         )
         return spec, TokenReader(spec, self._codec_for(spec, codec_from_meta(mapping.get("_meta"))))
 

@@ -105,6 +105,10 @@ def label_free_data(
         raise InvalidInputError(
             "label-free training reads a corpus: give --from-index INDEX or --corpus FILE"
         )
+    if config.holdout_ids:
+        held = set(config.holdout_ids)
+        documents = [d for d in documents if d.doc_id not in held]
+        logger.info("%d held-out document(s) kept out of training", len(held))
     seen: set[str] = set()
     for doc in documents:
         if doc.doc_id in seen:

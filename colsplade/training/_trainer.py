@@ -93,6 +93,10 @@ class TrainConfig:
     corpus) without near-duplicates of the positive (word 3-gram Jaccard >= ``near_duplicate_threshold``).
     ``base`` may be a trained colsplade model directory (domain transfer). See
     :mod:`colsplade.training._label_free`.
+    ``holdout_ids``: documents kept out of label-free training altogether (no pair, no negative): an
+    evaluation set the model never saw (``colsplade upgrade`` measures its gate on them).
+    ``time_budget_s``: stop after this many seconds of optimisation steps in this process, even short
+    of ``max_steps`` (the model is saved as usual; the schedule was planned for ``max_steps``).
     Identity: ``name`` goes into ``colsplade.json`` (default: the output directory's name) and the
     version is the first 12 hex digits of the weights' SHA-256, so indexes tell trained models apart.
     """
@@ -164,6 +168,8 @@ class TrainConfig:
     pseudo_kinds: list[str] = field(default_factory=lambda: ["title", "ict", "crop"])
     max_pairs: int | None = None
     near_duplicate_threshold: float = 0.6
+    holdout_ids: list[str] = field(default_factory=list)
+    time_budget_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -252,6 +258,10 @@ class TrainConfig:
             )
         if self.teacher_filter and not (self.loss == "infonce" and self.in_batch_negatives):
             raise InvalidInputError("teacher_filter masks in-batch negatives: it needs loss infonce")
+        if self.holdout_ids and not self.label_free:
+            raise InvalidInputError("holdout_ids are documents kept out of --label-free training")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise InvalidInputError("time_budget_s must be positive")
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs <= 0:
             raise InvalidInputError("batch_size, grad_accum and epochs must be positive")
 
@@ -938,6 +948,7 @@ def _train_loop(run: _Run, log_file: Any, on_step: Callable[[int, dict[str, floa
 
     config = run.config
     run.window_start = time.perf_counter()
+    deadline = run.window_start + config.time_budget_s if config.time_budget_s else None
     bar = tqdm(
         total=run.total_steps,
         initial=run.step,
@@ -959,6 +970,14 @@ def _train_loop(run: _Run, log_file: Any, on_step: Callable[[int, dict[str, floa
                     run.evaluate_dev(log_file)
                 if config.save_steps and run.step % config.save_steps == 0 and run.step < run.total_steps:
                     _save_checkpoint(run.out, run.state())
+                if deadline is not None and time.perf_counter() >= deadline and run.step < run.total_steps:
+                    logger.info(
+                        "time budget of %.0f s spent at step %d of %d: stopping here",
+                        config.time_budget_s,
+                        run.step,
+                        run.total_steps,
+                    )
+                    run.total_steps = run.step
             if run.micro_done + config.grad_accum > len(batches):
                 run.epoch += 1
                 run.micro_done = 0
