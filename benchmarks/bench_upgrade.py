@@ -8,7 +8,7 @@ held-out pseudo-queries, and decides on them alone (``decide_by="pseudo"``). The
 qrels are measured in the same run (never trained on, never deciding), so the gate's choice and switch
 decision can be set against what the labels say.
 
-    python benchmarks/bench_upgrade.py --engine opensearch --budget-minutes 12
+    python benchmarks/bench_upgrade.py --engine opensearch --budget-minutes 8
 
 Writes ``benchmarks/results/upgrade.json`` with the issue's keys (dataset, docs, seconds, gate, qrels,
 agreement) plus the machine, versions, load and settings.
@@ -50,7 +50,7 @@ def main() -> None:
     )
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--engine", default="opensearch", choices=["opensearch", "elasticsearch"])
-    parser.add_argument("--budget-minutes", type=float, default=12.0)
+    parser.add_argument("--budget-minutes", type=float, default=8.0)
     parser.add_argument("--holdout", type=int, default=300)
     parser.add_argument("--distractors", type=int, default=2000)
     parser.add_argument("--work-dir", default="/tmp/colsplade-bench-upgrade")

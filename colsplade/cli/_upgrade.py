@@ -30,7 +30,7 @@ __all__ = ["upgrade_command"]
 )
 @click.option(
     "--budget-minutes",
-    default=12.0,
+    default=8.0,
     show_default=True,
     type=float,
     help="Training time; the steps follow from it.",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from colsplade.engines import EngineClient, alias_indices, check_write_privileges, scan_index, switch_alias
-from colsplade.exceptions import InvalidInputError, ParityError
+from colsplade.exceptions import EngineAuthorizationError, InvalidInputError, ParityError
 from colsplade.upgrade._gate import GATE_KINDS, GateQuery, choose, gate_queries, paired_bootstrap, spearman
 from colsplade.upgrade._inspect import MIN_DOCUMENTS, inspect_index
 
@@ -179,7 +179,7 @@ def upgrade(
     text_fields: Sequence[str] | None = None,
     title_field: str | None = None,
     base: str | None = None,
-    budget_minutes: float = 12.0,
+    budget_minutes: float = 8.0,
     steps: int | None = None,
     holdout: int = 300,
     distractors: int = 2000,
@@ -260,10 +260,18 @@ class _Upgrade:
 
     def run(self) -> dict[str, Any]:
         o = self.o
-        facts = inspect_index(
-            self.client, o["index"], alias=o["alias"], text_fields=o["text_fields"],
-            title_field=o["title_field"], min_documents=o["min_documents"], base=o["base"],
-        )  # fmt: skip
+        try:
+            facts = inspect_index(
+                self.client, o["index"], alias=o["alias"], text_fields=o["text_fields"],
+                title_field=o["title_field"], min_documents=o["min_documents"], base=o["base"],
+            )  # fmt: skip
+        except EngineAuthorizationError as exc:
+            raise EngineAuthorizationError(
+                exc.status, exc.error_type, exc.reason, exc.body,
+                hint=f"colsplade upgrade needs to read {o['index']!r}: its aliases, mapping and documents "
+                "(the colsplade_ingest role holds those privileges and the writes that follow: README, "
+                "'Secured clusters')",
+            ) from None  # fmt: skip
         work = Path(o["work_dir"] or Path("colsplade-upgrade") / facts.alias)
         self.work = work
         self.state = _State(work / "state.json")
@@ -411,14 +419,14 @@ class _Upgrade:
         }
 
     def _gate_index(self) -> dict[str, Any]:
-        from colsplade.ingest import FieldMapping, create_like, ingest
+        from colsplade.ingest import FieldMapping, create_like, ingest, prepare_index
 
         facts, data = self.facts, self._holdout_data()
         name = f"{self.target}-gate"
-        if self.client.index_exists(name):
-            self.client.delete_index(name)
         encoder = self._encoder()
-        create_like(self.client, facts.concrete, name, encoder)
+        if not self.client.index_exists(name):  # a resumed run rewrites the same documents by id
+            create_like(self.client, facts.concrete, name, encoder)
+        prepare_index(self.client, name, encoder)
         targets = {q.doc_id: q for q in data["queries"]}
         others = _sources(self.client, facts.concrete, data["distractor_ids"], facts.all_text_fields)
         docs = [{"_id": q.doc_id, **_nest(q.fields)} for q in targets.values()]

@@ -228,12 +228,24 @@ def test_upgrade_without_write_privileges_names_the_action(secured_engine, tiny_
 
     ns = f"sec-up-{uuid.uuid4().hex[:8]}"
     secured_engine.add_role(f"{ns}-search", search_role([f"{ns}*"], engine=secured_engine.engine))
-    secured_engine.add_role(f"{ns}-ingest", ingest_role([f"{ns}*"], engine=secured_engine.engine))
     reader = secured_engine.add_user([f"{ns}-search"])
     with secured_engine.admin_client() as admin:
         _team_index(admin, f"{ns}-orig", _documents(120))
     try:
         with connect(reader) as client, pytest.raises(EngineAuthorizationError) as info:
+            upgrade(f"{ns}-orig", alias=ns, client=client, base=str(tiny_base), min_documents=100,
+                    work_dir=tmp_path, progress=False)  # fmt: skip
+        # the search role reads documents but not aliases: refused at the first request, naming the action
+        assert "colsplade upgrade needs to read" in str(info.value)
+        assert "indices:admin/aliases/get" in str(info.value)
+        assert not (tmp_path / "model").exists() and not (tmp_path / "state.json").exists()
+        # a user that may read the team's index and write elsewhere only: refused at the preflight
+        secured_engine.add_role(
+            f"{ns}-mover",
+            ingest_role([f"other-{ns}*"], source_patterns=[f"{ns}*"], engine=secured_engine.engine),
+        )
+        mover = secured_engine.add_user([f"{ns}-mover"])
+        with connect(mover) as client, pytest.raises(EngineAuthorizationError) as info:
             upgrade(f"{ns}-orig", alias=ns, client=client, base=str(tiny_base), min_documents=100,
                     work_dir=tmp_path, progress=False)  # fmt: skip
         assert "colsplade upgrade needs to create its new index" in str(info.value)
