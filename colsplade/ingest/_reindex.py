@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from colsplade.engines import EngineClient, alias_indices, seq_no_mark, spec_for, switch_alias
-from colsplade.exceptions import InvalidInputError
+from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import IngestSummary, Layout, _sparse_query, ingest, prepare_index
 from colsplade.ingest._sources import IndexSource
@@ -203,6 +204,9 @@ def reindex(
     return summary
 
 
+#: Seconds a catch-up pass waits for the source's own refresh when it may not refresh it (the engines'
+#: default refresh interval is 1 s).
+_REFRESH_WAIT_S = 1.5
 #: The most catch-up passes over documents written during a re-encode before the alias moves anyway.
 CATCH_UP_PASSES = 5
 
@@ -221,8 +225,16 @@ def _catch_up(
     """Re-encode what was written to ``concrete`` since ``mark``, pass after pass, until a pass finds none."""
     options = {k: v for k, v in options.items() if k != "checkpoint"}  # each pass reads a fresh query
     options.setdefault("progress", False)
+    may_refresh = True
     for n in range(1, CATCH_UP_PASSES + 1):
-        client.refresh(concrete)
+        if may_refresh:
+            try:
+                client.refresh(concrete)  # makes the latest writes searchable now
+            except EngineAuthorizationError:
+                # read-only on the source (an ingest role's source pattern): wait out a default refresh
+                may_refresh = False
+        if not may_refresh:
+            time.sleep(_REFRESH_WAIT_S)
         next_mark = seq_no_mark(client, concrete)
         query = {"range": {"_seq_no": {"gt": mark}}}
         if next_mark <= mark and not client.count(concrete, query):
