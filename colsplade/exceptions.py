@@ -146,6 +146,14 @@ class EngineAuthorizationError(EngineRefusedError):
             ),
         )
 
+    def with_hint(self, hint: str) -> EngineAuthorizationError:
+        """The same refusal, with ``hint`` saying what the job needed the action for.
+
+        >>> str(EngineAuthorizationError(403, "security_exception", "no permissions for [x]").with_hint("do y"))
+        'not authorized (HTTP 403): no permissions for [x]. do y'
+        """
+        return EngineAuthorizationError(self.status, self.error_type, self.reason, self.body, hint)
+
 
 class EngineStartError(EngineError):
     """A local engine node could not be fetched, installed or started."""

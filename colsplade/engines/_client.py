@@ -512,13 +512,9 @@ def _detect(settings: Settings) -> EngineName:
     except EngineAuthenticationError:
         raise
     except EngineAuthorizationError as exc:
-        raise EngineAuthorizationError(
-            exc.status,
-            exc.error_type,
-            exc.reason,
-            exc.body,
+        raise exc.with_hint(
             "colsplade asks GET / which engine it talks to: grant the user cluster:monitor/main, or name the "
-            "engine with --engine / COLSPLADE_ENGINE",
+            "engine with --engine / COLSPLADE_ENGINE"
         ) from exc
     except EngineRefusedError:
         # Minimal Elasticsearch builds do not serve GET /; OpenSearch always does.

@@ -22,7 +22,9 @@ __all__ = [
     "ScanHit",
     "alias_indices",
     "close_point_in_time",
+    "next_version",
     "open_point_in_time",
+    "resolve_alias",
     "scan_index",
     "seq_no_mark",
     "switch_alias",
@@ -180,3 +182,37 @@ def seq_no_mark(client: EngineClient, index: str) -> int:
                 if (copy.get("routing") or {}).get("primary"):
                     marks.append(int((copy.get("seq_no") or {}).get("max_seq_no", -1)))
     return min(marks) if marks else -1
+
+
+def resolve_alias(client: EngineClient, name: str, alias: str | None = None) -> tuple[str, str]:
+    """-> ``(alias, concrete index)`` of a job that re-encodes ``name`` and points an alias at the result.
+
+    ``name`` an alias on one index: ``alias`` (default ``name``) and that index. ``name`` an index:
+    ``alias`` must be given, and must not be the name of an index. Anything else raises
+    :class:`InvalidInputError` saying what to name.
+    """
+    current = alias_indices(client, name)
+    if current:
+        if len(current) != 1:
+            raise InvalidInputError(
+                f"alias {name!r} points to {len(current)} indices ({', '.join(current)}); name one of them"
+            )
+        return alias or name, current[0]
+    if not client.index_exists(name):
+        raise InvalidInputError(f"no index or alias named {name!r} on {client.engine}")
+    if alias is None:
+        raise InvalidInputError(
+            f"{name!r} is an index, not an alias: name the alias the search will read (--alias NAME); the "
+            f"switch points that alias at the new index, and {name!r} itself is never modified"
+        )
+    if not alias_indices(client, alias) and client.index_exists(alias):
+        raise InvalidInputError(f"{alias!r} is an index; an alias cannot take its name")
+    return alias, name
+
+
+def next_version(client: EngineClient, alias: str) -> str:
+    """The first ``<alias>-v<n>`` (n = 1, 2, ...) that is no index yet."""
+    n = 1
+    while client.index_exists(f"{alias}-v{n}"):
+        n += 1
+    return f"{alias}-v{n}"

@@ -218,13 +218,9 @@ def check_write_privileges(client: EngineClient, index: str, alias: str, job: st
             try:
                 client.request(method, path, body=body)
             except EngineAuthorizationError as exc:
-                raise EngineAuthorizationError(
-                    exc.status,
-                    exc.error_type,
-                    exc.reason,
-                    exc.body,
-                    hint=f"{job} needs to {what} (indices {index}*, alias {alias}); the colsplade_ingest role "
-                    "holds those privileges (README, 'Secured clusters')",
+                raise exc.with_hint(
+                    f"{job} needs to {what} (indices {index}*, alias {alias}); the colsplade_ingest role "
+                    "holds those privileges (README, 'Secured clusters')"
                 ) from None
             created = True
     finally:

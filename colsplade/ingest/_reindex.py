@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from colsplade.engines import EngineClient, alias_indices, seq_no_mark, spec_for, switch_alias
+from colsplade.engines import EngineClient, next_version, resolve_alias, seq_no_mark, spec_for, switch_alias
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import IngestSummary, Layout, _sparse_query, ingest, prepare_index
@@ -28,13 +28,6 @@ __all__ = ["create_like", "reindex"]
 def _heavy_fields(spec: FieldSpec) -> tuple[str, ...]:
     """Fields not worth reading back: they are rewritten anyway."""
     return spec.heavy_fields
-
-
-def _next_version(client: EngineClient, alias: str) -> str:
-    n = 1
-    while client.index_exists(f"{alias}-v{n}"):
-        n += 1
-    return f"{alias}-v{n}"
 
 
 def create_like(
@@ -154,25 +147,8 @@ def reindex(
         )
         return summary  # ingest refreshed: searches (and a rerun's model filter) see the new fields
 
-    current = alias_indices(client, source_index)
-    if current:
-        alias = alias or source_index
-        if len(current) != 1:
-            raise InvalidInputError(
-                f"alias {source_index!r} points to {len(current)} indices; name one of them"
-            )
-        concrete = current[0]
-    else:
-        if not client.index_exists(source_index):
-            raise InvalidInputError(f"no index or alias named {source_index!r}")
-        if alias is None:
-            raise InvalidInputError(
-                f"{source_index!r} is an index, not an alias: name the alias the search will read (--alias)"
-            )
-        concrete = source_index
-    if not alias_indices(client, alias) and client.index_exists(alias):
-        raise InvalidInputError(f"{alias!r} is an index; an alias cannot take its name")
-    target = target or _next_version(client, alias)
+    alias, concrete = resolve_alias(client, source_index, alias)
+    target = target or next_version(client, alias)
     if target == concrete:
         raise InvalidInputError("the target index must differ from the source index")
     if not client.index_exists(target):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colsplade.engines import EngineClient, alias_indices
+from colsplade.engines import EngineClient, resolve_alias
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import spec_from_meta
 
@@ -94,27 +94,7 @@ def inspect_index(
     than ``min_documents`` documents; no searchable text field; an index already in colsplade's layout
     for the model ``base`` (a model directory) would train.
     """
-    current = alias_indices(client, name)
-    if current:
-        if len(current) != 1:
-            raise InvalidInputError(
-                f"alias {name!r} points to {len(current)} indices ({', '.join(current)}); "
-                "an upgrade needs an alias on one index"
-            )
-        concrete, alias = current[0], alias or name
-        if alias != name:
-            raise InvalidInputError(f"{name!r} is an alias already: it is the one switched (drop --alias)")
-    else:
-        if not client.index_exists(name):
-            raise InvalidInputError(f"no index or alias named {name!r} on {client.engine}")
-        if alias is None:
-            raise InvalidInputError(
-                f"{name!r} is an index, not an alias: name the alias the search will read (--alias NAME); "
-                f"the switch points that alias at the new index, and {name!r} itself is never modified"
-            )
-        if client.index_exists(alias) and not alias_indices(client, alias):
-            raise InvalidInputError(f"{alias!r} is an index; an alias cannot take its name")
-        concrete = name
+    alias, concrete = resolve_alias(client, name, alias)
     mapping = client.get_mapping(concrete)
     meta = (mapping.get("_meta") or {}).get("colsplade")
     spec = spec_from_meta(mapping.get("_meta"))

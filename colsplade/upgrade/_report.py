@@ -87,15 +87,16 @@ def _plot(summary: Mapping[str, Any], path: Path) -> None:
         [("qrels", summary["qrels"])] if "qrels" in summary else []
     )
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(summary["gate"]["gains"]) + 2))
+    gate = summary["gate"]["gains"]
+    names = sorted(gate, key=lambda p: gate[p]["mean"])  # one order for every section: rows are plans
     for n, (label, section) in enumerate(sections):
-        names = sorted(section["gains"], key=lambda p: section["gains"][p]["mean"])
+        names = [p for p in names if p in section["gains"]]
         means = [section["gains"][p]["mean"] for p in names]
         err = [[m - section["gains"][p]["lo"] for p, m in zip(names, means, strict=True)],
                [section["gains"][p]["hi"] - m for p, m in zip(names, means, strict=True)]]  # fmt: skip
         y = [i + 0.2 * n for i in range(len(names))]
         axes[0].errorbar(means, y, xerr=err, fmt="o", label=label, capsize=3)
-        if n == 0:
-            axes[0].set_yticks(range(len(names)), names)
+    axes[0].set_yticks(range(len(names)), names)
     axes[0].axvline(0, color="grey", lw=1)
     axes[0].set_xlabel("nDCG@10 gain over the index's BM25 (95 % interval)")
     axes[0].legend()

@@ -19,7 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from colsplade.engines import EngineClient, alias_indices, check_write_privileges, scan_index, switch_alias
+from colsplade.engines import (
+    EngineClient,
+    alias_indices,
+    check_write_privileges,
+    next_version,
+    scan_index,
+    switch_alias,
+)
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError, ParityError
 from colsplade.upgrade._gate import GATE_KINDS, GateQuery, choose, gate_queries, paired_bootstrap, spearman
 from colsplade.upgrade._inspect import MIN_DOCUMENTS, inspect_index
@@ -101,13 +108,6 @@ class _State:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, self.path)
-
-
-def _next_version(client: EngineClient, alias: str) -> str:
-    n = 1
-    while client.index_exists(f"{alias}-v{n}"):
-        n += 1
-    return f"{alias}-v{n}"
 
 
 def _device_kind(device: str) -> str:
@@ -266,12 +266,11 @@ class _Upgrade:
                 title_field=o["title_field"], min_documents=o["min_documents"], base=o["base"],
             )  # fmt: skip
         except EngineAuthorizationError as exc:
-            raise EngineAuthorizationError(
-                exc.status, exc.error_type, exc.reason, exc.body,
-                hint=f"colsplade upgrade needs to read {o['index']!r}: its aliases, mapping and documents "
-                "(the colsplade_ingest role holds those privileges and the writes that follow: README, "
-                "'Secured clusters')",
-            ) from None  # fmt: skip
+            raise exc.with_hint(
+                f"colsplade upgrade needs to read {o['index']!r}: its aliases, mapping and documents (the "
+                "colsplade_ingest role holds those privileges and the writes that follow: README, 'Secured "
+                "clusters')"
+            ) from None
         work = Path(o["work_dir"] or Path("colsplade-upgrade") / facts.alias)
         self.work = work
         self.state = _State(work / "state.json")
@@ -281,7 +280,7 @@ class _Upgrade:
         if self.state.done("inspect"):
             self.target = self.state.get("inspect")["target"]
         else:
-            self.target = _next_version(self.client, facts.alias)
+            self.target = next_version(self.client, facts.alias)
             check_write_privileges(self.client, self.target, facts.alias, job="colsplade upgrade")
             self.state.data["options"] = {k: v for k, v in o.items() if k != "progress"}
             self.state.record("inspect", {**asdict(facts), "target": self.target})
