@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,7 +21,7 @@ from colsplade.exceptions import EngineStartError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["free_port", "load_state", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
+__all__ = ["find_java", "free_port", "load_state", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
 
 T = TypeVar("T")
 
@@ -125,3 +126,64 @@ def terminate_group(pid: int, timeout: float) -> None:
         logger.warning("pid %s did not stop within %.0f s; killing it", pid, timeout)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------------- Java
+
+
+def _java_major(java_home: Path) -> int | None:
+    release = java_home / "release"
+    if release.is_file():
+        match = re.search(r'JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"))
+        if match:
+            major = int(match.group(1))
+            return int(match.group(2)) if major == 1 and match.group(2) else major
+    java = java_home / "bin" / "java"
+    if not java.exists():
+        return None
+    try:
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def _java_candidates() -> list[Path]:
+    homes: list[Path] = []
+    for env in ("COLSPLADE_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(env):
+            homes.append(Path(os.environ[env]))
+    jvm_dir = Path("/usr/lib/jvm")
+    if jvm_dir.is_dir():
+        homes.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir() and not p.is_symlink()))
+    if java := shutil.which("java"):
+        homes.append(Path(os.path.realpath(java)).parent.parent)
+    seen: set[Path] = set()
+    unique = []
+    for home in homes:
+        resolved = home.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(resolved)
+    return unique
+
+
+def find_java(min_major: int) -> Path:
+    """The JDK home with the lowest major version >= ``min_major`` (the most tested one for old engines)."""
+    found: list[tuple[int, Path]] = []
+    for home in _java_candidates():
+        major = _java_major(home)
+        if major is not None:
+            found.append((major, home))
+    suitable = sorted((m, h) for m, h in found if m >= min_major)
+    if suitable:
+        return suitable[0][1]
+    seen = ", ".join(f"{h} (Java {m})" for m, h in found) or "none"
+    raise EngineStartError(
+        f"Java {min_major}+ is needed and was not found (seen: {seen}); install a JDK "
+        f"(e.g. apt-get install openjdk-{max(min_major, 17)}-jdk-headless) or set COLSPLADE_JAVA_HOME"
+    )

@@ -15,11 +15,13 @@ the whole family at once, or one branch:
     ``InvalidInputError`` (also a :class:`ValueError`) -- bad arguments, documents, queries or files.
         ``ModelDirectoryError`` -- a model directory that is missing a file or holds the wrong kind.
         ``MappingConflictError`` -- an existing index maps one of colsplade's fields another way.
+        ``CorruptBlobError`` -- a token blob that is truncated, altered, or of another codec layout.
     ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
         ``CodecMismatchError`` -- an index whose token codes were written with another codec.
     ``ParityError`` -- an exported ONNX graph disagrees with the torch model; ``report`` has the figures.
     ``StreamError`` -- a stream client (Kafka) failed for good; nothing past the committed offsets is lost.
     ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
+    ``DatasetDownloadError`` (also an :class:`OSError`) -- a dataset archive could not be fetched or written.
 
 Messages say what to do next. They never contain secrets: URLs are passed through
 :func:`colsplade.config.redact_url` before they reach a message.
@@ -32,6 +34,8 @@ from typing import Any
 __all__ = [
     "CodecMismatchError",
     "ColspladeError",
+    "CorruptBlobError",
+    "DatasetDownloadError",
     "EngineAuthenticationError",
     "EngineAuthorizationError",
     "EngineCertificateError",
@@ -284,3 +288,11 @@ class StreamError(ColspladeError):
     """A stream client failed for good: a fatal Kafka consumer error, a commit that cannot be retried, a
     transaction that had to be aborted. Nothing past the last committed offsets was acknowledged, so
     running the worker again redoes the rest (idempotent ids: nothing doubles)."""
+
+
+class CorruptBlobError(InvalidInputError):
+    """A token blob that is truncated, altered, or written by another codec layout."""
+
+
+class DatasetDownloadError(ColspladeError, OSError):
+    """A dataset archive could not be fetched (network, HTTP error) or written; the message names the URL."""

@@ -15,11 +15,9 @@ Both engines refuse to run as root, so when colsplade runs as root the JVM runs 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -28,17 +26,27 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._process import free_port as _free_port
-from colsplade._process import load_state, mvn_copy_with_deps
+from colsplade._process import load_state
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
-from colsplade._types import ENGINE_NAMES, EngineName
+from colsplade._types import EngineName
 from colsplade.config import Settings
+from colsplade.engines._install import (
+    DEFAULT_VERSIONS,
+    ENGINES,
+    _check_engine,
+    _ensure_run_user,
+    _hand_over,
+    _required_java,
+    engines_home,
+    find_java,
+    install_distribution,
+)
 from colsplade.exceptions import EngineStartError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -55,343 +63,6 @@ __all__ = [
     "start_node",
     "stop_node",
 ]
-
-ENGINES: tuple[EngineName, ...] = ENGINE_NAMES
-
-#: Newest versions verified to start here on the machine's Java 17 (see README "Engines").
-DEFAULT_VERSIONS: dict[EngineName, str] = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
-
-_MAVEN = {
-    "elasticsearch": "org.elasticsearch.distribution.integ-test-zip:elasticsearch",
-    "opensearch": "org.opensearch.distribution.integ-test-zip:opensearch",
-}
-_KNN_PLUGIN = "org.opensearch.plugin:opensearch-knn"
-_RUN_USER = "colsplade"
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-
-
-def engines_home() -> Path:
-    """Where distributions, node data, logs and state files live.
-
-    ``COLSPLADE_ENGINES_DIR`` wins; otherwise ``~/.cache/colsplade/engines``, except for root, whose home is
-    not readable by the unprivileged user the JVM must run as: ``/var/cache/colsplade/engines``.
-    """
-    if env := os.environ.get("COLSPLADE_ENGINES_DIR"):
-        return Path(env).expanduser()
-    if _is_root():
-        return Path("/var/cache/colsplade/engines")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "colsplade" / "engines"
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _check_engine(engine: str, version: str | None) -> str:
-    if engine not in ENGINES:
-        raise InvalidInputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    version = version or DEFAULT_VERSIONS[engine]
-    if not _VERSION_RE.match(version):
-        raise InvalidInputError(
-            f"invalid {engine} version {version!r}; expected MAJOR.MINOR.PATCH, e.g. 8.19.21"
-        )
-    return version
-
-
-def _required_java(engine: str, version: str) -> int:
-    major = int(version.split(".")[0])
-    if engine == "elasticsearch":
-        return 21 if major >= 9 else 17
-    return 21 if major >= 3 else 11
-
-
-# ---------------------------------------------------------------------------------------------- Java
-
-
-def _java_major(java_home: Path) -> int | None:
-    release = java_home / "release"
-    if release.is_file():
-        match = re.search(r'JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"))
-        if match:
-            major = int(match.group(1))
-            return int(match.group(2)) if major == 1 and match.group(2) else major
-    java = java_home / "bin" / "java"
-    if not java.exists():
-        return None
-    try:
-        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2)) if major == 1 and match.group(2) else major
-
-
-def _java_candidates() -> list[Path]:
-    homes: list[Path] = []
-    for env in ("COLSPLADE_JAVA_HOME", "JAVA_HOME"):
-        if os.environ.get(env):
-            homes.append(Path(os.environ[env]))
-    jvm_dir = Path("/usr/lib/jvm")
-    if jvm_dir.is_dir():
-        homes.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir() and not p.is_symlink()))
-    if java := shutil.which("java"):
-        homes.append(Path(os.path.realpath(java)).parent.parent)
-    seen: set[Path] = set()
-    unique = []
-    for home in homes:
-        resolved = home.resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            unique.append(resolved)
-    return unique
-
-
-def find_java(min_major: int) -> Path:
-    """The JDK home with the lowest major version >= ``min_major`` (the most tested one for old engines)."""
-    found: list[tuple[int, Path]] = []
-    for home in _java_candidates():
-        major = _java_major(home)
-        if major is not None:
-            found.append((major, home))
-    suitable = sorted((m, h) for m, h in found if m >= min_major)
-    if suitable:
-        return suitable[0][1]
-    seen = ", ".join(f"{h} (Java {m})" for m, h in found) or "none"
-    raise EngineStartError(
-        f"Java {min_major}+ is needed and was not found (seen: {seen}); install a JDK "
-        f"(e.g. apt-get install openjdk-{max(min_major, 17)}-jdk-headless) or set COLSPLADE_JAVA_HOME"
-    )
-
-
-# ---------------------------------------------------------------------------------------------- fetch
-
-
-def _mvn_copy(artifact: str, dest: Path) -> Path:
-    """Fetch one artifact (``group:artifact:version[:type]``) with Maven into ``dest``; returns the file."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise EngineStartError(
-            "Maven (mvn) is needed to fetch the engine distributions from Maven Central; "
-            "install it (apt-get install maven) or start your own node and pass --url"
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    logger.info("fetching %s with mvn", artifact)
-    proc = subprocess.run(
-        [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={dest}"],
-        capture_output=True,
-        text=True,
-        cwd=tempfile.gettempdir(),
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise EngineStartError(f"Maven could not fetch {artifact}: {tail}")
-    _group, name, version, *rest = artifact.split(":")
-    ext = rest[0] if rest else "jar"
-    path = dest / f"{name}-{version}.{ext}"
-    if not path.is_file():
-        raise EngineStartError(f"Maven reported success for {artifact} but {path} is missing")
-    return path
-
-
-def _unzip(archive: Path, dest: Path) -> Path:
-    with zipfile.ZipFile(archive) as zf:
-        roots = {name.split("/", 1)[0] for name in zf.namelist()}
-        zf.extractall(dest)
-        # zipfile drops the permission bits; restore them so bin/ scripts stay executable.
-        for info in zf.infolist():
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(dest / info.filename, mode)
-    if len(roots) != 1:
-        raise EngineStartError(f"unexpected layout of {archive}: top-level entries {sorted(roots)}")
-    return dest / roots.pop()
-
-
-#: The plugin class of each assembled module (renamed across versions: PainlessPlugin ->
-#: PainlessModulePlugin), matched against the jar's entries.
-_MODULE_CLASSES = {
-    "lang-painless": r"org/opensearch/painless/Painless(Module)?Plugin\.class",
-    "mapper-extras": r"org/opensearch/index/mapper/MapperExtras(Module)?Plugin\.class",
-    "analysis-common": r"org/opensearch/analysis/common/CommonAnalysis(Module)?Plugin\.class",
-}
-
-
-def _add_opensearch_module(
-    home: Path, version: str, name: str, jars: list[Path], policy: str | None, extends: str = ""
-) -> None:
-    """Assemble ``modules/<name>`` from published jars, with a descriptor naming the plugin class.
-
-    ``extends`` names the modules it extends (analysis-common registers painless extensions, so the
-    engine must load it after lang-painless, in that module's class loader's child).
-    """
-    module_dir = home / "modules" / name
-    module_dir.mkdir(parents=True, exist_ok=True)
-    classname = None
-    for jar in jars:
-        shutil.copy2(jar, module_dir / jar.name)
-        with zipfile.ZipFile(jar) as zf:
-            for entry in zf.namelist():
-                if re.fullmatch(_MODULE_CLASSES[name], entry):
-                    classname = entry[: -len(".class")].replace("/", ".")
-    if classname is None:
-        raise EngineStartError(f"no plugin class found in the jars of OpenSearch module {name}")
-    (module_dir / "plugin-descriptor.properties").write_text(
-        f"description=OpenSearch module {name} (assembled by colsplade from Maven Central)\n"
-        f"version={version}\nname={name}\nclassname={classname}\njava.version=11\n"
-        f"opensearch.version={version}\nextended.plugins={extends}\nhas.native.controller=false\n"
-    )
-    if policy:
-        (module_dir / "plugin-security.policy").write_text(policy)
-
-
-_PAINLESS_POLICY = (
-    "grant {\n"
-    '  permission java.lang.RuntimePermission "createClassLoader";\n'
-    '  permission java.lang.RuntimePermission "getClassLoader";\n'
-    "};\n"
-)
-
-
-#: The modules every local OpenSearch node has; an installation from an older colsplade without one of
-#: them (analysis-common came later) is rebuilt.
-_OPENSEARCH_MODULES = ("lang-painless", "mapper-extras", "analysis-common")
-
-
-def _install_complete(engine: str, marker: Path) -> bool:
-    if engine != "opensearch":
-        return True
-    try:
-        added = json.loads(marker.read_text()).get("modules_added") or []
-    except (OSError, ValueError):
-        return False
-    missing = [m for m in _OPENSEARCH_MODULES if m not in added]
-    if missing:
-        logger.info("local OpenSearch at %s lacks %s: reinstalling it", marker.parent, ", ".join(missing))
-    return not missing
-
-
-def install_distribution(engine: EngineName, version: str | None = None) -> Path:
-    """Fetch and unpack a distribution (once; later calls reuse it). Returns its home directory.
-
-    For OpenSearch, also assembles the ``lang-painless``, ``mapper-extras`` and ``analysis-common``
-    modules and installs the
-    k-NN plugin of the same version when Maven Central serves it (a warning otherwise).
-    """
-    version = _check_engine(engine, version)
-    root = engines_home()
-    home = root / "dist" / f"{engine}-{version}"
-    marker = home / ".colsplade-installed"
-    if marker.is_file() and _install_complete(engine, marker):
-        return home
-    java_home = find_java(_required_java(engine, version))
-    root.mkdir(parents=True, exist_ok=True)
-    downloads = root / "downloads"
-    archive = _mvn_copy(f"{_MAVEN[engine]}:{version}:zip", downloads)
-    staging = Path(tempfile.mkdtemp(prefix=f"{engine}-{version}-", dir=root))
-    try:
-        unpacked = _unzip(archive, staging)
-        notes: dict[str, object] = {"engine": engine, "version": version, "modules_added": [], "plugins": []}
-        if engine == "opensearch":
-            for module, coordinate, exclude, policy, extends in (
-                (
-                    "lang-painless",
-                    f"org.opensearch.plugin:lang-painless:{version}",
-                    True,
-                    _PAINLESS_POLICY,
-                    "",
-                ),
-                ("mapper-extras", f"org.opensearch.plugin:mapper-extras-client:{version}", False, None, ""),
-                # the language analysers (english, ...) and the stemmers a team's index uses
-                (
-                    "analysis-common",
-                    f"org.opensearch.plugin:analysis-common:{version}",
-                    False,
-                    None,
-                    "lang-painless",
-                ),
-            ):
-                if exclude:
-                    jars = mvn_copy_with_deps(
-                        [coordinate], staging / f"_jars_{module}", ["org.opensearch", "org.apache.lucene"]
-                    )
-                else:
-                    jars = [_mvn_copy(coordinate, staging / f"_jars_{module}")]
-                _add_opensearch_module(unpacked, version, module, jars, policy, extends)
-                notes["modules_added"].append(module)  # type: ignore[union-attr]
-            try:
-                knn_zip = _mvn_copy(f"{_KNN_PLUGIN}:{version}.0:zip", downloads)
-            except EngineStartError as exc:
-                logger.warning("k-NN plugin %s.0 not available, OpenSearch runs without it: %s", version, exc)
-            else:
-                env = dict(os.environ, OPENSEARCH_JAVA_HOME=str(java_home))
-                proc = subprocess.run(
-                    [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", knn_zip.as_uri()],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                )
-                if proc.returncode != 0:
-                    raise EngineStartError(f"installing the k-NN plugin failed: {proc.stdout}{proc.stderr}")
-                notes["plugins"].append(f"opensearch-knn {version}.0")  # type: ignore[union-attr]
-        home.parent.mkdir(parents=True, exist_ok=True)
-        if home.exists():
-            shutil.rmtree(home)
-        unpacked.rename(home)
-        (home / ".colsplade-installed").write_text(json.dumps(notes, indent=2))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _hand_over(home)
-    return home
-
-
-# ---------------------------------------------------------------------------------------------- run
-
-
-def _ensure_run_user() -> tuple[int, int] | None:
-    """(uid, gid) to run the JVM as, or None when colsplade is not root."""
-    if not _is_root():
-        return None
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(_RUN_USER)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        proc = subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _RUN_USER],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise EngineStartError(
-                f"Elasticsearch/OpenSearch refuse to run as root and creating the user {_RUN_USER!r} failed: "
-                f"{proc.stderr.strip()}; run colsplade as a normal user"
-            ) from None
-        entry = pwd.getpwnam(_RUN_USER)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _hand_over(path: Path) -> None:
-    ids = _ensure_run_user()
-    if ids is None:
-        return
-    uid, gid = ids
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.chown(dirpath, uid, gid)
-        for name in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(dirpath, name), uid, gid)
-    # Every parent must be traversable by the run user.
-    for parent in [path, *path.parents]:
-        if parent == Path("/"):
-            break
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
 
 
 def _port_taken(port: int) -> bool:

@@ -219,7 +219,7 @@ def install_secure_distribution(version: str | None = None) -> Path:
     Raises:
         EngineStartError: the plugin of this version is not served, or its installation failed.
     """
-    from colsplade.engines._local import (
+    from colsplade.engines._install import (
         _check_engine,
         _hand_over,
         _mvn_copy,

@@ -26,7 +26,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from colsplade.exceptions import ColspladeError, InvalidInputError
+from colsplade.exceptions import DatasetDownloadError, InvalidInputError
 
 __all__ = [
     "BEIR_MD5",
@@ -65,10 +65,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MARKER = ".colsplade-dataset.json"
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
-
-
-class DatasetDownloadError(ColspladeError, OSError):
-    """A dataset archive could not be fetched (network, HTTP error) or written; the message names the URL."""
 
 
 def datasets_dir() -> Path:

@@ -19,6 +19,7 @@ index into a new versioned index behind an alias, or in place.
 """
 
 from colsplade.engines import RetryPolicy
+from colsplade.ingest._as_source import as_source
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
 from colsplade.ingest._encoded import EncodedDocument, ingest_encoded
@@ -41,7 +42,6 @@ from colsplade.ingest._sources import (
     Record,
     Source,
     StreamSource,
-    as_source,
 )
 
 __all__ = [

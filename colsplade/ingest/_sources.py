@@ -30,7 +30,6 @@ __all__ = [
     "Record",
     "Source",
     "StreamSource",
-    "as_source",
 ]
 
 #: Lines longer than this are not parsed (a dead letter says why): one bad line must not eat the memory.
@@ -383,25 +382,3 @@ class IndexSource(Source):
             )
         ):
             yield Record(i, {"read": i + 1}, doc=hit.source, doc_id=hit.doc_id)
-
-
-def as_source(value: Any) -> Source:
-    """A :class:`Source` from what the caller has: a Source, ``"-"`` (stdin), a path / glob / list of
-    paths, a binary stream, an iterable of dicts, or ``kafka://HOST:PORT/TOPIC?group=NAME``."""
-    if isinstance(value, Source):
-        return value
-    if isinstance(value, str) and value.startswith("kafka://"):
-        from colsplade.ingest._kafka import KafkaSource
-
-        return KafkaSource.from_url(value)
-    if isinstance(value, str) and value == "-":
-        return StreamSource()
-    if isinstance(value, str | os.PathLike):
-        return FileSource(value)
-    if isinstance(value, io.IOBase) or hasattr(value, "readline"):
-        return StreamSource(value, name=getattr(value, "name", "stream"))
-    if isinstance(value, list | tuple) and value and all(isinstance(v, str | os.PathLike) for v in value):
-        return FileSource(value)
-    if isinstance(value, Iterable):
-        return IterableSource(value)
-    raise InvalidInputError(f"cannot read documents from a {type(value).__name__}")

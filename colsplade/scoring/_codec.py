@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colsplade.exceptions import InvalidInputError
+from colsplade.exceptions import CorruptBlobError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ _MAGIC = ord("C")
 _VERSION = 1
 _HEADER = struct.Struct("<BBHI")
 MAX_TOKENS = 0xFFFF
-
-
-class CorruptBlobError(InvalidInputError):
-    """A token blob that is truncated, altered, or written by another codec layout."""
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:

@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from colsplade._process import find_java, load_state, mvn_copy_with_deps
 from colsplade._process import free_port as _free_port
-from colsplade._process import load_state, mvn_copy_with_deps
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
 from colsplade.engines import engines_home
@@ -98,29 +98,9 @@ def install_kafka(version: str | None = None) -> Path:
 
 
 def _java() -> str:
-    """A ``java`` of version 17 or later (``COLSPLADE_JAVA_HOME``, ``JAVA_HOME``, then the PATH)."""
-    candidates = [
-        Path(os.environ[e]) / "bin" / "java"
-        for e in ("COLSPLADE_JAVA_HOME", "JAVA_HOME")
-        if os.environ.get(e)
-    ]
-    if which := shutil.which("java"):
-        candidates.append(Path(which))
-    seen = []
-    for java in candidates:
-        try:
-            out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = re.search(r'version "(\d+)', out)
-        major = int(match.group(1)) if match else 0
-        seen.append(f"{java} ({major})")
-        if major >= 17:
-            return str(java)
-    raise EngineStartError(
-        f"Kafka 4 needs Java 17+; found {', '.join(seen) or 'no java'} "
-        "(apt-get install openjdk-17-jdk-headless, or set COLSPLADE_JAVA_HOME)"
-    )
+    """A ``java`` of version 17 or later (Kafka 4 needs it): the same finder as the engines'
+    (``COLSPLADE_JAVA_HOME``, ``JAVA_HOME``, the system's JDKs, the PATH)."""
+    return str(find_java(17) / "bin" / "java")
 
 
 def _port_open(port: int) -> bool:

@@ -7,7 +7,8 @@ import socket
 import pytest
 
 from colsplade.engines import _local
-from colsplade.engines._local import find_java, install_distribution, node_status, start_node, stop_node
+from colsplade.engines._install import find_java, install_distribution
+from colsplade.engines._local import node_status, start_node, stop_node
 from colsplade.exceptions import EngineStartError, InvalidInputError
 
 
