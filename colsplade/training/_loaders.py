@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,12 @@ __all__ = [
     "load_colbertv2",
     "load_naver_splade",
     "load_pylate",
+    "load_st_sparse",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("colsplade", "naver-splade", "colbertv2", "pylate")
+FORMATS = ("colsplade", "naver-splade", "st-sparse", "colbertv2", "pylate")
 
 
 def _local(src: str | os.PathLike[str]) -> Path:
@@ -83,7 +85,8 @@ def _state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
-    """Tell which layout a checkpoint directory has: one of colsplade, naver-splade, colbertv2, pylate."""
+    """Tell which layout a checkpoint directory has: one of colsplade, naver-splade, st-sparse (a
+    sentence-transformers ``SparseEncoder``), colbertv2, pylate."""
     path = Path(src)
     if (path / CONFIG_FILE).is_file():
         return "colsplade"
@@ -94,6 +97,8 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
         has_prefix = st_config.is_file() and "query_prefix" in _read_json(st_config)
         if "pylate" in types.lower() or ("Dense" in types and has_prefix):
             return "pylate"
+        if "SpladePooling" in types or "SparseStaticEmbedding" in types:
+            return "st-sparse"
     config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
     architectures = config.get("architectures") or []
     if (path / "artifact.metadata").is_file() or any("ColBERT" in a for a in architectures):
@@ -136,6 +141,7 @@ def load_naver_splade(
     max_doc_length: int = 256,
     name: str | None = None,
     version: str = "1",
+    source_format: str = "naver-splade",
 ) -> ColspladeModel:
     """A naver SPLADE masked-LM checkpoint (BERT / DistilBERT) -> a ``splade`` model directory."""
     from transformers import AutoModelForMaskedLM
@@ -149,7 +155,7 @@ def load_naver_splade(
         max_query_length=max_query_length,
         max_doc_length=max_doc_length,
         splade=SpladeSettings(pooling=pooling),
-        source={"format": "naver-splade", "path": str(src)},
+        source={"format": source_format, "path": str(src)},
     )
     _start_dir(path, out, config)
     backbone = AutoModelForMaskedLM.from_pretrained(str(path)).eval()
@@ -277,6 +283,78 @@ def load_pylate(
     return model.eval()
 
 
+def load_st_sparse(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    max_query_length: int = 32,
+    max_doc_length: int | None = None,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """A sentence-transformers ``SparseEncoder`` (an MLM transformer + ``SpladePooling``) -> a ``splade``
+    model directory; its pooling (max / sum) and its ``max_seq_length`` (the document length) are kept.
+
+    Refused with :class:`ModelDirectoryError`: an inference-free encoder (``Router`` with a
+    ``SparseStaticEmbedding`` query side; not loadable yet), other modules, an activation other than
+    ``relu`` (log(1 + relu), as SPLADE), a pooled dimension other than the vocabulary, and prompts (a text
+    prefix colsplade's SPLADE encoder would not add).
+    """
+    path = _local(src)
+    modules = _read_json(path / "modules.json")
+    types = [str(m.get("type", "")) for m in modules] if isinstance(modules, list) else []
+    if any(t.rsplit(".", 1)[-1] in ("Router", "Asym", "SparseStaticEmbedding") for t in types):
+        raise ModelDirectoryError(
+            f"{path} is an inference-free SparseEncoder (a Router with a static query-side table): colsplade "
+            "cannot load that layout yet; import a SparseEncoder with an MLM transformer and SpladePooling"
+        )
+    mlm = [m for m in modules if _module_class(m) in ("MLMTransformer", "Transformer")]
+    pooling = [m for m in modules if _module_class(m) == "SpladePooling"]
+    if len(modules) != 2 or len(mlm) != 1 or len(pooling) != 1:
+        raise ModelDirectoryError(
+            f"{path}/modules.json: colsplade loads a SparseEncoder of one MLM transformer and one "
+            f"SpladePooling, found {', '.join(t.rsplit('.', 1)[-1] for t in types) or 'no module'}"
+        )
+    pool_dir = path / str(pooling[0].get("path", ""))
+    pool = _read_json(pool_dir / "config.json") if (pool_dir / "config.json").is_file() else {}
+    activation = str(pool.get("activation_function", "relu"))
+    strategy = str(pool.get("pooling_strategy", "max"))
+    if activation != "relu" or strategy not in ("max", "sum"):
+        raise ModelDirectoryError(
+            f"{pool_dir}: colsplade computes log(1 + relu(logits)) pooled by max or sum; this SpladePooling "
+            f"uses activation {activation!r} and pooling {strategy!r}"
+        )
+    transformer_dir = path / str(mlm[0].get("path", ""))
+    vocab = _read_json(transformer_dir / "config.json").get("vocab_size")
+    if pool.get("embedding_dimension") not in (None, vocab):
+        raise ModelDirectoryError(
+            f"{pool_dir}: a pooled dimension of {pool['embedding_dimension']} is not the vocabulary ({vocab})"
+        )
+    st_file = path / "config_sentence_transformers.json"
+    prompts = (_read_json(st_file).get("prompts") or {}) if st_file.is_file() else {}
+    if any(prompts.values()):
+        raise ModelDirectoryError(
+            f"{st_file}: prompts {prompts} would be prepended to every text; colsplade's SPLADE encoder adds none"
+        )
+    sbert_file = transformer_dir / "sentence_bert_config.json"
+    sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    return load_naver_splade(
+        transformer_dir,
+        out_dir,
+        pooling=strategy,
+        max_query_length=max_query_length,
+        max_doc_length=max_doc_length or int(sbert.get("max_seq_length") or 256),
+        name=name or path.name,
+        version=version,
+        source_format="st-sparse",
+    )
+
+
+def _module_class(module: Mapping[str, Any]) -> str:
+    """The class name of a ``modules.json`` entry's ``type``."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
+
+
 def import_checkpoint(
     src: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -286,7 +364,7 @@ def import_checkpoint(
 ) -> Path:
     """Convert a public checkpoint (local directory or hub id) into a colsplade model directory.
 
-    ``format``: ``auto`` (see :func:`detect_checkpoint_format`), ``naver-splade``, ``colbertv2``,
+    ``format``: ``auto`` (see :func:`detect_checkpoint_format`), ``naver-splade``, ``st-sparse``, ``colbertv2``,
     ``pylate`` or ``colsplade`` (copied). ``options`` go to the format's loader (lengths, name, version).
     Export it to ONNX afterwards with :func:`colsplade.onnx_export.export_model_dir`.
     """
@@ -299,6 +377,8 @@ def import_checkpoint(
         shutil.copytree(path, out_dir, dirs_exist_ok=True)
     elif fmt == "naver-splade":
         load_naver_splade(path, out_dir, **options)
+    elif fmt == "st-sparse":
+        load_st_sparse(path, out_dir, **options)
     elif fmt == "colbertv2":
         load_colbertv2(path, out_dir, **options)
     else:
