@@ -29,6 +29,7 @@ from colsplade.encoders import (
     write_model_config,
 )
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
+from colsplade.training._data import SUPPORTED_MODEL_TYPES
 from colsplade.training._model_dir import save_model_dir
 from colsplade.training._models import ColspladeModel
 
@@ -111,9 +112,29 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
     )
 
 
+def _check_backbone(src: Path) -> None:
+    """Refuse, before anything loads, a backbone colsplade cannot serve: one that needs its own code
+    (``auto_map``: ``trust_remote_code``, never run here) or an architecture outside the supported ones."""
+    config = _read_json(src / "config.json") if (src / "config.json").is_file() else {}
+    if config.get("auto_map"):
+        raise ModelDirectoryError(
+            f"{src}/config.json maps its classes to the checkpoint's own code (auto_map): loading it would "
+            "need trust_remote_code, and colsplade never runs a checkpoint's code; convert it to a "
+            "standard transformers architecture first"
+        )
+    model_type = config.get("model_type")
+    if model_type is not None and model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelDirectoryError(
+            f"{src} is a {model_type!r} model; colsplade imports bidirectional encoders with an MLM "
+            f"vocabulary: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+
+
 def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
     """Write the tokenizer and colsplade.json into ``out_dir``; returns the HF tokenizer."""
     from transformers import AutoTokenizer
+
+    _check_backbone(src)
 
     if out_dir.resolve() == src.resolve():
         raise InvalidInputError("write the model directory somewhere else than the checkpoint itself")

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from colsplade import _process
 from colsplade.engines import _local
 from colsplade.engines._install import find_java, install_distribution
 from colsplade.engines._local import node_status, start_node, stop_node
@@ -30,7 +31,7 @@ def test_port_taken(tmp_path, monkeypatch):
 
 
 def test_java_missing_or_too_old(monkeypatch):
-    monkeypatch.setattr(_local, "_java_candidates", lambda: [])
+    monkeypatch.setattr(_process, "_java_candidates", lambda: [])
     with pytest.raises(EngineStartError, match="Java 17\\+ is needed and was not found"):
         find_java(17)
     monkeypatch.undo()

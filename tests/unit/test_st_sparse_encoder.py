@@ -92,3 +92,19 @@ def test_st_sparse_layouts_colsplade_cannot_load_are_refused(tmp_path: Path) -> 
     (src / "modules.json").write_text(json.dumps(router))
     with pytest.raises(ModelDirectoryError, match="inference-free"):
         import_checkpoint(src, tmp_path / "c")
+
+
+@pytest.mark.parametrize("change", ["auto_map", "decoder"])
+def test_backbones_colsplade_cannot_serve_are_refused_before_loading(tmp_path: Path, change: str) -> None:
+    src = _sparse_encoder(tmp_path)
+    config = json.loads((src / "config.json").read_text())
+    if change == "auto_map":  # its own modelling code: would need trust_remote_code, never run here
+        config["auto_map"] = {"AutoModelForMaskedLM": "modeling_custom.CustomForMaskedLM"}
+        match = "trust_remote_code"
+    else:  # a decoder-only architecture
+        config["model_type"] = "llama"
+        match = "bidirectional encoders"
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelDirectoryError, match=match):
+        import_checkpoint(src, tmp_path / "out")
+    assert not (tmp_path / "out" / "colsplade.json").exists()
