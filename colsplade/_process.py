@@ -21,7 +21,15 @@ from colsplade.exceptions import EngineStartError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["find_java", "free_port", "load_state", "mvn_copy_with_deps", "pid_alive", "terminate_group"]
+__all__ = [
+    "find_java",
+    "free_port",
+    "load_state",
+    "log_hint",
+    "mvn_copy_with_deps",
+    "pid_alive",
+    "terminate_group",
+]
 
 T = TypeVar("T")
 
@@ -187,3 +195,16 @@ def find_java(min_major: int) -> Path:
         f"Java {min_major}+ is needed and was not found (seen: {seen}); install a JDK "
         f"(e.g. apt-get install openjdk-{max(min_major, 17)}-jdk-headless) or set COLSPLADE_JAVA_HOME"
     )
+
+
+def log_hint(log_file: Path) -> str:
+    """The line of a service's log most likely to say why it failed: the last one that mentions an
+    error or an exception, else the last line (at most 500 characters)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log written"
+    interesting = [
+        line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()
+    ]
+    return (interesting or lines or ["empty log"])[-1][:500]

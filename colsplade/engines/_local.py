@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._process import free_port as _free_port
-from colsplade._process import load_state
+from colsplade._process import load_state, log_hint
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
 from colsplade._types import EngineName
@@ -300,7 +300,7 @@ def start_node(
             code = proc.poll()
             if code is not None:
                 raise EngineStartError(
-                    f"{engine} {version} exited with code {code} while starting: {_log_hint(console_log)}",
+                    f"{engine} {version} exited with code {code} while starting: {log_hint(console_log)}",
                     str(console_log),
                 )
             health = _http_json(health_url, context=node._probe_context())
@@ -308,7 +308,7 @@ def start_node(
                 break
             if time.monotonic() > deadline:
                 raise EngineStartError(
-                    f"{engine} {version} did not become healthy within {timeout:.0f} s: {_log_hint(console_log)}",
+                    f"{engine} {version} did not become healthy within {timeout:.0f} s: {log_hint(console_log)}",
                     str(console_log),
                 )
             time.sleep(0.5)
@@ -335,17 +335,6 @@ def _secure_bootstrap(node: LocalNode, node_dir: Path) -> None:
         node.stop(timeout=20)
         raise
     node.extras.update(ca_certs=str(files.ca_certs), credentials_file=str(credentials_file))
-
-
-def _log_hint(log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log written"
-    interesting = [
-        line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()
-    ]
-    return (interesting or lines or ["empty log"])[-1][:500]
 
 
 def local_node_for_url(url: str) -> LocalNode | None:

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from colsplade._process import find_java, load_state, mvn_copy_with_deps
+from colsplade._process import find_java, load_state, log_hint, mvn_copy_with_deps
 from colsplade._process import free_port as _free_port
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
@@ -230,14 +230,14 @@ def _launch(broker: KafkaBroker, timeout: float) -> KafkaBroker:
             code = proc.poll()
             if code is not None:
                 raise EngineStartError(
-                    f"Kafka {broker.version} exited with code {code} while starting: {_log_hint(log_file)}",
+                    f"Kafka {broker.version} exited with code {code} while starting: {log_hint(log_file)}",
                     str(log_file),
                 )
             if _ready(log_file, offset) and _port_open(broker.port):
                 break
             if time.monotonic() - started > timeout:
                 raise EngineStartError(
-                    f"Kafka {broker.version} did not start within {timeout:.0f} s: {_log_hint(log_file)}",
+                    f"Kafka {broker.version} did not start within {timeout:.0f} s: {log_hint(log_file)}",
                     str(log_file),
                 )
             time.sleep(0.3)
@@ -257,15 +257,6 @@ def _ready(log_file: Path, offset: int) -> bool:
             return _READY_LINE.encode() in f.read()
     except OSError:
         return False
-
-
-def _log_hint(log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log written"
-    interesting = [line for line in lines if "ERROR" in line or "Exception" in line]
-    return (interesting or lines or ["empty log"])[-1][:500]
 
 
 def _format_storage(home: Path, node_dir: Path) -> None:
