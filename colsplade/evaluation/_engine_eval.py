@@ -21,7 +21,7 @@ import numpy as np
 from colsplade._types import VariantChoice
 from colsplade.evaluation._beir import load_beir
 from colsplade.evaluation._download import resolve_dataset
-from colsplade.evaluation._metrics import DEFAULT_METRICS, per_query_metrics
+from colsplade.evaluation._metrics import mean_metrics, per_query_metrics
 from colsplade.exceptions import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def evaluate_plans(
     the team's current search, on its own index and analysers.
 
     Returns ``{"plans": {name: {metric: mean, "latency_ms": percentiles}}, "per_query": {name: {qid:
-    {metric: value}}}, "runs": {name: {qid: {doc_id: score}}}, "query_encoding_ms": percentiles}``.
+    {metric: value}}}, "query_encoding_ms": percentiles}``.
     """
     from colsplade.query import bm25_clause
 
@@ -382,16 +382,13 @@ def evaluate_plans(
     per_query = {plan.name: per_query_metrics(judged, runs[plan.name]) for plan in plans}
     results = {}
     for plan in plans:
-        values = per_query[plan.name].values()
-        means = {m: sum(v[m] for v in values) / max(len(judged), 1) for m in DEFAULT_METRICS}
         results[plan.name] = {
-            **{k: round(v, 4) for k, v in means.items()},
+            **{k: round(v, 4) for k, v in mean_metrics(per_query[plan.name]).items()},
             "latency_ms": _percentiles(latencies[plan.name]),
         }
     return {
         "plans": results,
         "per_query": per_query,
-        "runs": runs,
         "query_encoding_ms": _percentiles(encode_ms),
     }
 

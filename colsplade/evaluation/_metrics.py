@@ -12,6 +12,7 @@ __all__ = [
     "evaluate_run",
     "maxsim_rerank",
     "maxsim_retrieve",
+    "mean_metrics",
     "per_query_metrics",
     "sparse_retrieve",
     "sparsity",
@@ -34,9 +35,17 @@ def evaluate_run(
     Computed by ir-measures (trec_eval conventions). Every judged query counts: one missing from the run
     scores 0, so a retriever cannot look better by answering fewer queries.
     """
-    per_query = per_query_metrics(qrels, run, metrics)
-    names = list(metrics or DEFAULT_METRICS)
-    n = max(len(qrels), 1)
+    return mean_metrics(per_query_metrics(qrels, run, metrics))
+
+
+def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the queries of a :func:`per_query_metrics` result (0 for no query).
+
+    >>> mean_metrics({"q1": {"ndcg@10": 1.0}, "q2": {"ndcg@10": 0.5}})
+    {'ndcg@10': 0.75}
+    """
+    names = next(iter(per_query.values()), {}).keys()
+    n = max(len(per_query), 1)
     return {name: sum(values[name] for values in per_query.values()) / n for name in names}
 
 

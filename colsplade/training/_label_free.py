@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from colsplade._text import field_text
 from colsplade.exceptions import InvalidInputError
 from colsplade.training._data import TrainExample, split_dev, validate_examples
 from colsplade.training._negatives import bm25_search, index_corpus_text
@@ -26,19 +27,9 @@ __all__ = ["corpus_documents", "index_documents", "label_free_data"]
 logger = logging.getLogger(__name__)
 
 
-def _field_text(source: dict[str, Any], field: str) -> str:
-    """A (possibly dotted, possibly list-valued) source field as one string."""
-    value: Any = source
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value if v is not None).strip()
-    return "" if value is None else str(value).strip()
-
-
 def _document(doc_id: str, source: dict[str, Any], title_field: str | None, text_fields: Sequence[str]):
-    title = _field_text(source, title_field) if title_field else ""
-    body = " ".join(t for t in (_field_text(source, f) for f in text_fields) if t)
+    title = field_text(source, title_field) if title_field else ""
+    body = " ".join(t for t in (field_text(source, f) for f in text_fields) if t)
     return PseudoDocument(doc_id, title, body)
 
 

@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from colsplade._text import split_sentences
 from colsplade.exceptions import InvalidInputError
 
 __all__ = [
@@ -61,7 +62,6 @@ _ICT_MIN_SENTENCES = 3
 _ICT_SENTENCE_WORDS = (4, 48)
 _CROP_QUERY_WORDS = (4, 12)
 _CROP_MIN_WORDS = 24
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -87,15 +87,6 @@ class PseudoPair:
     kind: str
     query: str
     positive_text: str
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``: split after ``.!?`` followed by a capital, digit or quote (keeps "e.g. x").
-
-    >>> split_sentences("One two. Three four! e.g. five. Six")
-    ['One two.', 'Three four! e.g. five.', 'Six']
-    """
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def _ict_candidates(sentences: Sequence[str]) -> list[int]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from colsplade._text import field_text, split_sentences
 from colsplade.exceptions import InvalidInputError
 
 __all__ = [
@@ -43,7 +44,6 @@ _MIN_TITLE_WORDS = 3
 _MIN_BODY_WORDS = 20
 _ICT_SENTENCE_WORDS = (6, 40)
 _ICT_MIN_SENTENCES = 3
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,6 @@ class GateQuery:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _text(source: Mapping[str, Any], name: str) -> str:
-    value: Any = source
-    for part in name.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value if v is not None).strip()
-    return "" if value is None else str(value).strip()
-
-
 def _without(text: str, span: str) -> str:
     """``text`` with every case-insensitive occurrence of ``span`` cut out (whitespace tidied).
 
@@ -76,13 +67,9 @@ def _without(text: str, span: str) -> str:
     return " ".join(cut.split())
 
 
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
-
 def _title_query(source: Mapping[str, Any], title_field: str, text_fields: Sequence[str]) -> tuple[str, dict]:
-    title = _text(source, title_field)
-    bodies = {f: _text(source, f) for f in text_fields}
+    title = field_text(source, title_field)
+    bodies = {f: field_text(source, f) for f in text_fields}
     if (
         len(title.split()) < _MIN_TITLE_WORDS
         or sum(len(b.split()) for b in bodies.values()) < _MIN_BODY_WORDS
@@ -98,16 +85,16 @@ def _ict_query(
     lo, hi = _ICT_SENTENCE_WORDS
     candidates = []
     for name in text_fields:
-        sentences = _sentences(_text(source, name))
+        sentences = split_sentences(field_text(source, name))
         if len(sentences) >= _ICT_MIN_SENTENCES:
             candidates += [(name, i, s) for i, s in enumerate(sentences) if lo <= len(s.split()) <= hi]
     if not candidates:
         return "", {}
     name, _i, sentence = rng.choice(candidates)
-    positive = {f: _text(source, f) for f in text_fields}
+    positive = {f: field_text(source, f) for f in text_fields}
     positive[name] = _without(positive[name], sentence)
     if title_field:
-        positive[title_field] = _text(source, title_field)
+        positive[title_field] = field_text(source, title_field)
     return sentence, positive
 
 

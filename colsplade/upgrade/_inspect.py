@@ -3,7 +3,6 @@ come before any model loads, and a privilege check that names the missing action
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,17 +63,14 @@ def text_fields_of(
 
 
 def _model_identity(base: str | None) -> tuple[str, str] | None:
-    """(name, version) in a model directory's ``colsplade.json``, read without loading the model."""
-    if not base:
+    """(name, version) of a colsplade model directory's ``colsplade.json``, read without loading the model;
+    None for the packaged base or another checkpoint (its identity comes with training)."""
+    from colsplade.encoders import read_model_config
+
+    if not base or not (Path(base) / "colsplade.json").is_file():
         return None
-    path = Path(base) / "colsplade.json"
-    if not path.is_file():
-        return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return str(config.get("name")), str(config.get("version"))
+    config = read_model_config(base)
+    return str(config.name), str(config.version)
 
 
 def inspect_index(

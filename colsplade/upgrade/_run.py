@@ -9,12 +9,14 @@ measurement rerun. The source index is never written to.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -170,6 +172,18 @@ def _read_labels(qrels: str | None, queries: str | None) -> tuple[dict[str, dict
     return judged, {q: texts[q] for q in judged}
 
 
+@contextlib.contextmanager
+def _engine(client: EngineClient | None, settings: Any, autostart: bool = False) -> Iterator[EngineClient]:
+    """The caller's client as it is, or one connected from ``settings`` and closed after."""
+    if client is not None:
+        yield client
+        return
+    from colsplade.engines import connect_default
+
+    with connect_default(settings, autostart=autostart) as owned:
+        yield owned
+
+
 def upgrade(
     index: str,
     *,
@@ -219,22 +233,15 @@ def upgrade(
     Returns the summary (also ``summary.json``, ``report.md`` and ``report.png`` in ``work_dir``, default
     ``./colsplade-upgrade/<alias>``). Run the same call again to resume after an interruption.
     """
-    from colsplade.engines import connect_default
-
-    owns = client is None
-    client = client if client is not None else connect_default(settings, autostart=True)
-    settings = settings if settings is not None else client.settings  # training mines on the same engine
-    try:
-        return _Upgrade(client, settings, dict(
+    with _engine(client, settings, autostart=True) as engine:
+        settings = settings if settings is not None else engine.settings  # training mines on the same engine
+        return _Upgrade(engine, settings, dict(
             index=index, alias=alias, text_fields=text_fields, title_field=title_field, base=base,
             budget_minutes=budget_minutes, steps=steps, holdout=holdout, distractors=distractors,
             gate_kinds=list(gate_kinds), qrels=qrels, queries=queries, decide_by=decide_by, force=force,
             work_dir=work_dir, min_documents=min_documents, device=device, seed=seed, progress=progress,
             train_overrides=dict(train_overrides or {}),
         )).run()  # fmt: skip
-    finally:
-        if owns:
-            client.close()
 
 
 class _Upgrade:
@@ -383,7 +390,9 @@ class _Upgrade:
             variant = "fp32"
         return {"variant": variant, "ok": report.ok}
 
-    def _encoder(self) -> Any:
+    @functools.cached_property
+    def encoder(self) -> Any:
+        """The exported model, loaded once for the re-encode, the gate index and the measurement."""
         from colsplade.encoders import load_encoder
 
         return load_encoder(self.work / "model", variant=self.state.get("export")["variant"])
@@ -395,7 +404,7 @@ class _Upgrade:
         summary = reindex(
             self.client,
             facts.concrete,
-            self._encoder(),
+            self.encoder,
             alias=facts.alias,
             target=self.target,
             fields=FieldMapping(text_fields=tuple(facts.all_text_fields)),
@@ -422,7 +431,7 @@ class _Upgrade:
 
         facts, data = self.facts, self._holdout_data()
         name = f"{self.target}-gate"
-        encoder = self._encoder()
+        encoder = self.encoder
         if not self.client.index_exists(name):  # a resumed run rewrites the same documents by id
             create_like(self.client, facts.concrete, name, encoder)
         prepare_index(self.client, name, encoder)
@@ -446,7 +455,7 @@ class _Upgrade:
         from colsplade.query import SearchClient
 
         facts, data = self.facts, self._holdout_data()
-        encoder = self._encoder()
+        encoder = self.encoder
         plans = [Plan("bm25", None), *(Plan(p, {"plan": p}) for p in GATE_PLANS)]
         fields = facts.all_text_fields
         gate_index = self.state.get("gate_index")["index"]
@@ -601,11 +610,7 @@ def _summarise(measured: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[st
 def rollback(index: str, *, client: EngineClient | None = None, settings: Any = None) -> dict[str, Any]:
     """Point alias ``index`` back at the index it read before the upgrade (recorded in the new index's
     ``_meta``), in one atomic request. The upgraded index is kept until :func:`cleanup`."""
-    from colsplade.engines import connect_default
-
-    owns = client is None
-    client = client if client is not None else connect_default(settings)
-    try:
+    with _engine(client, settings) as client:
         current = alias_indices(client, index)
         if len(current) != 1:
             raise InvalidInputError(f"{index!r} is no alias on one index: nothing to roll back")
@@ -620,9 +625,6 @@ def rollback(index: str, *, client: EngineClient | None = None, settings: Any = 
         switch_alias(client, index, previous)
         logger.info("alias %s points back to %s; %s is kept until --cleanup", index, previous, current[0])
         return {"alias": index, "now": previous, "was": current[0]}
-    finally:
-        if owns:
-            client.close()
 
 
 def cleanup(
@@ -635,16 +637,12 @@ def cleanup(
     """Delete what an upgrade of alias ``index`` left that the alias does not read: the gate's scratch
     index always; the index before the upgrade when the alias reads the new one; the new one when it
     does not (a gate that kept BM25, or a rollback). The index the alias points to is never deleted."""
-    from colsplade.engines import connect_default
-
     work = Path(work_dir or Path("colsplade-upgrade") / index)
     state = _State(work / "state.json")
     inspect = state.get("inspect")
     if not inspect:
         raise InvalidInputError(f"no upgrade of {index!r} recorded in {work / 'state.json'} (--work-dir)")
-    owns = client is None
-    client = client if client is not None else connect_default(settings)
-    try:
+    with _engine(client, settings) as client:
         live = set(alias_indices(client, inspect["alias"]))
         if not live and client.index_exists(inspect["concrete"]):
             live = {inspect["concrete"]}  # no alias yet: the team still reads its index by name
@@ -658,6 +656,3 @@ def cleanup(
             "deleted %s; the alias reads %s", ", ".join(deleted) or "nothing", ", ".join(sorted(live))
         )
         return {"alias": inspect["alias"], "deleted": deleted, "kept": sorted(live)}
-    finally:
-        if owns:
-            client.close()
