@@ -163,10 +163,8 @@ def main() -> None:
             "export": summary["export"],
             "decide_by": "pseudo",
         },
-        "load": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "load_average_at_start": [round(x, 2) for x in load_before],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "all_stage_seconds": s,
         "wall_seconds_this_process": round(wall, 1),
         "resumed": args.resume,
