@@ -47,6 +47,10 @@ __all__ = ["QUERY_ENCODER_OPTIONS", "AsyncSearchClient", "SearchClient", "model_
 #: (``benchmarks/results/query_encode.json``), and concurrent callers, not the thread pool, use the cores.
 QUERY_ENCODER_OPTIONS: dict[str, Any] = {"intra_op_threads": 1, "spin": False}
 
+#: At most this many first-stage requests wait on the engine at once while their callers encode (they
+#: mostly sleep on a socket; more concurrent callers queue here, as they would on the connection pool).
+_BACKGROUND_THREADS = 32
+
 
 def model_identity(encoders: Sequence[Any]) -> tuple[str, str]:
     """The (name, version) an index records for the encoder(s) that filled it.
@@ -98,6 +102,10 @@ class SearchClient:
         sparse_pruning: default of :meth:`search`'s ``sparse_pruning``: drop light SPLADE query terms from
             the first stage (:class:`~colsplade.query.SparsePruning`: top-k / weight ratio in the client,
             Elasticsearch's ``pruning_config`` in the engine); None: every term.
+        overlap_encoding: for a plan whose candidates need only the query text (BM25 reranked by MaxSim in
+            the client, the default plan), send the engine request first and encode the query while the
+            engine answers (a background thread waits on the engine; still one round trip). False: encode,
+            then send.
 
     On a cluster, give ``settings`` every node's URL (``Settings(urls=[...])``, ``COLSPLADE_URL=a,b,c``): a
     request to a node that is down is retried on another one by the engine's client.
@@ -124,6 +132,7 @@ class SearchClient:
         check_model_version: bool = True,
         strict: bool = False,
         sparse_pruning: SparsePruning | None = None,
+        overlap_encoding: bool = True,
     ) -> None:
         if rerank not in RERANK_MODES:
             raise InvalidInputError(f"rerank must be one of {', '.join(RERANK_MODES)}, got {rerank!r}")
@@ -175,6 +184,10 @@ class SearchClient:
         self._spec: FieldSpec | None = None
         self._reader: TokenReader | None = None
         self._bm25_fields: tuple[str, ...] = ()
+        self._pool: ThreadPoolExecutor | None = None
+        #: Encode the query while the engine runs a first stage that needs only its text (BM25 candidates
+        #: reranked by MaxSim, as the default plan does): the two overlap on separate cores.
+        self.overlap_encoding = overlap_encoding
 
     @property
     def plan(self) -> str:
@@ -195,6 +208,9 @@ class SearchClient:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._owns_client:
             self.client.close()
 
@@ -482,24 +498,53 @@ class SearchClient:
             splade=splade,
         )
         text = self._check_query(query)
+        if self.overlap_encoding and not splade and not explain and args.needs_vectors_only_to_rerank:
+            # BM25 candidates need only the text: the engine searches while the query is encoded
+            encoding = partial(self._encode_checked, text, sparse=False)
+            return self._run(args, _Query(text, {}, {}, None), started, plan_name, explain, encoding)
         # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms
         query_impacts, query_vectors = self._encode_checked(text, sparse=bool(splade) or explain)
         stage_impacts = query_impacts if splade else {}
         if self.rerank_terms is not None and args.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)
+        query_ = _Query(text, stage_impacts, query_impacts, query_vectors)
+        return self._run(args, query_, started, plan_name, explain, None)
+
+    def _run(
+        self,
+        args: _SearchArgs,
+        query: _Query,
+        started: float,
+        plan_name: str | None,
+        explain: bool,
+        encoding: Any,
+    ) -> SearchResult:
         run = _Search(
             self.client,
             self.index,
-            spec,
+            self.spec,
             self._token_reader,
             args,
-            _Query(text, stage_impacts, query_impacts, query_vectors),
+            query,
             started=started,
             plan_name=plan_name,
             encoder=self._encoder,
             text_fields=self.text_fields,
+            encoding=encoding,
+            background=self._background if encoding is not None else None,
         )
         return run.run(explain)
+
+    @property
+    def _background(self) -> ThreadPoolExecutor:
+        """The threads that wait on the engine while the caller's thread encodes (made on first use)."""
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=_BACKGROUND_THREADS, thread_name_prefix="colsplade-first-stage"
+                    )
+        return self._pool
 
 
 class AsyncSearchClient:

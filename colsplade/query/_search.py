@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +152,12 @@ class _SearchArgs:
         )
 
     @property
+    def needs_vectors_only_to_rerank(self) -> bool:
+        """Whether the candidates need only the query text (BM25 lists reranked in the client): the
+        query's token vectors are needed only once the window is back."""
+        return self.mode == "client" and bool(self.bm25_fields) and not self.knn_k and not self.splade
+
+    @property
     def by_rank(self) -> bool:
         """Whether BM25 and SPLADE are separate lists fused by reciprocal rank (else one bool query)."""
         return bool(self.bm25_fields) and self.hybrid == "rrf"
@@ -163,7 +170,7 @@ class _Query:
     text: str
     impacts: dict[str, float]  # SPLADE terms the first stage uses (pruned to the client's rerank_terms)
     all_impacts: dict[str, float]  # every SPLADE term of the query (reported, explained)
-    vectors: np.ndarray  # (m, dim) float32 ColBERT query vectors
+    vectors: np.ndarray | None  # (m, dim) float32 ColBERT query vectors (None: still being encoded)
 
 
 @dataclass
@@ -195,6 +202,8 @@ class _Search:
         plan_name: str | None,
         encoder: Any,
         text_fields: Sequence[str],
+        encoding: Callable[[], tuple[dict[str, float], np.ndarray]] | None = None,
+        background: Executor | None = None,
     ) -> None:
         self.engine = engine
         self.index = index
@@ -206,7 +215,14 @@ class _Search:
         self.encoder = encoder
         self.text_fields = tuple(text_fields)
         self.started = started
-        self.timings = {"encode": (time.perf_counter() - started) * 1000, "engine": 0.0, "rerank": 0.0}
+        # ``encoding``: the query's encoding, run while ``background`` waits on the engine
+        self.encoding = encoding
+        self.background = background
+        self.timings = {
+            "encode": 0.0 if encoding else (time.perf_counter() - started) * 1000,
+            "engine": 0.0,
+            "rerank": 0.0,
+        }
         self.stage: dict[str, dict[str, float]] = {}
         self.shards: ShardStats | None = None
         self.round_trips = 0
@@ -227,6 +243,23 @@ class _Search:
         for sub, answer in zip(subs, answers, strict=True):
             self.saw(answer)
             sub.hits = answer["hits"]["hits"]
+
+    def send_while_encoding(
+        self,
+        subs: Sequence[_SubSearch],
+        encoding: Callable[[], tuple[dict[str, float], np.ndarray]],
+        background: Executor,
+    ) -> None:
+        """:meth:`send` on a background thread while this one encodes the query (its vectors land in
+        ``self.query``); an error of either is raised once both are done."""
+        answered = background.submit(self.send, subs)
+        t = time.perf_counter()
+        try:
+            _, self.query.vectors = encoding()
+        finally:
+            self.timings["encode"] = (time.perf_counter() - t) * 1000
+            wait([answered])
+        answered.result()
 
     def fetch(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """One more request (hybrid engine rescore, explain): its hits."""
@@ -307,7 +340,10 @@ class _Search:
         if args.mode == "client":
             fetch = token_fetch(self.spec, args.source)
             subs = self.candidate_lists(args.window, {"fetch": fetch, "source": fetch["_source"]})
-            self.send(subs)
+            if self.encoding is not None and self.background is not None:
+                self.send_while_encoding(subs, self.encoding, self.background)
+            else:
+                self.send(subs)
             hits, candidates = self.client_rerank(self.union(subs))
         elif args.mode == "engine":
             hits, candidates = self.engine_rerank()

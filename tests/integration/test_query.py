@@ -844,6 +844,41 @@ def test_default_plan_encodes_no_sparse_query(engine, engine_index, encoder):
     assert explained.query_terms and explained.ids() == default.ids()
 
 
+def test_default_plan_encodes_while_the_engine_searches(engine, engine_index, encoder):
+    """The default plan's BM25 request needs only the text: it is sent before the query is encoded and
+    the two overlap. Same hits and scores as encoding first, one round trip; an engine refusal comes back
+    typed and an encoder failure is raised once the request has returned, without a stray thread."""
+    _index_corpus(engine, engine_index, encoder)
+    overlapped = SearchClient(engine_index, encoder, client=engine)
+    serial = SearchClient(engine_index, encoder, client=engine, overlap_encoding=False)
+    for query in QUERIES:
+        a, b = overlapped.search(query, k=5), serial.search(query, k=5)
+        assert a.plan == b.plan == "bm25+colbert(fused)" and a.round_trips == b.round_trips == 1
+        assert a.ids() == b.ids()
+        assert [round(h.score, 5) for h in a.hits] == [round(h.score, 5) for h in b.hits]
+        assert a.hits[0].stage_scores == b.hits[0].stage_scores
+        assert a.timings_ms["encode"] > 0 and a.timings_ms["engine"] > 0
+    with pytest.raises(EngineRefusedError):
+        overlapped.search(QUERIES[0], filters=[{"no_such_query": {"lang": "en"}}])
+
+    class Broken:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode_queries(self, texts, *, sparse=True):
+            raise InvalidInputError("the encoder failed")
+
+    broken = SearchClient(engine_index, Broken(encoder), client=engine, check_model_version=False)
+    with pytest.raises(InvalidInputError, match="the encoder failed"):
+        broken.search(QUERIES[0], k=3)
+    broken.close()
+    overlapped.close()
+    assert overlapped._pool is None
+
+
 def test_hybrid_corrupt_blob_and_failed_sub_search(engine, engine_index, encoder, caplog):
     """In the one-request hybrid, a corrupt blob still falls back to its first-stage score per hit, and a
     sub-search the engine refuses inside _msearch raises the typed engine error."""
