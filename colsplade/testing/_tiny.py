@@ -85,7 +85,7 @@ def make_tiny_base_model(
     max_positions: int = 512,
     seed: int = 0,
 ) -> Path:
-    """Write a tiny random transformer (BERT or DistilBERT) with its tokenizer into ``out_dir``.
+    """Write a tiny random transformer (BERT, DistilBERT or ModernBERT) with its tokenizer into ``out_dir``.
 
     ``mlm=False`` saves the bare encoder (like all-MiniLM-L6-v2: no MLM head); ``mlm=True`` a
     ``*ForMaskedLM`` (like a naver SPLADE checkpoint).
@@ -123,8 +123,29 @@ def make_tiny_base_model(
             max_position_embeddings=max_positions,
         )
         model = DistilBertForMaskedLM(config) if mlm else DistilBertModel(config)
+    elif arch == "modernbert":
+        from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
+
+        ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+        config = ModernBertConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=max_positions,
+            # a short sliding window, so that tests with a few dozen tokens cross it
+            local_attention=8,
+            global_attn_every_n_layers=2,
+            pad_token_id=ids["[PAD]"],
+            cls_token_id=ids["[CLS]"],
+            sep_token_id=ids["[SEP]"],
+            bos_token_id=ids["[CLS]"],
+            eos_token_id=ids["[SEP]"],
+        )
+        model = ModernBertForMaskedLM(config) if mlm else ModernBertModel(config)
     else:
-        raise ValueError(f"arch must be 'bert' or 'distilbert', not {arch!r}")
+        raise ValueError(f"arch must be 'bert', 'distilbert' or 'modernbert', not {arch!r}")
     if mlm:
         # Random heads give near-zero logits everywhere; a bias spread makes SPLADE vectors non-trivial.
         with torch.no_grad():

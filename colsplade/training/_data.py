@@ -33,7 +33,16 @@ logger = logging.getLogger(__name__)
 
 #: encoder-only architectures with a BERT-like MLM head and fast WordPiece/BPE tokenizer that SPLADE,
 #: ColBERT and joint models are built on (decoder-only LMs have no bidirectional token states).
-SUPPORTED_MODEL_TYPES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "camembert", "mpnet")
+SUPPORTED_MODEL_TYPES = (
+    "bert",
+    "distilbert",
+    "modernbert",
+    "roberta",
+    "xlm-roberta",
+    "electra",
+    "camembert",
+    "mpnet",
+)
 
 
 @dataclass

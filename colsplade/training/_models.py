@@ -231,6 +231,12 @@ def _mlm_head(backbone: nn.Module) -> Any:
         return distilbert_head
     if hasattr(backbone, "lm_head"):  # RoBERTa, XLM-R
         return backbone.lm_head
+    if hasattr(backbone, "head") and hasattr(backbone, "decoder"):  # ModernBERT
+
+        def modernbert_head(hidden: torch.Tensor) -> torch.Tensor:
+            return backbone.decoder(backbone.head(hidden))
+
+        return modernbert_head
     return None
 
 

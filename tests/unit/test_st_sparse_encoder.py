@@ -24,14 +24,17 @@ TEXTS = [
     "A drug dose changes the heart: the risk increases!",
     "Gene expression in cells.",
     "what does the drug do to the heart?",
+    # longer than ModernBERT's tiny sliding window (8 tokens): its local attention is crossed
+    "Cells of the immune system respond to a virus in mice; the drug dose, the heart and the risk of "
+    "gene expression all change, and the effect increases with each dose of the drug in the cells.",
 ]
 
 
-def _sparse_encoder(tmp_path: Path, pooling: str = "max") -> Path:
+def _sparse_encoder(tmp_path: Path, pooling: str = "max", arch: str = "bert") -> Path:
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
-    base = make_tiny_base_model(tmp_path / "base", mlm=True)
+    base = make_tiny_base_model(tmp_path / "base", mlm=True, arch=arch, layers=3)
     model = SparseEncoder(
         modules=[
             Transformer(str(base), transformer_task="fill-mask"),
@@ -43,11 +46,13 @@ def _sparse_encoder(tmp_path: Path, pooling: str = "max") -> Path:
     return out
 
 
-@pytest.mark.parametrize("pooling", ["max", "sum"])
-def test_st_sparse_encoder_matches_the_library(tmp_path: Path, pooling: str) -> None:
+@pytest.mark.parametrize(
+    ("pooling", "arch"), [("max", "bert"), ("sum", "bert"), ("max", "modernbert"), ("max", "distilbert")]
+)
+def test_st_sparse_encoder_matches_the_library(tmp_path: Path, pooling: str, arch: str) -> None:
     from sentence_transformers import SparseEncoder
 
-    src = _sparse_encoder(tmp_path, pooling)
+    src = _sparse_encoder(tmp_path, pooling, arch)
     assert detect_checkpoint_format(src) == "st-sparse"
     reference = SparseEncoder(str(src), device="cpu")
     expected = reference.encode_document(TEXTS, convert_to_tensor=True).to_dense().cpu().numpy()
@@ -57,7 +62,8 @@ def test_st_sparse_encoder_matches_the_library(tmp_path: Path, pooling: str) -> 
     config = read_model_config(out)
     assert config.kind == "splade" and config.splade.pooling == pooling
     assert config.source["format"] == "st-sparse"
-    export_model_dir(out, variants=())
+    report = export_model_dir(out, variants=("int8",))
+    assert report.variants["int8"].kendall_tau["splade"] >= 0.9, report.variants["int8"]
     encoder = load_encoder(out, variant="fp32")
     got = encoder.encode_documents(TEXTS)  # a SPLADE encoder: {token: weight}
     # colsplade never writes the special tokens ([CLS], [SEP], [MASK], [unusedN] ...): no query matches them
