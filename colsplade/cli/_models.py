@@ -62,7 +62,9 @@ def init_model_command(
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "naver-splade", "st-sparse", "colbertv2", "pylate", "colsplade"]),
+    type=click.Choice(
+        ["auto", "naver-splade", "st-sparse", "st-multivector", "colbertv2", "pylate", "colsplade"]
+    ),
 )
 @click.option("--export/--no-export", default=True, show_default=True, help="Also export fp32 + int8 ONNX.")
 def import_model_command(source: str, out_dir: str, fmt: str, export: bool) -> None:

@@ -134,8 +134,11 @@ def make_tiny_base_model(
             num_attention_heads=heads,
             intermediate_size=hidden * 2,
             max_position_embeddings=max_positions,
-            # a short sliding window, so that tests with a few dozen tokens cross it
-            local_attention=8,
+            # A short sliding window, so that a text of a few dozen tokens crosses it. Not shorter than
+            # twice a test query: a [MASK] expansion position with no attended token inside its window
+            # has a fully masked attention row, which eager and SDPA attention fill differently (a real
+            # ModernBERT's window of 128 is four times ColBERT's 32-token query).
+            local_attention=32,
             global_attn_every_n_layers=2,
             pad_token_id=ids["[PAD]"],
             cls_token_id=ids["[CLS]"],

@@ -28,6 +28,7 @@ from colsplade.training._loaders import (
     load_colbertv2,
     load_naver_splade,
     load_pylate,
+    load_st_multivector,
     load_st_sparse,
 )
 from colsplade.training._losses import (
@@ -80,6 +81,7 @@ __all__ = [
     "load_naver_splade",
     "load_negatives",
     "load_pylate",
+    "load_st_multivector",
     "load_st_sparse",
     "load_training_jsonl",
     "margin_mse_loss",

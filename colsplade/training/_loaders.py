@@ -44,7 +44,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("colsplade", "naver-splade", "st-sparse", "colbertv2", "pylate")
+FORMATS = ("colsplade", "naver-splade", "st-sparse", "st-multivector", "colbertv2", "pylate")
 
 
 def _local(src: str | os.PathLike[str]) -> Path:
@@ -87,7 +87,8 @@ def _state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
     """Tell which layout a checkpoint directory has: one of colsplade, naver-splade, st-sparse (a
-    sentence-transformers ``SparseEncoder``), colbertv2, pylate."""
+    sentence-transformers ``SparseEncoder``), st-multivector (its ``MultiVectorEncoder``), colbertv2,
+    pylate."""
     path = Path(src)
     if (path / CONFIG_FILE).is_file():
         return "colsplade"
@@ -96,6 +97,9 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
         types = " ".join(str(m.get("type", "")) for m in modules) if isinstance(modules, list) else ""
         st_config = path / "config_sentence_transformers.json"
         has_prefix = st_config.is_file() and "query_prefix" in _read_json(st_config)
+        model_type = _read_json(st_config).get("model_type") if st_config.is_file() else None
+        if model_type == "MultiVectorEncoder" or "MultiVectorMask" in types:
+            return "st-multivector"
         if "pylate" in types.lower() or ("Dense" in types and has_prefix):
             return "pylate"
         if "SpladePooling" in types or "SparseStaticEmbedding" in types:
@@ -371,6 +375,142 @@ def load_st_sparse(
     )
 
 
+def load_st_multivector(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    max_query_length: int | None = None,
+    max_doc_length: int | None = None,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """A sentence-transformers v6 ``MultiVectorEncoder`` (its ColBERT: Transformer, Dense layers,
+    ``MultiVectorMask``, ``Normalize``) -> a ``colbert`` model directory.
+
+    Kept: the query and document prompts as the markers after [CLS] (each must be one token of the
+    tokenizer, as PyLate's ``[Q]`` / ``[D]`` are), ``query_length`` / ``document_length``, the query
+    expansion (``fixed``: [MASK] up to its length; ``attend``), the skiplist of the documents, and the
+    Dense layers (identity activations), composed into one projection of any size.
+
+    Refused with :class:`ModelDirectoryError`: other modules (token pooling, a non-identity activation),
+    no ``Normalize`` (colsplade scores unit vectors), a prompt that is not one token, a skiplist applied to
+    queries, an expansion colsplade cannot reproduce (``min`` below the query length, another token).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path, out = _local(src), Path(out_dir)
+    modules = _read_json(path / "modules.json")
+    if not isinstance(modules, list):
+        raise ModelDirectoryError(f"{path}/modules.json is not a list of modules")
+    classes = [_module_class(m) for m in modules]
+    known = {"Transformer", "Dense", "MultiVectorMask", "Normalize"}
+    if classes[:1] != ["Transformer"] or classes.count("Transformer") != 1 or set(classes) - known:
+        raise ModelDirectoryError(
+            f"{path}/modules.json: colsplade loads a MultiVectorEncoder of one Transformer, Dense layers, "
+            f"a MultiVectorMask and Normalize; found {', '.join(classes) or 'no module'}"
+        )
+    if classes[-1] != "Normalize":
+        raise ModelDirectoryError(
+            f"{path}: the encoder does not end with Normalize; colsplade scores unit token vectors, so "
+            "MaxSim would differ from the library's"
+        )
+    transformer_dir = path / str(modules[0].get("path", ""))
+    sbert_file = transformer_dir / "sentence_bert_config.json"
+    sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    st_file = path / "config_sentence_transformers.json"
+    st = _read_json(st_file) if st_file.is_file() else {}
+    prompts = st.get("prompts") or {}
+    tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir))
+    markers = {}
+    for task in ("query", "document"):
+        prompt = str(prompts.get(task) or "")
+        pieces = tokenizer.tokenize(prompt) if prompt.strip() else []
+        if len(pieces) != 1:
+            raise ModelDirectoryError(
+                f"{st_file}: the {task} prompt {prompt!r} is {len(pieces)} tokens ({pieces}); colsplade puts "
+                "one marker token after [CLS] (as PyLate's [Q] / [D] are): a prompt of one token is needed"
+            )
+        markers[task] = pieces[0]
+    query_length = int(sbert.get("query_length") or 32)
+    expansion = sbert.get("query_expansion")
+    attend = False
+    if expansion:
+        strategy, length = expansion.get("strategy"), int(expansion.get("length") or 0)
+        token = expansion.get("token")
+        if token not in (None, tokenizer.mask_token):
+            raise ModelDirectoryError(
+                f"{sbert_file}: query expansion with {token!r}; colsplade expands queries with the mask token"
+            )
+        if strategy == "fixed" or (strategy == "min" and sbert.get("query_length") in (None, length)):
+            query_length = length
+        else:
+            raise ModelDirectoryError(
+                f"{sbert_file}: query expansion {strategy!r} to {length} with a query length of "
+                f"{sbert.get('query_length')}; colsplade expands every query to one fixed length"
+            )
+        attend = bool(expansion.get("attend", False))
+    skiplist: list[str] = []
+    weight: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    for module in modules[1:]:
+        module_dir = path / str(module.get("path", ""))
+        module_config = (
+            _read_json(module_dir / "config.json") if (module_dir / "config.json").is_file() else {}
+        )
+        if _module_class(module) == "MultiVectorMask":
+            tasks = module_config.get("skiplist_tasks") or ["document"]
+            if "query" in tasks or module_config.get("keep_only_token_ids"):
+                raise ModelDirectoryError(
+                    f"{module_dir}: a mask over queries or by kept token ids; colsplade drops skiplist "
+                    "tokens from documents only"
+                )
+            skiplist = [str(w) for w in module_config.get("skiplist_words") or []]
+        elif _module_class(module) == "Dense":
+            activation = str(module_config.get("activation_function", "torch.nn.modules.linear.Identity"))
+            if not activation.endswith("Identity") or module_config.get("use_residual"):
+                raise ModelDirectoryError(
+                    f"{module_dir}: only Dense layers with an identity activation compose into colsplade's "
+                    f"projection, not {activation}"
+                )
+            state = _state_dict(module_dir)
+            w, b = state["linear.weight"].double(), state.get("linear.bias")
+            b = b.double() if b is not None else None
+            # y = W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): identity layers compose into one map
+            carried = w @ bias if bias is not None else None
+            bias = b if carried is None else carried if b is None else carried + b
+            weight = w if weight is None else w @ weight
+    if weight is None:
+        raise ModelDirectoryError(f"{path}: no Dense layer; colsplade needs the projection to the token dim")
+    config = ModelConfig(
+        kind="colbert",
+        name=name or path.name,
+        version=version,
+        base_model=str(src),
+        max_query_length=max_query_length or query_length,
+        max_doc_length=max_doc_length
+        or int(sbert.get("document_length") or sbert.get("max_seq_length") or 180),
+        colbert=ColbertSettings(
+            dim=int(weight.shape[0]),
+            query_marker=markers["query"],
+            doc_marker=markers["document"],
+            query_augmentation=bool(expansion),
+            attend_to_mask_tokens=attend,
+            skiplist=skiplist,
+        ),
+        source={"format": "st-multivector", "path": str(src)},
+    )
+    _start_dir(transformer_dir, out, config)
+    backbone = AutoModel.from_pretrained(str(transformer_dir)).eval()
+    model = ColspladeModel(config, backbone, TextTokenizer(out, config), linear_bias=bias is not None)
+    assert model.linear is not None
+    with torch.no_grad():
+        model.linear.weight.copy_(weight.float())
+        if bias is not None and model.linear.bias is not None:
+            model.linear.bias.copy_(bias.float())
+    save_model_dir(model, out)
+    return model.eval()
+
+
 def _module_class(module: Mapping[str, Any]) -> str:
     """The class name of a ``modules.json`` entry's ``type``."""
     return str(module.get("type", "")).rsplit(".", 1)[-1]
@@ -385,7 +525,8 @@ def import_checkpoint(
 ) -> Path:
     """Convert a public checkpoint (local directory or hub id) into a colsplade model directory.
 
-    ``format``: ``auto`` (see :func:`detect_checkpoint_format`), ``naver-splade``, ``st-sparse``, ``colbertv2``,
+    ``format``: ``auto`` (see :func:`detect_checkpoint_format`), ``naver-splade``, ``st-sparse``,
+    ``st-multivector``, ``colbertv2``,
     ``pylate`` or ``colsplade`` (copied). ``options`` go to the format's loader (lengths, name, version).
     Export it to ONNX afterwards with :func:`colsplade.onnx_export.export_model_dir`.
     """
@@ -400,6 +541,8 @@ def import_checkpoint(
         load_naver_splade(path, out_dir, **options)
     elif fmt == "st-sparse":
         load_st_sparse(path, out_dir, **options)
+    elif fmt == "st-multivector":
+        load_st_multivector(path, out_dir, **options)
     elif fmt == "colbertv2":
         load_colbertv2(path, out_dir, **options)
     else:

@@ -24,7 +24,7 @@ TEXTS = [
     "A drug dose changes the heart: the risk increases!",
     "Gene expression in cells.",
     "what does the drug do to the heart?",
-    # longer than ModernBERT's tiny sliding window (8 tokens): its local attention is crossed
+    # longer than the tiny ModernBERT's sliding window (32 tokens): its local attention is crossed
     "Cells of the immune system respond to a virus in mice; the drug dose, the heart and the risk of "
     "gene expression all change, and the effect increases with each dose of the drug in the cells.",
 ]

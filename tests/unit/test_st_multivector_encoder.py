@@ -1,0 +1,147 @@
+"""A sentence-transformers v6 MultiVectorEncoder (its ColBERT), written by sentence-transformers itself,
+imports into colsplade and colsplade's fp32 ONNX encoder reproduces the library's own ``encode_query`` /
+``encode_document`` token vectors, on BERT and ModernBERT backbones. Layouts colsplade cannot reproduce
+are refused with the reason, before a model loads."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+st = pytest.importorskip("sentence_transformers")
+
+from colsplade.encoders import load_encoder, read_model_config  # noqa: E402
+from colsplade.exceptions import ModelDirectoryError  # noqa: E402
+from colsplade.onnx_export import export_model_dir  # noqa: E402
+from colsplade.testing import make_tiny_base_model  # noqa: E402
+from colsplade.training import detect_checkpoint_format, import_checkpoint  # noqa: E402
+
+QUERIES = ["what does the drug do to the heart?", "immune response of mice", "gene"]
+DOCUMENTS = [
+    "The immune response of mice to the virus, and its effect.",
+    "A drug dose changes the heart: the risk increases!",
+    # longer than the document length (40 tokens): truncated the same way on both sides
+    "Cells of the immune system respond to a virus in mice; the drug dose, the heart and the risk of "
+    "gene expression all change, and the effect increases with each dose of the drug in the cells, "
+    "in mice and in the heart, with the risk of the virus.",
+]
+
+
+def _multivector_encoder(
+    tmp_path: Path, arch: str = "bert", *, attend: bool = False, two_dense: bool = True
+) -> Path:
+    """A ColBERT as sentence-transformers v6 builds one: [Q] / [D] prompt tokens added to the tokenizer
+    (as PyLate does), fixed [MASK] expansion, Dense projections, a document skiplist, Normalize."""
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Dense, Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+    from transformers import AutoModel, AutoTokenizer
+
+    base = make_tiny_base_model(tmp_path / "base", arch=arch, layers=3)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    tokenizer.add_tokens(["[Q]", "[D]"], special_tokens=True)
+    backbone = AutoModel.from_pretrained(str(base))
+    backbone.resize_token_embeddings(len(tokenizer))
+    tokenizer.save_pretrained(str(base))
+    backbone.save_pretrained(str(base))
+    transformer = Transformer(
+        str(base),
+        query_length=16,
+        document_length=40,
+        query_expansion={"strategy": "fixed", "length": 16, "attend": attend},
+    )
+    hidden = backbone.config.hidden_size
+    identity = torch.nn.Identity()
+    dense = [Dense(hidden, 24, bias=True, activation_function=identity, module_input_name="token_embeddings")]
+    if two_dense:  # answerai / mxbai-style stacks: composed into one projection on import
+        dense.append(
+            Dense(24, 16, bias=False, activation_function=identity, module_input_name="token_embeddings")
+        )
+    torch.manual_seed(1)
+    model = MultiVectorEncoder(
+        modules=[
+            transformer,
+            *dense,
+            MultiVectorMask(skiplist_words=list(string.punctuation)),
+            Normalize(module_input_name="token_embeddings"),
+        ],
+        prompts={"query": "[Q] ", "document": "[D] "},
+        device="cpu",
+    )
+    out = tmp_path / "st-multivector"
+    model.save(str(out))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("arch", "attend", "two_dense"),
+    [("bert", False, True), ("bert", True, False), ("modernbert", False, True)],
+)
+def test_st_multivector_encoder_matches_the_library(
+    tmp_path: Path, arch: str, attend: bool, two_dense: bool
+) -> None:
+    from sentence_transformers import MultiVectorEncoder
+
+    src = _multivector_encoder(tmp_path, arch, attend=attend, two_dense=two_dense)
+    assert detect_checkpoint_format(src) == "st-multivector"
+    reference = MultiVectorEncoder(str(src), device="cpu")
+    want_q = [t.cpu().numpy() for t in reference.encode_query(QUERIES, convert_to_numpy=False)]
+    want_d = [t.cpu().numpy() for t in reference.encode_document(DOCUMENTS, convert_to_numpy=False)]
+
+    out = import_checkpoint(src, tmp_path / "imported")
+    config = read_model_config(out)
+    assert config.kind == "colbert" and config.source["format"] == "st-multivector"
+    assert config.colbert.dim == want_q[0].shape[1] and config.colbert.query_marker == "[Q]"
+    assert config.colbert.attend_to_mask_tokens is attend and config.max_query_length == 16
+    report = export_model_dir(out, variants=("int8",))
+    assert report.variants["int8"].kendall_tau["colbert"] >= 0.9, report.variants["int8"]
+    encoder = load_encoder(out, variant="fp32")
+    for want, got in (
+        (want_q, encoder.encode_queries(QUERIES)),
+        (want_d, encoder.encode_documents(DOCUMENTS)),
+    ):
+        for w, g in zip(want, got, strict=True):
+            assert g.shape == w.shape  # the same tokens kept: expansion, skiplist, truncation
+            assert np.abs(g - w).max() <= 1e-4
+
+
+def test_st_multivector_layouts_colsplade_cannot_reproduce_are_refused(tmp_path: Path) -> None:
+    src = _multivector_encoder(tmp_path, two_dense=False)  # 1_Dense, 2_MultiVectorMask, 3_Normalize
+    st_file = src / "config_sentence_transformers.json"
+    st_config = json.loads(st_file.read_text())
+
+    def refused(match: str, name: str) -> None:
+        with pytest.raises(ModelDirectoryError, match=match):
+            import_checkpoint(src, tmp_path / name)
+        assert not (tmp_path / name / "colsplade.json").exists()
+
+    # a prompt of several tokens: colsplade's marker is one token after [CLS]
+    st_file.write_text(json.dumps({**st_config, "prompts": {"query": "query: ", "document": "[D] "}}))
+    refused("one marker token", "a")
+    st_file.write_text(json.dumps(st_config))
+    # a skiplist over queries
+    mask = src / "2_MultiVectorMask" / "config.json"
+    mask_config = json.loads(mask.read_text())
+    mask.write_text(json.dumps({**mask_config, "skiplist_tasks": ["query", "document"]}))
+    refused("documents only", "b")
+    mask.write_text(json.dumps(mask_config))
+    # an activation that does not compose into one linear projection
+    dense = src / "1_Dense" / "config.json"
+    dense_config = json.loads(dense.read_text())
+    dense.write_text(json.dumps({**dense_config, "activation_function": "torch.nn.modules.activation.Tanh"}))
+    refused("identity activation", "c")
+    dense.write_text(json.dumps(dense_config))
+    # no Normalize at the end
+    modules_file = src / "modules.json"
+    modules = json.loads(modules_file.read_text())
+    modules_file.write_text(json.dumps(modules[:-1]))
+    refused("Normalize", "d")
+    # a module colsplade does not know (token pooling, say)
+    pooling = {"idx": 4, "name": "4", "path": "4_Pool", "type": "sentence_transformers.x.TokenPooling"}
+    modules_file.write_text(json.dumps([*modules, pooling]))
+    refused("TokenPooling", "e")
