@@ -63,7 +63,16 @@ def init_model_command(
     default="auto",
     show_default=True,
     type=click.Choice(
-        ["auto", "naver-splade", "st-sparse", "st-multivector", "colbertv2", "pylate", "colsplade"]
+        [
+            "auto",
+            "naver-splade",
+            "opensearch-inference-free",
+            "st-sparse",
+            "st-multivector",
+            "colbertv2",
+            "pylate",
+            "colsplade",
+        ]
     ),
 )
 @click.option("--export/--no-export", default=True, show_default=True, help="Also export fp32 + int8 ONNX.")

@@ -44,7 +44,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("colsplade", "naver-splade", "st-sparse", "st-multivector", "colbertv2", "pylate")
+FORMATS = (
+    "colsplade",
+    "naver-splade",
+    "opensearch-inference-free",
+    "st-sparse",
+    "st-multivector",
+    "colbertv2",
+    "pylate",
+)
 
 
 def _local(src: str | os.PathLike[str]) -> Path:
@@ -102,14 +110,14 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
             return "st-multivector"
         if "pylate" in types.lower() or ("Dense" in types and has_prefix):
             return "pylate"
-        if "SpladePooling" in types or "SparseStaticEmbedding" in types:
+        if "SpladePooling" in types or "SparseStaticEmbedding" in types or model_type == "SparseEncoder":
             return "st-sparse"
     config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
     architectures = config.get("architectures") or []
     if (path / "artifact.metadata").is_file() or any("ColBERT" in a for a in architectures):
         return "colbertv2"
     if any(a.endswith("ForMaskedLM") for a in architectures):
-        return "naver-splade"
+        return "opensearch-inference-free" if (path / "idf.json").is_file() else "naver-splade"
     raise ModelDirectoryError(
         f"cannot tell the checkpoint format of {str(path)!r}: expected colsplade.json, a PyLate "
         "modules.json, a ColBERTv2 artifact.metadata / HF_ColBERT config, or a *ForMaskedLM config.json"
@@ -167,8 +175,10 @@ def load_naver_splade(
     name: str | None = None,
     version: str = "1",
     source_format: str = "naver-splade",
+    query_weights: torch.Tensor | None = None,
 ) -> ColspladeModel:
-    """A naver SPLADE masked-LM checkpoint (BERT / DistilBERT) -> a ``splade`` model directory."""
+    """A naver SPLADE masked-LM checkpoint (BERT / DistilBERT / ModernBERT) -> a ``splade`` model
+    directory. ``query_weights`` (vocab,): an inference-free query side (a weight per vocabulary term)."""
     from transformers import AutoModelForMaskedLM
 
     path, out = _local(src), Path(out_dir)
@@ -179,14 +189,90 @@ def load_naver_splade(
         base_model=str(src),
         max_query_length=max_query_length,
         max_doc_length=max_doc_length,
-        splade=SpladeSettings(pooling=pooling),
+        splade=SpladeSettings(
+            pooling=pooling, query_encoder="model" if query_weights is None else "inference_free"
+        ),
         source={"format": source_format, "path": str(src)},
     )
     _start_dir(path, out, config)
     backbone = AutoModelForMaskedLM.from_pretrained(str(path)).eval()
     model = ColspladeModel(config, backbone, TextTokenizer(out, config))
+    if query_weights is not None:
+        assert model.query_weights is not None
+        if query_weights.shape != model.query_weights.shape:
+            raise ModelDirectoryError(
+                f"{path}: the query-side table has {tuple(query_weights.shape)} weights, the document "
+                f"model's vocabulary {tuple(model.query_weights.shape)}"
+            )
+        with torch.no_grad():
+            model.query_weights.copy_(query_weights.float())
     save_model_dir(model, out)
     return model.eval()
+
+
+def _checked_query_weights(weights: torch.Tensor, where: Path) -> torch.Tensor:
+    """An inference-free query table colsplade reproduces: finite, no negative weight (colsplade's query
+    side keeps positive terms only; a negative one would subtract in the library's dot product)."""
+    weights = weights.detach().float().reshape(-1)
+    if not torch.isfinite(weights).all():
+        raise ModelDirectoryError(f"{where}: the query-side weights hold NaN or infinite values")
+    negative = int((weights < 0).sum())
+    if negative:
+        raise ModelDirectoryError(
+            f"{where}: {negative} query-side weights are negative; colsplade's inference-free queries keep "
+            "positive term weights only, so its scores would differ from the library's"
+        )
+    return weights
+
+
+def load_opensearch_inference_free(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    max_query_length: int | None = None,
+    max_doc_length: int = 512,
+    name: str | None = None,
+    version: str = "1",
+) -> ColspladeModel:
+    """OpenSearch's inference-free layout (a document-side ``*ForMaskedLM`` with ``idf.json``, the
+    query side's weight per token) -> a ``splade`` model directory with inference-free queries.
+
+    The document side is SPLADE max pooling of ``log(1 + relu(logits))``; a query weighs each distinct
+    token by its ``idf.json`` entry (a token missing there weighs 0). Refused with the reason: an
+    ``idf.json`` naming tokens the tokenizer does not know, or holding a negative or non-numeric weight.
+    """
+    from transformers import AutoTokenizer
+
+    path = _local(src)
+    idf_file = path / "idf.json"
+    idf = _read_json(idf_file)
+    if not isinstance(idf, dict) or not idf:
+        raise ModelDirectoryError(f"{idf_file} is not a non-empty object of token -> weight")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    vocab = tokenizer.get_vocab()
+    unknown = [t for t in idf if t not in vocab]
+    if unknown:
+        raise ModelDirectoryError(
+            f"{idf_file} names {len(unknown)} tokens the tokenizer does not know (e.g. {unknown[:3]}): "
+            "it was written for another vocabulary"
+        )
+    size = int(_read_json(path / "config.json").get("vocab_size") or len(vocab))
+    weights = torch.zeros(size)
+    for token, weight in idf.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ModelDirectoryError(f"{idf_file}: the weight of {token!r} is {weight!r}, not a number")
+        weights[vocab[token]] = float(weight)
+    return load_naver_splade(
+        path,
+        out_dir,
+        pooling="max",
+        max_query_length=max_query_length or min(int(tokenizer.model_max_length), 512),
+        max_doc_length=max_doc_length,
+        name=name or path.name,
+        version=version,
+        source_format="opensearch-inference-free",
+        query_weights=_checked_query_weights(weights, idf_file),
+    )
 
 
 def load_colbertv2(
@@ -312,27 +398,27 @@ def load_st_sparse(
     src: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    max_query_length: int = 32,
+    max_query_length: int | None = None,
     max_doc_length: int | None = None,
     name: str | None = None,
     version: str = "1",
 ) -> ColspladeModel:
     """A sentence-transformers ``SparseEncoder`` (an MLM transformer + ``SpladePooling``) -> a ``splade``
     model directory; its pooling (max / sum) and its ``max_seq_length`` (the document length) are kept.
+    An inference-free one (a ``Router``: queries through a ``SparseStaticEmbedding`` weight table,
+    documents through the MLM) loads with colsplade's inference-free query side, the table as its weights.
 
-    Refused with :class:`ModelDirectoryError`: an inference-free encoder (``Router`` with a
-    ``SparseStaticEmbedding`` query side; not loadable yet), other modules, an activation other than
+    Refused with :class:`ModelDirectoryError`: other modules or routes, a negative query weight, an activation other than
     ``relu`` (log(1 + relu), as SPLADE), a pooled dimension other than the vocabulary, and prompts (a text
     prefix colsplade's SPLADE encoder would not add).
     """
     path = _local(src)
     modules = _read_json(path / "modules.json")
     types = [str(m.get("type", "")) for m in modules] if isinstance(modules, list) else []
+    query_weights = None
     if any(t.rsplit(".", 1)[-1] in ("Router", "Asym", "SparseStaticEmbedding") for t in types):
-        raise ModelDirectoryError(
-            f"{path} is an inference-free SparseEncoder (a Router with a static query-side table): colsplade "
-            "cannot load that layout yet; import a SparseEncoder with an MLM transformer and SpladePooling"
-        )
+        modules, query_weights = _inference_free_routes(path, modules)
+        types = [str(m.get("type", "")) for m in modules]
     mlm = [m for m in modules if _module_class(m) in ("MLMTransformer", "Transformer")]
     pooling = [m for m in modules if _module_class(m) == "SpladePooling"]
     if len(modules) != 2 or len(mlm) != 1 or len(pooling) != 1:
@@ -363,15 +449,44 @@ def load_st_sparse(
         )
     sbert_file = transformer_dir / "sentence_bert_config.json"
     sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    doc_length = max_doc_length or int(sbert.get("max_seq_length") or 256)
+    # the library's static query side reads the whole query (to the document length); a model query 32
+    query_length = max_query_length or (doc_length if query_weights is not None else 32)
     return load_naver_splade(
         transformer_dir,
         out_dir,
         pooling=strategy,
-        max_query_length=max_query_length,
-        max_doc_length=max_doc_length or int(sbert.get("max_seq_length") or 256),
+        max_query_length=query_length,
+        max_doc_length=doc_length,
         name=name or path.name,
         version=version,
-        source_format="st-sparse",
+        source_format="st-sparse" if query_weights is None else "st-sparse-inference-free",
+        query_weights=query_weights,
+    )
+
+
+def _inference_free_routes(path: Path, modules: Any) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """A SparseEncoder whose ``Router`` sends queries to a ``SparseStaticEmbedding`` (a weight per
+    token) and documents to an MLM transformer + ``SpladePooling``: the document route's modules (with
+    their paths) and the query table (vocab,)."""
+    routes = _read_json(path / "router_config.json") if (path / "router_config.json").is_file() else {}
+    structure = routes.get("structure") or {}
+    kinds = routes.get("types") or {}
+    query, document = structure.get("query") or [], structure.get("document") or []
+    query_classes = [str(kinds.get(m, "")).rsplit(".", 1)[-1] for m in query]
+    if len(modules) != 1 or query_classes != ["SparseStaticEmbedding"] or not document:
+        raise ModelDirectoryError(
+            f"{path}: colsplade loads an inference-free SparseEncoder as a Router whose query route is one "
+            f"SparseStaticEmbedding and whose document route is an MLM transformer + SpladePooling; found "
+            f"query route {query_classes or 'none'}"
+        )
+    static_dir = path / query[0]
+    weights = _state_dict(static_dir).get("weight")
+    if weights is None:
+        raise ModelDirectoryError(f"{static_dir} holds no 'weight' table")
+    return (
+        [{"path": m, "type": kinds.get(m, "")} for m in document],
+        _checked_query_weights(weights, static_dir),
     )
 
 
@@ -541,6 +656,8 @@ def import_checkpoint(
         load_naver_splade(path, out_dir, **options)
     elif fmt == "st-sparse":
         load_st_sparse(path, out_dir, **options)
+    elif fmt == "opensearch-inference-free":
+        load_opensearch_inference_free(path, out_dir, **options)
     elif fmt == "st-multivector":
         load_st_multivector(path, out_dir, **options)
     elif fmt == "colbertv2":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,8 +97,117 @@ def test_st_sparse_layouts_colsplade_cannot_load_are_refused(tmp_path: Path) -> 
         {"idx": 2, "name": "2", "path": "", "type": "sentence_transformers.base.modules.Router"},
     ]
     (src / "modules.json").write_text(json.dumps(router))
-    with pytest.raises(ModelDirectoryError, match="inference-free"):
+    with pytest.raises(ModelDirectoryError, match="inference-free SparseEncoder as a Router"):
         import_checkpoint(src, tmp_path / "c")
+
+
+def _inference_free_encoder(tmp_path: Path, arch: str, weights: Any = None) -> Path:
+    """An inference-free SparseEncoder as sentence-transformers builds one: a Router sending queries to a
+    SparseStaticEmbedding (a weight per token, IDF-like) and documents to the MLM + SpladePooling."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Router
+    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling, Transformer
+    from transformers import AutoTokenizer
+
+    base = make_tiny_base_model(tmp_path / "base", mlm=True, arch=arch, layers=3)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    torch.manual_seed(3)
+    if weights is None:
+        weights = torch.rand(len(tokenizer.get_vocab())) * 3
+    router = Router.for_query_document(
+        query_modules=[SparseStaticEmbedding(tokenizer, weight=weights, frozen=True)],
+        document_modules=[Transformer(str(base), transformer_task="fill-mask"), SpladePooling("max")],
+    )
+    out = tmp_path / "st-inference-free"
+    SparseEncoder(modules=[router], similarity_fn_name="dot", device="cpu").save(str(out))
+    return out
+
+
+def _check_inference_free(reference: Any, out: Path, tmp_path: Path) -> None:
+    """colsplade's encoders give the library's query and document vectors, and the same dot products."""
+    config = read_model_config(out)
+    assert config.kind == "splade" and config.splade.query_encoder == "inference_free"
+    export_model_dir(out, variants=())
+    encoder = load_encoder(out, variant="fp32")
+    vocab = reference.tokenizer.get_vocab()
+    special = sorted(encoder.tokenizer.special_ids)
+    queries = [*TEXTS[3:], "the drug and the drug again: the heart"]  # a repeated token counts once
+    for want, got in (
+        (reference.encode_query(queries, convert_to_tensor=True), encoder.encode_queries(queries)),
+        (reference.encode_document(TEXTS, convert_to_tensor=True), encoder.encode_documents(TEXTS)),
+    ):
+        want = want.to_dense().cpu().numpy()
+        want[:, special] = 0.0
+        for row, terms in zip(want, got, strict=True):
+            dense = np.zeros_like(row)
+            for token, weight in terms.items():
+                dense[vocab[token]] = weight
+            assert set(np.flatnonzero(dense)) == set(np.flatnonzero(row))
+            assert np.abs(dense - row).max() <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ["bert", "modernbert"])
+def test_inference_free_sparse_encoder_matches_the_library(tmp_path: Path, arch: str) -> None:
+    """sentence-transformers' Router layout: queries are a token lookup in colsplade too (no transformer)."""
+    from sentence_transformers import SparseEncoder
+
+    src = _inference_free_encoder(tmp_path, arch)
+    assert detect_checkpoint_format(src) == "st-sparse"
+    out = import_checkpoint(src, tmp_path / "imported")
+    assert read_model_config(out).source["format"] == "st-sparse-inference-free"
+    _check_inference_free(SparseEncoder(str(src), device="cpu"), out, tmp_path)
+
+
+def test_opensearch_inference_free_layout_matches_the_library(tmp_path: Path) -> None:
+    """OpenSearch's layout (a document MLM with idf.json beside it) loads as it is; the reference is
+    sentence-transformers reading the same files (SparseStaticEmbedding.from_json + the MLM)."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Router
+    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling, Transformer
+    from transformers import AutoTokenizer
+
+    src = make_tiny_base_model(tmp_path / "opensearch", mlm=True, layers=3)
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    rng = np.random.default_rng(5)
+    idf = {t: round(float(rng.uniform(0.1, 4.0)), 4) for t in tokenizer.get_vocab() if not t.startswith("[")}
+    (src / "idf.json").write_text(json.dumps(idf))
+    assert detect_checkpoint_format(src) == "opensearch-inference-free"
+    out = import_checkpoint(src, tmp_path / "imported")
+    reference = SparseEncoder(
+        modules=[
+            Router.for_query_document(
+                query_modules=[
+                    SparseStaticEmbedding.from_json(str(src / "idf.json"), tokenizer, frozen=True)
+                ],
+                document_modules=[Transformer(str(src), transformer_task="fill-mask"), SpladePooling("max")],
+            )
+        ],
+        similarity_fn_name="dot",
+        device="cpu",
+    )
+    _check_inference_free(reference, out, tmp_path)
+    # bad tables: a token of another vocabulary, a negative weight, a weight that is not a number
+    for bad, match in (
+        ({"zzz-unknown": 1.0}, "does not know"),
+        ({"drug": -1.0}, "negative"),
+        ({"drug": "x"}, "not a number"),
+    ):
+        (src / "idf.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelDirectoryError, match=match):
+            import_checkpoint(src, tmp_path / f"bad-{match[:3]}")
+
+
+def test_inference_free_with_negative_weights_is_refused(tmp_path: Path) -> None:
+    src = _inference_free_encoder(tmp_path, "bert")
+    static = next(src.glob("query_0_*"))
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(static / "model.safetensors"))
+    weights = state["weight"].clone()
+    weights[5] = -0.5
+    save_file({"weight": weights}, str(static / "model.safetensors"))
+    with pytest.raises(ModelDirectoryError, match="negative"):
+        import_checkpoint(src, tmp_path / "out")
 
 
 @pytest.mark.parametrize("change", ["auto_map", "decoder"])
