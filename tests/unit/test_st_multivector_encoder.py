@@ -6,10 +6,8 @@ are refused with the reason, before a model loads."""
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,7 +16,11 @@ st = pytest.importorskip("sentence_transformers")
 from colsplade.encoders import load_encoder, read_model_config  # noqa: E402
 from colsplade.exceptions import ModelDirectoryError  # noqa: E402
 from colsplade.onnx_export import export_model_dir  # noqa: E402
-from colsplade.testing import make_tiny_base_model  # noqa: E402
+from colsplade.testing import (  # noqa: E402
+    compare_with_reference,
+    reference_encoder,
+    write_reference_checkpoint,
+)
 from colsplade.training import detect_checkpoint_format, import_checkpoint  # noqa: E402
 
 QUERIES = ["what does the drug do to the heart?", "immune response of mice", "gene"]
@@ -32,52 +34,6 @@ DOCUMENTS = [
 ]
 
 
-def _multivector_encoder(
-    tmp_path: Path, arch: str = "bert", *, attend: bool = False, two_dense: bool = True
-) -> Path:
-    """A ColBERT as sentence-transformers v6 builds one: [Q] / [D] prompt tokens added to the tokenizer
-    (as PyLate does), fixed [MASK] expansion, Dense projections, a document skiplist, Normalize."""
-    from sentence_transformers import MultiVectorEncoder
-    from sentence_transformers.base.modules import Dense, Normalize, Transformer
-    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
-    from transformers import AutoModel, AutoTokenizer
-
-    base = make_tiny_base_model(tmp_path / "base", arch=arch, layers=3)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    tokenizer.add_tokens(["[Q]", "[D]"], special_tokens=True)
-    backbone = AutoModel.from_pretrained(str(base))
-    backbone.resize_token_embeddings(len(tokenizer))
-    tokenizer.save_pretrained(str(base))
-    backbone.save_pretrained(str(base))
-    transformer = Transformer(
-        str(base),
-        query_length=16,
-        document_length=40,
-        query_expansion={"strategy": "fixed", "length": 16, "attend": attend},
-    )
-    hidden = backbone.config.hidden_size
-    identity = torch.nn.Identity()
-    dense = [Dense(hidden, 24, bias=True, activation_function=identity, module_input_name="token_embeddings")]
-    if two_dense:  # answerai / mxbai-style stacks: composed into one projection on import
-        dense.append(
-            Dense(24, 16, bias=False, activation_function=identity, module_input_name="token_embeddings")
-        )
-    torch.manual_seed(1)
-    model = MultiVectorEncoder(
-        modules=[
-            transformer,
-            *dense,
-            MultiVectorMask(skiplist_words=list(string.punctuation)),
-            Normalize(module_input_name="token_embeddings"),
-        ],
-        prompts={"query": "[Q] ", "document": "[D] "},
-        device="cpu",
-    )
-    out = tmp_path / "st-multivector"
-    model.save(str(out))
-    return out
-
-
 @pytest.mark.parametrize(
     ("arch", "attend", "two_dense"),
     [("bert", False, True), ("bert", True, False), ("modernbert", False, True)],
@@ -85,33 +41,29 @@ def _multivector_encoder(
 def test_st_multivector_encoder_matches_the_library(
     tmp_path: Path, arch: str, attend: bool, two_dense: bool
 ) -> None:
-    from sentence_transformers import MultiVectorEncoder
-
-    src = _multivector_encoder(tmp_path, arch, attend=attend, two_dense=two_dense)
+    src = write_reference_checkpoint(
+        "st-multivector", tmp_path, arch=arch, attend=attend, two_dense=two_dense
+    )
     assert detect_checkpoint_format(src) == "st-multivector"
-    reference = MultiVectorEncoder(str(src), device="cpu")
-    want_q = [t.cpu().numpy() for t in reference.encode_query(QUERIES, convert_to_numpy=False)]
-    want_d = [t.cpu().numpy() for t in reference.encode_document(DOCUMENTS, convert_to_numpy=False)]
+    reference = reference_encoder("st-multivector", src)
 
     out = import_checkpoint(src, tmp_path / "imported")
     config = read_model_config(out)
     assert config.kind == "colbert" and config.source["format"] == "st-multivector"
-    assert config.colbert.dim == want_q[0].shape[1] and config.colbert.query_marker == "[Q]"
+    assert config.colbert.dim == 16 and config.colbert.query_marker == "[Q]"
     assert config.colbert.attend_to_mask_tokens is attend and config.max_query_length == 16
     report = export_model_dir(out, variants=("int8",))
     assert report.variants["int8"].kendall_tau["colbert"] >= 0.9, report.variants["int8"]
     encoder = load_encoder(out, variant="fp32")
-    for want, got in (
-        (want_q, encoder.encode_queries(QUERIES)),
-        (want_d, encoder.encode_documents(DOCUMENTS)),
-    ):
-        for w, g in zip(want, got, strict=True):
-            assert g.shape == w.shape  # the same tokens kept: expansion, skiplist, truncation
-            assert np.abs(g - w).max() <= 1e-4
+    for texts, is_query in ((QUERIES, True), (DOCUMENTS, False)):
+        compared = compare_with_reference(reference, encoder, texts, is_query=is_query)
+        # the same tokens kept (expansion, skiplist, truncation), the same vectors
+        assert compared["shapes_equal"] and compared["max_abs_diff"] <= 1e-4, compared
 
 
 def test_st_multivector_layouts_colsplade_cannot_reproduce_are_refused(tmp_path: Path) -> None:
-    src = _multivector_encoder(tmp_path, two_dense=False)  # 1_Dense, 2_MultiVectorMask, 3_Normalize
+    # 1_Dense, 2_MultiVectorMask, 3_Normalize
+    src = write_reference_checkpoint("st-multivector", tmp_path, two_dense=False)
     st_file = src / "config_sentence_transformers.json"
     st_config = json.loads(st_file.read_text())
 

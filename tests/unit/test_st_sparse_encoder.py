@@ -1,14 +1,15 @@
-"""A sentence-transformers SparseEncoder, written by sentence-transformers itself, imports into colsplade
-and its fp32 ONNX encoder reproduces the library's own ``encode`` output: the same non-zero terms with the
-same weights. Layouts colsplade cannot load are refused with the reason."""
+"""Sparse checkpoints written by the library that defines their format import into colsplade, and its
+fp32 ONNX encoders reproduce that library's own ``encode`` output: the same non-zero terms with the same
+weights. sentence-transformers' ``SparseEncoder`` (max / sum pooling; BERT, DistilBERT, ModernBERT), its
+inference-free ``Router`` layout and OpenSearch's inference-free layout (document MLM + ``idf.json``),
+whose queries colsplade serves with its inference-free query side. Layouts colsplade cannot load are
+refused with the reason."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,7 +18,11 @@ st = pytest.importorskip("sentence_transformers")
 from colsplade.encoders import load_encoder, read_model_config  # noqa: E402
 from colsplade.exceptions import ModelDirectoryError  # noqa: E402
 from colsplade.onnx_export import export_model_dir  # noqa: E402
-from colsplade.testing import make_tiny_base_model  # noqa: E402
+from colsplade.testing import (  # noqa: E402
+    compare_with_reference,
+    reference_encoder,
+    write_reference_checkpoint,
+)
 from colsplade.training import detect_checkpoint_format, import_checkpoint  # noqa: E402
 
 TEXTS = [
@@ -29,57 +34,81 @@ TEXTS = [
     "Cells of the immune system respond to a virus in mice; the drug dose, the heart and the risk of "
     "gene expression all change, and the effect increases with each dose of the drug in the cells.",
 ]
+# within colsplade's default query length (32 tokens; the library reads up to its max_seq_length); a
+# repeated token counts once
+QUERIES = [TEXTS[3], "the drug and the drug again: the heart", "immune"]
 
 
-def _sparse_encoder(tmp_path: Path, pooling: str = "max", arch: str = "bert") -> Path:
-    from sentence_transformers import SparseEncoder
-    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
-
-    base = make_tiny_base_model(tmp_path / "base", mlm=True, arch=arch, layers=3)
-    model = SparseEncoder(
-        modules=[
-            Transformer(str(base), transformer_task="fill-mask"),
-            SpladePooling(pooling_strategy=pooling),
-        ]
-    )
-    out = tmp_path / "st-sparse"
-    model.save(str(out))
-    return out
+def _matches(fmt: str, src: Path, out: Path, *, int8: bool = True) -> None:
+    """colsplade's fp32 encoder gives the reference's query and document vectors (terms and weights)."""
+    report = export_model_dir(out, variants=("int8",) if int8 else ())
+    if int8:
+        assert report.variants["int8"].kendall_tau["splade"] >= 0.9, report.variants["int8"]
+    reference = reference_encoder(fmt, src)
+    encoder = load_encoder(out, variant="fp32")
+    for texts, is_query in ((TEXTS, False), (QUERIES, True)):
+        compared = compare_with_reference(reference, encoder, texts, is_query=is_query)
+        assert compared["nonzero_terms_equal"] and compared["max_abs_diff"] <= 1e-4, compared
 
 
 @pytest.mark.parametrize(
     ("pooling", "arch"), [("max", "bert"), ("sum", "bert"), ("max", "modernbert"), ("max", "distilbert")]
 )
 def test_st_sparse_encoder_matches_the_library(tmp_path: Path, pooling: str, arch: str) -> None:
-    from sentence_transformers import SparseEncoder
-
-    src = _sparse_encoder(tmp_path, pooling, arch)
+    src = write_reference_checkpoint("st-sparse", tmp_path, arch=arch, pooling=pooling)
     assert detect_checkpoint_format(src) == "st-sparse"
-    reference = SparseEncoder(str(src), device="cpu")
-    expected = reference.encode_document(TEXTS, convert_to_tensor=True).to_dense().cpu().numpy()
-    vocab = reference.tokenizer.get_vocab()
-
     out = import_checkpoint(src, tmp_path / "imported")
     config = read_model_config(out)
     assert config.kind == "splade" and config.splade.pooling == pooling
-    assert config.source["format"] == "st-sparse"
-    report = export_model_dir(out, variants=("int8",))
-    assert report.variants["int8"].kendall_tau["splade"] >= 0.9, report.variants["int8"]
-    encoder = load_encoder(out, variant="fp32")
-    got = encoder.encode_documents(TEXTS)  # a SPLADE encoder: {token: weight}
-    # colsplade never writes the special tokens ([CLS], [SEP], [MASK], [unusedN] ...): no query matches them
-    special = sorted(encoder.tokenizer.special_ids)
-    expected[:, special] = 0.0
-    for row, terms in zip(expected, got, strict=True):
-        dense = np.zeros_like(row)
-        for token, weight in terms.items():
-            dense[vocab[token]] = weight
-        assert set(np.flatnonzero(dense)) == set(np.flatnonzero(row))  # the same non-zero terms
-        assert np.abs(dense - row).max() <= 1e-4
+    assert config.source["format"] == "st-sparse" and config.splade.query_encoder == "model"
+    _matches("st-sparse", src, out)
+
+
+@pytest.mark.parametrize("arch", ["bert", "modernbert"])
+def test_inference_free_sparse_encoder_matches_the_library(tmp_path: Path, arch: str) -> None:
+    """sentence-transformers' Router layout: queries are a token lookup in colsplade too (no transformer)."""
+    src = write_reference_checkpoint("st-sparse-inference-free", tmp_path, arch=arch)
+    assert detect_checkpoint_format(src) == "st-sparse"
+    out = import_checkpoint(src, tmp_path / "imported")
+    config = read_model_config(out)
+    assert config.source["format"] == "st-sparse-inference-free"
+    assert config.splade.query_encoder == "inference_free"
+    _matches("st-sparse-inference-free", src, out, int8=False)
+
+
+def test_opensearch_inference_free_layout_matches_the_library(tmp_path: Path) -> None:
+    """OpenSearch's layout (a document MLM with idf.json beside it) loads as it is; the reference is
+    sentence-transformers reading the same files (SparseStaticEmbedding.from_json + the MLM)."""
+    src = write_reference_checkpoint("opensearch-inference-free", tmp_path)
+    assert detect_checkpoint_format(src) == "opensearch-inference-free"
+    out = import_checkpoint(src, tmp_path / "imported")
+    assert read_model_config(out).splade.query_encoder == "inference_free"
+    _matches("opensearch-inference-free", src, out, int8=False)
+    # bad tables: a token of another vocabulary, a negative weight, a weight that is not a number
+    for bad, match in (
+        ({"zzz-unknown": 1.0}, "does not know"),
+        ({"drug": -1.0}, "negative"),
+        ({"drug": "x"}, "not a number"),
+    ):
+        (src / "idf.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelDirectoryError, match=match):
+            import_checkpoint(src, tmp_path / f"bad-{match[:3]}")
+
+
+def test_inference_free_with_negative_weights_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    src = write_reference_checkpoint("st-sparse-inference-free", tmp_path)
+    static = next(src.glob("query_0_*"))
+    weights = load_file(str(static / "model.safetensors"))["weight"].clone()
+    weights[5] = -0.5
+    save_file({"weight": weights}, str(static / "model.safetensors"))
+    with pytest.raises(ModelDirectoryError, match="negative"):
+        import_checkpoint(src, tmp_path / "out")
 
 
 def test_st_sparse_layouts_colsplade_cannot_load_are_refused(tmp_path: Path) -> None:
-    src = _sparse_encoder(tmp_path)
+    src = write_reference_checkpoint("st-sparse", tmp_path)
     modules = json.loads((src / "modules.json").read_text())
     with_prompts = json.loads((src / "config_sentence_transformers.json").read_text())
     with_prompts["prompts"] = {"query": "query: ", "document": "passage: "}
@@ -101,118 +130,9 @@ def test_st_sparse_layouts_colsplade_cannot_load_are_refused(tmp_path: Path) -> 
         import_checkpoint(src, tmp_path / "c")
 
 
-def _inference_free_encoder(tmp_path: Path, arch: str, weights: Any = None) -> Path:
-    """An inference-free SparseEncoder as sentence-transformers builds one: a Router sending queries to a
-    SparseStaticEmbedding (a weight per token, IDF-like) and documents to the MLM + SpladePooling."""
-    from sentence_transformers import SparseEncoder
-    from sentence_transformers.base.modules import Router
-    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling, Transformer
-    from transformers import AutoTokenizer
-
-    base = make_tiny_base_model(tmp_path / "base", mlm=True, arch=arch, layers=3)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    torch.manual_seed(3)
-    if weights is None:
-        weights = torch.rand(len(tokenizer.get_vocab())) * 3
-    router = Router.for_query_document(
-        query_modules=[SparseStaticEmbedding(tokenizer, weight=weights, frozen=True)],
-        document_modules=[Transformer(str(base), transformer_task="fill-mask"), SpladePooling("max")],
-    )
-    out = tmp_path / "st-inference-free"
-    SparseEncoder(modules=[router], similarity_fn_name="dot", device="cpu").save(str(out))
-    return out
-
-
-def _check_inference_free(reference: Any, out: Path, tmp_path: Path) -> None:
-    """colsplade's encoders give the library's query and document vectors, and the same dot products."""
-    config = read_model_config(out)
-    assert config.kind == "splade" and config.splade.query_encoder == "inference_free"
-    export_model_dir(out, variants=())
-    encoder = load_encoder(out, variant="fp32")
-    vocab = reference.tokenizer.get_vocab()
-    special = sorted(encoder.tokenizer.special_ids)
-    queries = [*TEXTS[3:], "the drug and the drug again: the heart"]  # a repeated token counts once
-    for want, got in (
-        (reference.encode_query(queries, convert_to_tensor=True), encoder.encode_queries(queries)),
-        (reference.encode_document(TEXTS, convert_to_tensor=True), encoder.encode_documents(TEXTS)),
-    ):
-        want = want.to_dense().cpu().numpy()
-        want[:, special] = 0.0
-        for row, terms in zip(want, got, strict=True):
-            dense = np.zeros_like(row)
-            for token, weight in terms.items():
-                dense[vocab[token]] = weight
-            assert set(np.flatnonzero(dense)) == set(np.flatnonzero(row))
-            assert np.abs(dense - row).max() <= 1e-4
-
-
-@pytest.mark.parametrize("arch", ["bert", "modernbert"])
-def test_inference_free_sparse_encoder_matches_the_library(tmp_path: Path, arch: str) -> None:
-    """sentence-transformers' Router layout: queries are a token lookup in colsplade too (no transformer)."""
-    from sentence_transformers import SparseEncoder
-
-    src = _inference_free_encoder(tmp_path, arch)
-    assert detect_checkpoint_format(src) == "st-sparse"
-    out = import_checkpoint(src, tmp_path / "imported")
-    assert read_model_config(out).source["format"] == "st-sparse-inference-free"
-    _check_inference_free(SparseEncoder(str(src), device="cpu"), out, tmp_path)
-
-
-def test_opensearch_inference_free_layout_matches_the_library(tmp_path: Path) -> None:
-    """OpenSearch's layout (a document MLM with idf.json beside it) loads as it is; the reference is
-    sentence-transformers reading the same files (SparseStaticEmbedding.from_json + the MLM)."""
-    from sentence_transformers import SparseEncoder
-    from sentence_transformers.base.modules import Router
-    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling, Transformer
-    from transformers import AutoTokenizer
-
-    src = make_tiny_base_model(tmp_path / "opensearch", mlm=True, layers=3)
-    tokenizer = AutoTokenizer.from_pretrained(str(src))
-    rng = np.random.default_rng(5)
-    idf = {t: round(float(rng.uniform(0.1, 4.0)), 4) for t in tokenizer.get_vocab() if not t.startswith("[")}
-    (src / "idf.json").write_text(json.dumps(idf))
-    assert detect_checkpoint_format(src) == "opensearch-inference-free"
-    out = import_checkpoint(src, tmp_path / "imported")
-    reference = SparseEncoder(
-        modules=[
-            Router.for_query_document(
-                query_modules=[
-                    SparseStaticEmbedding.from_json(str(src / "idf.json"), tokenizer, frozen=True)
-                ],
-                document_modules=[Transformer(str(src), transformer_task="fill-mask"), SpladePooling("max")],
-            )
-        ],
-        similarity_fn_name="dot",
-        device="cpu",
-    )
-    _check_inference_free(reference, out, tmp_path)
-    # bad tables: a token of another vocabulary, a negative weight, a weight that is not a number
-    for bad, match in (
-        ({"zzz-unknown": 1.0}, "does not know"),
-        ({"drug": -1.0}, "negative"),
-        ({"drug": "x"}, "not a number"),
-    ):
-        (src / "idf.json").write_text(json.dumps(bad))
-        with pytest.raises(ModelDirectoryError, match=match):
-            import_checkpoint(src, tmp_path / f"bad-{match[:3]}")
-
-
-def test_inference_free_with_negative_weights_is_refused(tmp_path: Path) -> None:
-    src = _inference_free_encoder(tmp_path, "bert")
-    static = next(src.glob("query_0_*"))
-    from safetensors.torch import load_file, save_file
-
-    state = load_file(str(static / "model.safetensors"))
-    weights = state["weight"].clone()
-    weights[5] = -0.5
-    save_file({"weight": weights}, str(static / "model.safetensors"))
-    with pytest.raises(ModelDirectoryError, match="negative"):
-        import_checkpoint(src, tmp_path / "out")
-
-
 @pytest.mark.parametrize("change", ["auto_map", "decoder"])
 def test_backbones_colsplade_cannot_serve_are_refused_before_loading(tmp_path: Path, change: str) -> None:
-    src = _sparse_encoder(tmp_path)
+    src = write_reference_checkpoint("st-sparse", tmp_path)
     config = json.loads((src / "config.json").read_text())
     if change == "auto_map":  # its own modelling code: would need trust_remote_code, never run here
         config["auto_map"] = {"AutoModelForMaskedLM": "modeling_custom.CustomForMaskedLM"}
