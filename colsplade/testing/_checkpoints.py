@@ -20,6 +20,7 @@ REFERENCE_FORMATS: dict[str, str] = {
     "st-sparse-inference-free": "splade",
     "opensearch-inference-free": "splade",
     "st-multivector": "colbert",
+    "colbertv2": "colbert",
 }
 
 #: the backbones the tiny checkpoints come in
@@ -45,6 +46,10 @@ def write_reference_checkpoint(
     - ``st-sparse-inference-free``: its ``Router`` layout, queries through a ``SparseStaticEmbedding``
       (a random positive weight per token), documents through the MLM;
     - ``opensearch-inference-free``: OpenSearch's layout, a document ``*ForMaskedLM`` with ``idf.json``;
+    - ``colbertv2``: Stanford ColBERTv2's layout (``bert.*`` + ``linear.weight``, ``HF_ColBERT`` config,
+      ``artifact.metadata``: query 16 / document 40 tokens, 16 dimensions, [unused0] / [unused1] markers),
+      written here in that layout (colbert-ai itself is not installable next to colsplade's extras);
+      BERT only, as Stanford's checkpoints are;
     - ``st-multivector``: a sentence-transformers v6 ``MultiVectorEncoder`` ColBERT: ``[Q]`` / ``[D]``
       prompt tokens added to the tokenizer (as PyLate does), fixed [MASK] expansion to 16 (``attend``:
       whether expansion tokens are attended to), documents to 40 tokens, one or two (``two_dense``)
@@ -71,6 +76,8 @@ def write_reference_checkpoint(
         return base
     if fmt == "st-multivector":
         return _multivector(base, out / fmt, attend=attend, two_dense=two_dense)
+    if fmt == "colbertv2":
+        return _stanford_colbert(base, out / fmt, attend=attend)
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
@@ -136,14 +143,47 @@ def _multivector(base: Path, out: Path, *, attend: bool, two_dense: bool) -> Pat
     return out
 
 
+def _stanford_colbert(base: Path, out: Path, *, attend: bool) -> Path:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel
+
+    if json.loads((base / "config.json").read_text(encoding="utf-8")).get("model_type") != "bert":
+        raise ValueError("Stanford ColBERTv2 checkpoints are BERT models: use arch='bert'")
+    out.mkdir(parents=True, exist_ok=True)
+    bert = AutoModel.from_pretrained(str(base)).eval()
+    linear = torch.nn.Linear(bert.config.hidden_size, 16, bias=False)
+    state = {f"bert.{k}": v.contiguous() for k, v in bert.state_dict().items()}
+    state["linear.weight"] = linear.weight.detach().clone()
+    save_file(state, str(out / "model.safetensors"))
+    config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    config["architectures"] = ["HF_ColBERT"]
+    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        if (base / name).is_file():
+            (out / name).write_bytes((base / name).read_bytes())
+    meta = {
+        "query_maxlen": 16,
+        "doc_maxlen": 40,
+        "dim": 16,
+        "query_token_id": "[unused0]",
+        "doc_token_id": "[unused1]",
+        "mask_punctuation": True,
+        "attend_to_mask_tokens": attend,
+    }
+    (out / "artifact.metadata").write_text(json.dumps(meta), encoding="utf-8")
+    return out
+
+
 def reference_encoder(fmt: str, src: str | Path) -> Any:
     """The defining library's reader of a checkpoint written by :func:`write_reference_checkpoint`: a
     sentence-transformers ``SparseEncoder`` or ``MultiVectorEncoder`` with ``encode_query`` /
     ``encode_document``. A naver SPLADE is read as sentence-transformers reads a bare MLM (+ SPLADE
     max pooling); OpenSearch's files as its documented route (``SparseStaticEmbedding.from_json`` over
-    ``idf.json`` for queries, the MLM for documents)."""
+    ``idf.json`` for queries, the MLM for documents); a Stanford ColBERTv2 by sentence-transformers 6's
+    reader of that layout."""
     src = Path(src)
-    if fmt == "st-multivector":
+    if fmt in ("st-multivector", "colbertv2"):  # sentence-transformers 6 reads Stanford's layout too
         from sentence_transformers import MultiVectorEncoder
 
         return MultiVectorEncoder(str(src), device="cpu")

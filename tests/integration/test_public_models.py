@@ -1,6 +1,7 @@
 """Each family of public checkpoints colsplade imports ingests and searches on both real engines: the
 imported model (written by its own library: sentence-transformers' SparseEncoder, its inference-free
-Router, OpenSearch's idf.json layout, a naver SPLADE MLM, sentence-transformers' MultiVectorEncoder;
+Router, OpenSearch's idf.json layout, a naver SPLADE MLM, sentence-transformers' MultiVectorEncoder,
+Stanford's ColBERTv2 layout;
 BERT, DistilBERT and ModernBERT backbones), paired with a tiny model of the other kind."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ FAMILIES = [
     ("naver-splade", "distilbert"),
     ("st-multivector", "bert"),
     ("st-multivector", "modernbert"),
+    ("colbertv2", "bert"),
 ]
 TEXTS = [
     ("Mice", "The immune response of mice to the virus, and its effect."),

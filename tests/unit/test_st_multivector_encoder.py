@@ -97,3 +97,19 @@ def test_st_multivector_layouts_colsplade_cannot_reproduce_are_refused(tmp_path:
     pooling = {"idx": 4, "name": "4", "path": "4_Pool", "type": "sentence_transformers.x.TokenPooling"}
     modules_file.write_text(json.dumps([*modules, pooling]))
     refused("TokenPooling", "e")
+
+
+@pytest.mark.parametrize("attend", [False, True])
+def test_colbertv2_layout_matches_sentence_transformers_reader(tmp_path: Path, attend: bool) -> None:
+    """Stanford's ColBERTv2 layout, read by sentence-transformers 6 (artifact.metadata, [unused0] /
+    [unused1] markers, [MASK] expansion): colsplade's import gives the same token vectors."""
+    src = write_reference_checkpoint("colbertv2", tmp_path, attend=attend)
+    assert detect_checkpoint_format(src) == "colbertv2"
+    out = import_checkpoint(src, tmp_path / "imported")
+    assert read_model_config(out).colbert.attend_to_mask_tokens is attend
+    export_model_dir(out, variants=())
+    encoder = load_encoder(out, variant="fp32")
+    reference = reference_encoder("colbertv2", src)
+    for texts, is_query in ((QUERIES, True), (DOCUMENTS, False)):
+        compared = compare_with_reference(reference, encoder, texts, is_query=is_query)
+        assert compared["shapes_equal"] and compared["max_abs_diff"] <= 1e-4, compared
