@@ -24,7 +24,7 @@ REFERENCE_FORMATS: dict[str, str] = {
 }
 
 #: the backbones the tiny checkpoints come in
-REFERENCE_ARCHITECTURES = ("bert", "distilbert", "modernbert")
+REFERENCE_ARCHITECTURES = ("bert", "distilbert", "modernbert", "xlm-roberta")
 
 
 def write_reference_checkpoint(

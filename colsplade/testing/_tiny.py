@@ -85,7 +85,8 @@ def make_tiny_base_model(
     max_positions: int = 512,
     seed: int = 0,
 ) -> Path:
-    """Write a tiny random transformer (BERT, DistilBERT or ModernBERT) with its tokenizer into ``out_dir``.
+    """Write a tiny random transformer (BERT, DistilBERT, ModernBERT or XLM-RoBERTa, the last two on the
+    same small WordPiece vocabulary: the architecture is what they test) with its tokenizer into ``out_dir``.
 
     ``mlm=False`` saves the bare encoder (like all-MiniLM-L6-v2: no MLM head); ``mlm=True`` a
     ``*ForMaskedLM`` (like a naver SPLADE checkpoint).
@@ -147,8 +148,26 @@ def make_tiny_base_model(
             eos_token_id=ids["[SEP]"],
         )
         model = ModernBertForMaskedLM(config) if mlm else ModernBertModel(config)
+    elif arch == "xlm-roberta":
+        from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+
+        ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+        config = XLMRobertaConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            # RoBERTa numbers positions from pad_token_id + 1
+            max_position_embeddings=max_positions + ids["[PAD]"] + 2,
+            type_vocab_size=1,
+            pad_token_id=ids["[PAD]"],
+            bos_token_id=ids["[CLS]"],
+            eos_token_id=ids["[SEP]"],
+        )
+        model = XLMRobertaForMaskedLM(config) if mlm else XLMRobertaModel(config, add_pooling_layer=False)
     else:
-        raise ValueError(f"arch must be 'bert', 'distilbert' or 'modernbert', not {arch!r}")
+        raise ValueError(f"arch must be 'bert', 'distilbert', 'modernbert' or 'xlm-roberta', not {arch!r}")
     if mlm:
         # Random heads give near-zero logits everywhere; a bias spread makes SPLADE vectors non-trivial.
         with torch.no_grad():

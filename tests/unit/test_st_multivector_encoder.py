@@ -36,7 +36,7 @@ DOCUMENTS = [
 
 @pytest.mark.parametrize(
     ("arch", "attend", "two_dense"),
-    [("bert", False, True), ("bert", True, False), ("modernbert", False, True)],
+    [("bert", False, True), ("bert", True, False), ("modernbert", False, True), ("xlm-roberta", False, True)],
 )
 def test_st_multivector_encoder_matches_the_library(
     tmp_path: Path, arch: str, attend: bool, two_dense: bool

@@ -52,7 +52,8 @@ def _matches(fmt: str, src: Path, out: Path, *, int8: bool = True) -> None:
 
 
 @pytest.mark.parametrize(
-    ("pooling", "arch"), [("max", "bert"), ("sum", "bert"), ("max", "modernbert"), ("max", "distilbert")]
+    ("pooling", "arch"),
+    [("max", "bert"), ("sum", "bert"), ("max", "modernbert"), ("max", "distilbert"), ("max", "xlm-roberta")],
 )
 def test_st_sparse_encoder_matches_the_library(tmp_path: Path, pooling: str, arch: str) -> None:
     src = write_reference_checkpoint("st-sparse", tmp_path, arch=arch, pooling=pooling)
