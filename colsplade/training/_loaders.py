@@ -155,10 +155,21 @@ def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
     tokenizer.save_pretrained(str(out_dir))
     if not (out_dir / "tokenizer.json").is_file():
         raise ModelDirectoryError(f"{src} has no fast tokenizer; colsplade needs tokenizer.json")
+    pad = tokenizer.pad_token
+    if pad is not None and pad == tokenizer.mask_token:
+        # PyLate pads with [MASK] to expand queries; colsplade expands with [MASK] and pads with the real
+        # pad token (never attended to, so the choice changes no attended token's vector)
+        vocab = tokenizer.get_vocab()
+        pad = next((t for t in ("[PAD]", "<pad>") if t in vocab), None)
+        if pad is None:
+            raise ModelDirectoryError(
+                f"{src}: the tokenizer pads with its mask token {tokenizer.mask_token!r} and has no [PAD] or "
+                "<pad> token; colsplade needs a pad token other than the [MASK] it expands queries with"
+            )
     config.special_tokens = {
         "cls": tokenizer.cls_token,
         "sep": tokenizer.sep_token,
-        "pad": tokenizer.pad_token,
+        "pad": pad,
         "mask": tokenizer.mask_token,
     }
     write_model_config(out_dir, config)

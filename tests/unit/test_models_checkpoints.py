@@ -186,7 +186,8 @@ def test_colbertv2_checkpoint(tmp_path: Path) -> None:
             assert maxsim(got_q[i], got_d[j]) == pytest.approx(maxsim(ref_q[i], ref_d[j]), abs=1e-4)
 
 
-def test_pylate_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pads_with_mask", [False, True])
+def test_pylate_checkpoint(tmp_path: Path, pads_with_mask: bool) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModel, AutoTokenizer
 
@@ -197,7 +198,13 @@ def test_pylate_checkpoint(tmp_path: Path) -> None:
     bert = AutoModel.from_pretrained(str(base))
     bert.resize_token_embeddings(len(tok))
     bert.eval().save_pretrained(str(src))
-    tok.save_pretrained(str(src))
+    if pads_with_mask:  # PyLate 1.x saves its tokenizer padding with [MASK] (its query expansion)
+        saved = AutoTokenizer.from_pretrained(str(base))
+        saved.add_tokens(["[Q] ", "[D] "])
+        saved.pad_token = saved.mask_token
+        saved.save_pretrained(str(src))
+    else:
+        tok.save_pretrained(str(src))
     torch.manual_seed(4)
     dense = torch.nn.Linear(bert.config.hidden_size, 8, bias=False)
     (src / "1_Dense").mkdir()
@@ -241,6 +248,8 @@ def test_pylate_checkpoint(tmp_path: Path) -> None:
     )
     out = import_checkpoint(src, tmp_path / "model")
     assert read_model_config(out).colbert.query_marker == "[Q] "
+    # the [MASK] expansion stays: colsplade pads with the real [PAD], never with the expansion token
+    assert read_model_config(out).special_tokens["pad"] == "[PAD]"
     # the torch model of the directory agrees too
     model = load_model_dir(out)
     torch_q = model.encode(QUERIES, is_query=True)["colbert"]
