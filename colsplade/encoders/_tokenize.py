@@ -93,6 +93,13 @@ class TextTokenizer:
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
         ids = {role: self._token_id(token, role) for role, token in config.special_tokens.items()}
         self.cls_id, self.sep_id, self.pad_id, self.mask_id = ids["cls"], ids["sep"], ids["pad"], ids["mask"]
+        if config.colbert is not None and config.colbert.query_augmentation and self.pad_id == self.mask_id:
+            # a PyLate checkpoint imported before colsplade kept [PAD] apart: its graph drops the expansion
+            logger.warning(
+                "%s pads with its [MASK] token, so its queries lose their [MASK] expansion; re-import the "
+                "checkpoint (colsplade import-model SRC OUT) to get the expansion back",
+                model_dir,
+            )
         self.query_marker_id: int | None = None
         self.doc_marker_id: int | None = None
         self.skiplist_ids: list[int] = []
