@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -320,3 +321,20 @@ def test_inference_free_query_side_trains_from_idf(scifact_slice, tiny_base, tmp
         train(_config("joint", scifact_slice, tiny_base, out, epochs=5))
     with pytest.raises(InvalidInputError, match="SPLADE query side"):
         train(_config("colbert", scifact_slice, tiny_base, tmp_path / "c", sparse_query="inference-free"))
+
+
+@pytest.mark.parametrize("arch", ["modernbert", "xlm-roberta", "distilbert"])
+def test_joint_training_on_other_backbones(arch, scifact_slice, tmp_path):
+    """ModernBERT, XLM-RoBERTa and DistilBERT bases (bare encoders, as all-MiniLM is) train a joint model
+    that exports and encodes through the torch-free encoders."""
+    from colsplade.encoders import load_encoder
+    from colsplade.onnx_export import export_model_dir
+
+    base = make_tiny_base_model(tmp_path / "base", arch=arch, hidden=32, layers=2)
+    out = tmp_path / "joint"
+    result = train(_config("joint", scifact_slice, base, out, epochs=1, dev_queries=4, dev_corpus_size=40))
+    assert result.steps == 3 and all(math.isfinite(loss) for loss in result.losses)
+    report = export_model_dir(out, variants=("int8",), raise_on_failure=False)
+    assert report.variants["fp32"].passed, report.summary()
+    enc = load_encoder(out, variant="fp32").encode_documents(["aspirin and heart attack"])
+    assert enc.splade[0] and enc.colbert[0].shape[1] == 16
