@@ -142,6 +142,26 @@ def _check_backbone(src: Path) -> None:
         )
 
 
+def _hidden_size(transformer_dir: Path) -> int | None:
+    """The backbone's hidden size from its config.json (``hidden_size`` or DistilBERT's ``dim``)."""
+    config = (
+        _read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else {}
+    )
+    value = config.get("hidden_size", config.get("dim"))
+    return int(value) if isinstance(value, int) else None
+
+
+def _check_projection(weight: torch.Tensor, *, rows: int | None, cols: int | None, where: Path) -> None:
+    """A projection whose weight contradicts the files that describe it (its config's sizes, the
+    backbone's hidden size) is refused with both sizes, before anything is copied."""
+    expected = (rows if rows is not None else weight.shape[0], cols if cols is not None else weight.shape[-1])
+    if weight.ndim != 2 or tuple(weight.shape) != expected:
+        raise ModelDirectoryError(
+            f"{where}: the projection weight is {tuple(weight.shape)}, but the checkpoint's configs say "
+            f"{expected} (out x in; in = the backbone's hidden size): its files contradict each other"
+        )
+
+
 def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
     """Write the tokenizer and colsplade.json into ``out_dir``; returns the HF tokenizer."""
     from transformers import AutoTokenizer
@@ -155,8 +175,15 @@ def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
     tokenizer.save_pretrained(str(out_dir))
     if not (out_dir / "tokenizer.json").is_file():
         raise ModelDirectoryError(f"{src} has no fast tokenizer; colsplade needs tokenizer.json")
+    missing = [r for r in ("cls", "sep", "pad", "mask") if getattr(tokenizer, f"{r}_token", None) is None]
+    if missing:
+        raise ModelDirectoryError(
+            f"{src}: the tokenizer has no {', '.join(missing)} token; colsplade frames texts with "
+            "[CLS] ... [SEP], pads, and expands ColBERT queries (and keeps SPLADE's vocabulary) with the "
+            "mask token, so it needs all four"
+        )
     pad = tokenizer.pad_token
-    if pad is not None and pad == tokenizer.mask_token:
+    if pad == tokenizer.mask_token:
         # PyLate pads with [MASK] to expand queries; colsplade expands with [MASK] and pads with the real
         # pad token (never attended to, so the choice changes no attended token's vector)
         vocab = tokenizer.get_vocab()
@@ -304,6 +331,7 @@ def load_colbertv2(
     if "linear.weight" not in state:
         raise ModelDirectoryError(f"{path} holds no 'linear.weight': not a ColBERTv2 checkpoint")
     linear = state.pop("linear.weight")
+    _check_projection(linear, rows=meta.get("dim"), cols=_hidden_size(path), where=path)
     config = ModelConfig(
         kind="colbert",
         name=name or path.name,
@@ -368,6 +396,14 @@ def load_pylate(
     if not activation.endswith("Identity"):
         raise ModelDirectoryError(f"{dense_dir}: only an Identity activation is supported, not {activation}")
     dense_state = _state_dict(dense_dir)
+    if "linear.weight" not in dense_state:
+        raise ModelDirectoryError(f"{dense_dir} holds no 'linear.weight'")
+    _check_projection(
+        dense_state["linear.weight"],
+        rows=int(dense_config["out_features"]),
+        cols=_hidden_size(path / str(transformer[0].get("path", ""))),
+        where=dense_dir,
+    )
     st = (
         _read_json(path / "config_sentence_transformers.json")
         if (path / "config_sentence_transformers.json").is_file()
@@ -599,6 +635,14 @@ def load_st_multivector(
                     f"projection, not {activation}"
                 )
             state = _state_dict(module_dir)
+            if "linear.weight" not in state:
+                raise ModelDirectoryError(f"{module_dir} holds no 'linear.weight'")
+            _check_projection(
+                state["linear.weight"],
+                rows=module_config.get("out_features"),
+                cols=int(weight.shape[0]) if weight is not None else _hidden_size(transformer_dir),
+                where=module_dir,
+            )
             w, b = state["linear.weight"].double(), state.get("linear.bias")
             b = b.double() if b is not None else None
             # y = W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): identity layers compose into one map

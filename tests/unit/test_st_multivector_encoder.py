@@ -88,6 +88,16 @@ def test_st_multivector_layouts_colsplade_cannot_reproduce_are_refused(tmp_path:
     dense.write_text(json.dumps({**dense_config, "activation_function": "torch.nn.modules.activation.Tanh"}))
     refused("identity activation", "c")
     dense.write_text(json.dumps(dense_config))
+    # files that contradict each other: a Dense config of 12 outputs over a weight of 16
+    dense.write_text(json.dumps({**dense_config, "out_features": 12}))
+    refused("contradict each other", "c2")
+    dense.write_text(json.dumps(dense_config))
+    # a tokenizer without a mask token (colsplade expands queries with it)
+    tokenizer_file = src / "tokenizer_config.json"
+    tokenizer_config = json.loads(tokenizer_file.read_text())
+    tokenizer_file.write_text(json.dumps({**tokenizer_config, "mask_token": None}))
+    refused("no mask token", "c3")
+    tokenizer_file.write_text(json.dumps(tokenizer_config))
     # no Normalize at the end
     modules_file = src / "modules.json"
     modules = json.loads(modules_file.read_text())
