@@ -18,6 +18,8 @@ from colsplade.engines._indices import create_index, delete_index, index_info, s
 from colsplade.engines._local import (
     DEFAULT_VERSIONS,
     ENGINES,
+    PREVIOUS_VERSIONS,
+    SECURE_OPENSEARCH_VERSION,
     LocalNode,
     engines_home,
     install_distribution,
@@ -53,7 +55,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_VERSIONS",
     "ENGINES",
+    "PREVIOUS_VERSIONS",
     "ROLE_NAMES",
+    "SECURE_OPENSEARCH_VERSION",
     "BulkAction",
     "BulkItemResult",
     "Capabilities",

@@ -89,6 +89,32 @@ class Capabilities:
         """Whether MaxSim can run inside the engine (a painless script over nested vectors)."""
         return self.painless
 
+    @property
+    def vectors_left_out_of_source(self) -> bool:
+        """Whether new indices leave vector fields (``sparse_vector``, ``dense_vector``) out of the
+        ``_source`` a search or get returns, unless asked (Elasticsearch 9.2+:
+        ``index.mapping.exclude_source_vectors`` defaults to true; updates still keep them). colsplade
+        asks for them where it reads stored impacts (``explain``, :meth:`EngineClient.get_document`)."""
+        return self.engine == "elasticsearch" and self.version_tuple[:2] >= (9, 2)
+
+    def source_with_vectors(self, source: Any = True) -> Any:
+        """A search body's ``_source`` value that returns the vector fields too: ``source`` (True or a
+        list of fields) as it is where vectors stay in ``_source``, else with ``exclude_vectors: false``.
+
+        >>> caps = Capabilities("elasticsearch", "9.2.8", False, True, False, False)
+        >>> caps.source_with_vectors(["splade", "title"])
+        {'includes': ['splade', 'title'], 'exclude_vectors': False}
+        >>> Capabilities("opensearch", "3.5.0", True, False, True, True).source_with_vectors(["splade"])
+        ['splade']
+        """
+        if not self.vectors_left_out_of_source or source is False:
+            return source
+        if source is True:
+            return {"exclude_vectors": False}
+        if isinstance(source, Mapping):
+            return {**source, "exclude_vectors": False}
+        return {"includes": list(source), "exclude_vectors": False}
+
 
 #: Analysers every node has, without the analysis-common module.
 _BUILTIN_ANALYZERS = frozenset({"standard", "simple", "whitespace", "stop", "keyword"})
@@ -336,8 +362,15 @@ class EngineClient:
         )
 
     def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        """The stored document (``_source`` with its vector fields, also where the engine leaves them out
+        by default), or None when there is none."""
+        params = (
+            {"_source_exclude_vectors": "false"} if self.capabilities().vectors_left_out_of_source else None
+        )
         try:
-            return self.request("GET", f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}")
+            return self.request(
+                "GET", f"{self._index_path(index)}/_doc/{quote(str(doc_id), safe='')}", params=params
+            )
         except EngineRefusedError as exc:
             if exc.status == 404:
                 return None

@@ -23,12 +23,30 @@ from colsplade.exceptions import EngineStartError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_VERSIONS", "ENGINES", "engines_home", "find_java", "install_distribution"]
+__all__ = [
+    "DEFAULT_VERSIONS",
+    "ENGINES",
+    "PREVIOUS_VERSIONS",
+    "SECURE_OPENSEARCH_VERSION",
+    "engines_home",
+    "find_java",
+    "install_distribution",
+]
 
 ENGINES: tuple[EngineName, ...] = ENGINE_NAMES
 
-#: Newest versions verified to start here on the machine's Java 17 (see README "Engines").
-DEFAULT_VERSIONS: dict[EngineName, str] = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
+#: The newest version of each current major that Maven Central serves as an integ-test zip and that
+#: starts here (tried 2026-12-05: Elasticsearch 9.2.8, while 9.2.9, 9.3.0, 9.3.1 and 9.4.0 were refused;
+#: OpenSearch 3.5.0, the newest 3.x with its k-NN plugin, 3.5.0.0, served). Both need Java 21+, which
+#: :func:`find_java` picks. The previous majors stay one ``--version`` away (see :data:`PREVIOUS_VERSIONS`).
+DEFAULT_VERSIONS: dict[EngineName, str] = {"elasticsearch": "9.2.8", "opensearch": "3.5.0"}
+
+#: The previous majors, tested too: Elasticsearch 8.19.21 and OpenSearch 2.19.1.
+PREVIOUS_VERSIONS: dict[EngineName, str] = {"elasticsearch": "8.19.21", "opensearch": "2.19.1"}
+
+#: The secured OpenSearch node's version: its security plugin must match the engine's version exactly,
+#: and Maven Central serves ``opensearch-security`` for 2.19.1 but no 3.x one (3.3.0.0 and 3.5.0.0 tried).
+SECURE_OPENSEARCH_VERSION = "2.19.1"
 
 _MAVEN = {
     "elasticsearch": "org.elasticsearch.distribution.integ-test-zip:elasticsearch",

@@ -39,6 +39,8 @@ from colsplade.config import Settings
 from colsplade.engines._install import (
     DEFAULT_VERSIONS,
     ENGINES,
+    PREVIOUS_VERSIONS,
+    SECURE_OPENSEARCH_VERSION,
     _check_engine,
     _ensure_run_user,
     _hand_over,
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_VERSIONS",
     "ENGINES",
+    "PREVIOUS_VERSIONS",
+    "SECURE_OPENSEARCH_VERSION",
     "LocalNode",
     "engines_home",
     "has_native_knn",
@@ -187,7 +191,8 @@ def start_node(
         ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
         node_settings: engine settings (``-E``) over the single-node defaults; a ``None`` value drops a
             default. :func:`colsplade.engines.start_cluster` passes discovery and the cluster's names here.
-        secure: OpenSearch only: the security plugin, HTTPS with a CA of its own (``node.ca_certs``),
+        secure: OpenSearch only (default version :data:`SECURE_OPENSEARCH_VERSION`, the newest whose
+            security plugin Maven Central serves): the security plugin, HTTPS with a CA of its own (``node.ca_certs``),
             roles ``colsplade_ingest`` / ``colsplade_search`` and users with random passwords
             (``node.credentials()``, ``node.settings(user)``).
 
@@ -195,6 +200,8 @@ def start_node(
         EngineStartError: Java missing or too old, artifact not served, port taken, node died or timed out
             (the message names the log file).
     """
+    if secure and version is None and engine == "opensearch":
+        version = SECURE_OPENSEARCH_VERSION  # the newest with its security plugin on Maven Central
     version = _check_engine(engine, version)
     running = node_status(engine, name)
     if running is not None:

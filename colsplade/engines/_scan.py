@@ -117,6 +117,10 @@ def scan_index(
                     **({"includes": list(source_includes)} if source_includes else {}),
                     **({"excludes": list(source_excludes)} if source_excludes else {}),
                 }
+            # the documents as stored: vector fields too, where the engine leaves them out by default
+            source = client.capabilities().source_with_vectors(body.get("_source", True))
+            if source is not True:
+                body["_source"] = source
             if search_after is not None:
                 body["search_after"] = search_after
             answer = client.request("POST", "/_search", body=body)

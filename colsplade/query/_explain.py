@@ -27,6 +27,7 @@ def explain_hits(
     query: str,
     query_impacts: Mapping[str, float],
     query_vectors: np.ndarray,
+    source_with_vectors: Callable[[Any], Any] = lambda source: source,
 ) -> None:
     """Set each hit's :class:`HitExplanation` (in place).
 
@@ -34,11 +35,14 @@ def explain_hits(
     fields and token data come back in one request. ``query_vectors``: (m, dim) float32.
     """
     fields = [spec.splade_field, *text_fields]
+    fetch_keys = token_fetch(spec, fields)
+    # the stored impacts are a vector field: an engine that leaves those out of _source is asked for them
+    fetch_keys["_source"] = source_with_vectors(fetch_keys["_source"])
     body = search_body(
         {"ids": {"values": [h.id for h in hits]}},
         len(hits),
-        fetch=token_fetch(spec, fields),
-        source=fields,
+        fetch=fetch_keys,
+        source=fetch_keys["_source"],
     )
     raw = fetch(body)
     docs = {h["_id"]: h for h in raw}

@@ -509,6 +509,7 @@ class _Search:
                 query=self.query.text,
                 query_impacts=self.query.all_impacts,
                 query_vectors=self.query.vectors,
+                source_with_vectors=self.engine.capabilities().source_with_vectors,
             )
         self.timings["total"] = (time.perf_counter() - self.started) * 1000
         return SearchResult(

@@ -50,6 +50,7 @@ from colsplade._types import EngineName
 from colsplade.engines import (
     DEFAULT_VERSIONS,
     ENGINES,
+    SECURE_OPENSEARCH_VERSION,
     EngineClient,
     LocalCluster,
     connect,
@@ -84,6 +85,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             default=os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_VERSION", DEFAULT_VERSIONS[engine]),
             help=f"{engine} version of the local node (default {DEFAULT_VERSIONS[engine]})",
         )
+    group.addoption(
+        "--colsplade-secure-opensearch-version",
+        default=os.environ.get("COLSPLADE_TEST_SECURE_OPENSEARCH_VERSION", SECURE_OPENSEARCH_VERSION),
+        help=f"version of the secured OpenSearch node (default {SECURE_OPENSEARCH_VERSION}: the newest whose "
+        "security plugin Maven Central serves)",
+    )
     group.addoption(
         "--colsplade-no-docker",
         action="store_true",
@@ -193,7 +200,7 @@ class _Nodes:
         self.give_up(message)
 
     def _start_secured(self) -> SecuredEngine:
-        version = self.config.getoption("colsplade_opensearch_version")
+        version = self.config.getoption("colsplade_secure_opensearch_version")
         node = start_node(
             "opensearch", version, name=f"pytest-secure-{os.getpid()}", ephemeral=True, secure=True
         )

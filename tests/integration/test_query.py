@@ -48,6 +48,12 @@ QUERIES = [
 ]
 
 
+def _everything(engine) -> dict:
+    """A search body for every stored document with its vector fields (Elasticsearch 9.2+ leaves them
+    out of ``_source`` unless asked)."""
+    return {"query": {"match_all": {}}, "size": 100, "_source": engine.capabilities().source_with_vectors()}
+
+
 @pytest.fixture(scope="module")
 def encoder(tiny_joint_model):
     from colsplade.encoders import load_encoder
@@ -225,6 +231,11 @@ def test_nested_layout_engine_and_client_rerank_agree(engine, engine_index, enco
 @pytest.mark.parametrize(("element_type", "packed"), [("byte", True), ("bit", True), ("float", False)])
 def test_schema_one_indices_still_rerank_like_numpy(engine, engine_index, encoder, element_type, packed):
     """Indices written before the compact store: the packed copy, or the nested numbers without it."""
+    caps = engine.capabilities()
+    if not packed and caps.engine == "opensearch" and caps.version_tuple[:1] >= (3,):
+        # OpenSearch 3 rebuilds knn_vector values in _source from the index (derived source) and hands
+        # nested ones back in another shape; such an index can only have been written on OpenSearch 2
+        pytest.skip("schema-1 nested vectors read from _source: indices of OpenSearch 2 only")
     spec, vectors = _legacy_corpus(engine, engine_index, encoder, element_type=element_type, packed=packed)
     assert spec.codes_field is None and spec.nested_vectors
     client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
@@ -750,7 +761,7 @@ def test_inference_free_queries_on_the_engine(engine, engine_index, inference_fr
         assert sparse.hits
         docs = {
             h["_id"]: unescape_impacts(h["_source"]["splade"])
-            for h in engine.search(engine_index, {"query": {"match_all": {}}, "size": 100})["hits"]["hits"]
+            for h in engine.search(engine_index, _everything(engine))["hits"]["hits"]
         }
         for hit in sparse.hits:  # rank_features keep 9 significant bits
             expected = sum(w * docs[hit.id].get(t, 0.0) for t, w in impacts.items())
@@ -961,7 +972,7 @@ def test_sparse_pruning_on_both_engines(engine, engine_index, encoder):
     heaviest = max(exact.query_terms, key=exact.query_terms.get)
     stored = {
         h["_id"]: unescape_impacts(h["_source"].get(spec.splade_field) or {})
-        for h in engine.search(engine_index, {"query": {"match_all": {}}, "size": 100})["hits"]["hits"]
+        for h in engine.search(engine_index, _everything(engine))["hits"]["hits"]
     }
     expected = {
         d: exact.query_terms[heaviest] * imp[heaviest] for d, imp in stored.items() if heaviest in imp
