@@ -318,6 +318,13 @@ class EngineClient:
             raise
 
     def create_index(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``index`` with ``body``; on an engine that leaves vector fields out of ``_source`` itself,
+        the body's ``_source`` exclusions of vector fields are left to it (see
+        :func:`colsplade.mappings.without_vector_source_excludes`)."""
+        if self.capabilities().vectors_left_out_of_source:
+            from colsplade.mappings import without_vector_source_excludes
+
+            body = without_vector_source_excludes(body)
         return self.request("PUT", self._index_path(index), body=dict(body))
 
     def delete_index(self, index: str) -> dict[str, Any]:

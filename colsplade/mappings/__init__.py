@@ -23,6 +23,7 @@ from colsplade.mappings._builders import (
     spec_from_meta,
     text_analyzers,
     text_properties,
+    without_vector_source_excludes,
 )
 from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
 from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
@@ -47,6 +48,7 @@ __all__ = [
     "unescape_feature",
     "unescape_impacts",
     "unpack_token_vectors",
+    "without_vector_source_excludes",
 ]
 
 

@@ -369,6 +369,45 @@ def index_body(
     return {"settings": index_settings(engine, spec, shards=shards, replicas=replicas), "mappings": mappings}
 
 
+_VECTOR_TYPES = frozenset({"dense_vector", "sparse_vector", "knn_vector", "rank_vectors"})
+
+
+def without_vector_source_excludes(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A create-index body for an engine that leaves vector fields out of ``_source`` itself
+    (Elasticsearch 9.2+): the mapping's ``_source.excludes`` entries that name vector fields (or nested
+    objects of vectors only) are dropped, since the engine keeps them out anyway and can then hand them
+    back when asked (Elasticsearch 9.2.8 fails a request for vectors on an index that also excludes its
+    nested vectors by mapping, with a null pointer). Other exclusions stay.
+
+    >>> body = {"mappings": {"_source": {"excludes": ["colbert", "secret"]}, "properties": {
+    ...     "colbert": {"type": "nested", "properties": {"v": {"type": "dense_vector", "dims": 2}}},
+    ...     "secret": {"type": "keyword"}}}}
+    >>> without_vector_source_excludes(body)["mappings"]["_source"]
+    {'excludes': ['secret']}
+    """
+    mappings = dict(body.get("mappings") or {})
+    excludes = list((mappings.get("_source") or {}).get("excludes") or [])
+    properties = mappings.get("properties") or {}
+
+    def is_vector(definition: Mapping[str, Any]) -> bool:
+        if definition.get("type") in _VECTOR_TYPES:
+            return True
+        inner = definition.get("properties") or {}
+        return bool(inner) and all(is_vector(d) for d in inner.values())
+
+    kept = [f for f in excludes if not is_vector(properties.get(f) or {})]
+    if kept == excludes:
+        return dict(body)
+    source = {k: v for k, v in (mappings.get("_source") or {}).items() if k != "excludes"}
+    if kept:
+        source["excludes"] = kept
+    if source:
+        mappings["_source"] = source
+    else:
+        mappings.pop("_source", None)
+    return {**body, "mappings": mappings}
+
+
 def fields_to_add(
     engine: str, existing_properties: Mapping[str, Any] | None, spec: FieldSpec | None = None
 ) -> dict[str, Any]:

@@ -201,7 +201,9 @@ def test_nested_layout_engine_and_client_rerank_agree(engine, engine_index, enco
     spec = _index_corpus(engine, engine_index, encoder, layout=Layout(nested_vectors=True))
     assert spec.nested_vectors and spec.codes_field
     raw = engine.search(engine_index, {"query": {"ids": {"values": ["d0"]}}})["hits"]["hits"][0]["_source"]
-    assert "colbert" not in raw and "colbert_codes" in raw, "no float copy of the vectors in _source"
+    # (Elasticsearch 9.2+ keeps the nested objects' places as empty objects, without their vectors)
+    floats = [t for t in raw.get("colbert") or [] if t.get(spec.vector_field)]
+    assert not floats and "colbert_codes" in raw, "no float copy of the vectors in _source"
     client = SearchClient(engine_index, encoder, client=engine, plan="splade+colbert")
     vectors = _stored_vectors(client, engine, engine_index)
     can_engine = engine.capabilities().painless
