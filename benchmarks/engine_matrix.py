@@ -3,11 +3,11 @@
     python benchmarks/engine_matrix.py [--versions elasticsearch:8.19.21,elasticsearch:9.2.8,opensearch:2.19.1,opensearch:3.5.0]
 
 For each engine and version, one at a time on this machine: a fresh local node (from Maven Central), the
-quickstart's job on it (the cached quick model, the packaged SciFact sample: the same index and query as
-``colsplade quickstart``), the top 10 of the query under the default plan and under ``splade+colbert``
+quickstart's job on it (``--model``, default the cached quick model; the packaged SciFact sample: the same
+index and query as ``colsplade quickstart``), the top 10 of the query under the default plan and under ``splade+colbert``
 (which no analyser touches), every plan of ``colsplade eval`` on the sample's test queries (nDCG@10, p50),
-the index's bytes per document, and what the engine offers (painless, k-NN, sparse ANN, security). The
-quick model is trained on the first run if it is not cached (needs the ``[train]`` extra).
+the index's bytes per document, and what the engine offers (painless, k-NN, sparse ANN, security). Without
+``--model``, the quick model is trained on the first run if it is not cached (needs the ``[train]`` extra).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _client_version(engine: str) -> str:
     return f"{package} {version(package)}"
 
 
-def run_version(engine: str, version: str) -> dict[str, Any]:
-    from colsplade.cli._quickstart import quick_model_dir, quickstart, sample_dataset
+def run_version(engine: str, version: str, model: Path | None) -> dict[str, Any]:
+    from colsplade.cli._quickstart import quickstart, sample_dataset
     from colsplade.engines import connect, start_node
     from colsplade.evaluation import evaluate_on_engine
     from colsplade.query import SearchClient
@@ -47,11 +47,12 @@ def run_version(engine: str, version: str) -> dict[str, Any]:
     }
     try:
         settings = node.settings()
-        report = quickstart(settings, progress=False, say=lambda _: None)
+        report = quickstart(settings, model=model, progress=False, say=lambda _: None)
+        model = Path(report["model"])  # the quick model when none was given (trained once, cached)
         with connect(settings) as client:
             jvm = client.request("GET", "/_nodes/jvm", params={"filter_path": "nodes.*.jvm.version"})
             caps = client.capabilities()
-            search = SearchClient(report["index"], quick_model_dir(), client=client)
+            search = SearchClient(report["index"], model, client=client)
             top = {
                 plan: [
                     [h.id, round(h.score, 4)]
@@ -61,10 +62,11 @@ def run_version(engine: str, version: str) -> dict[str, Any]:
             }
             stats = client.request("GET", f"/{report['index']}/_stats/store,docs")["_all"]["primaries"]
             evaluated = evaluate_on_engine(
-                client, sample_dataset(), quick_model_dir(), index=report["index"], progress=False
+                client, sample_dataset(), model, index=report["index"], progress=False
             )
             row.update(
                 {
+                    "model": model.name,
                     "java": next(iter(jvm["nodes"].values()))["jvm"]["version"],
                     "client": _client_version(engine),
                     "default_plan": search.plan,
@@ -105,13 +107,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--versions", default=DEFAULT_MATRIX)
+    parser.add_argument(
+        "--model", help="joint model directory (default: the cached quick model, trained first if missing)"
+    )
     parser.add_argument("--out", default="benchmarks/results/engine_matrix.json")
     args = parser.parse_args()
+    model = Path(args.model) if args.model else None
     load_at_start = os.getloadavg()
     rows = []
     for item in args.versions.split(","):
         engine, version = item.split(":")
-        row = run_version(engine, version)
+        row = run_version(engine, version, model)
         print(row, flush=True)
         rows.append(row)
     by_engine: dict[str, list[Any]] = {}
@@ -136,7 +142,7 @@ def main() -> None:
             "settings": {
                 "versions": args.versions,
                 "data": "the packaged SciFact sample (the quickstart's)",
-                "model": "the cached quick model (int8), as colsplade quickstart uses it",
+                "model": rows[0].get("model") if rows else None,
                 "load_average_at_start": load_at_start,
                 "load_average_at_end": os.getloadavg(),
             },
