@@ -16,10 +16,12 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "CHECKPOINT_FORMATS",
     "ENGINE_NAMES",
     "MODEL_KINDS",
     "ONNX_VARIANT_NAMES",
     "RERANK_MODES",
+    "CheckpointFormat",
     "EngineName",
     "ModelKind",
     "OnnxVariant",
@@ -43,3 +45,15 @@ ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 RERANK_MODES: tuple[RerankMode, ...] = get_args(RerankMode)
 ONNX_VARIANT_NAMES: tuple[OnnxVariant, ...] = get_args(OnnxVariant)
+
+#: A checkpoint layout ``colsplade import-model`` reads (see ``colsplade.training.import_checkpoint``).
+CheckpointFormat = Literal[
+    "colsplade",
+    "naver-splade",
+    "opensearch-inference-free",
+    "st-sparse",
+    "st-multivector",
+    "colbertv2",
+    "pylate",
+]
+CHECKPOINT_FORMATS: tuple[CheckpointFormat, ...] = get_args(CheckpointFormat)

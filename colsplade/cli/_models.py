@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from colsplade._types import CHECKPOINT_FORMATS
 from colsplade.cli._export import export_and_report
 
 __all__ = ["import_model_command", "init_model_command"]
@@ -62,18 +63,7 @@ def init_model_command(
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(
-        [
-            "auto",
-            "naver-splade",
-            "opensearch-inference-free",
-            "st-sparse",
-            "st-multivector",
-            "colbertv2",
-            "pylate",
-            "colsplade",
-        ]
-    ),
+    type=click.Choice(["auto", *CHECKPOINT_FORMATS]),
 )
 @click.option("--export/--no-export", default=True, show_default=True, help="Also export fp32 + int8 ONNX.")
 def import_model_command(source: str, out_dir: str, fmt: str, export: bool) -> None:

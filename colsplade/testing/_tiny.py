@@ -102,7 +102,8 @@ def make_tiny_base_model(
     )
 
     out = make_tiny_tokenizer(out_dir)
-    vocab_size = len((out / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+    vocab_size = len(ids)
     torch.manual_seed(seed)
     if arch == "bert":
         config = BertConfig(
@@ -127,7 +128,6 @@ def make_tiny_base_model(
     elif arch == "modernbert":
         from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
-        ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
         config = ModernBertConfig(
             vocab_size=vocab_size,
             hidden_size=hidden,
@@ -151,7 +151,6 @@ def make_tiny_base_model(
     elif arch == "xlm-roberta":
         from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
-        ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
         config = XLMRobertaConfig(
             vocab_size=vocab_size,
             hidden_size=hidden,

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from colsplade._types import CHECKPOINT_FORMATS
 from colsplade.encoders import (
     CONFIG_FILE,
     DEFAULT_SKIPLIST,
@@ -44,15 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = (
-    "colsplade",
-    "naver-splade",
-    "opensearch-inference-free",
-    "st-sparse",
-    "st-multivector",
-    "colbertv2",
-    "pylate",
-)
+FORMATS = CHECKPOINT_FORMATS
 
 
 def _local(src: str | os.PathLike[str]) -> Path:
