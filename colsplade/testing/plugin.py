@@ -7,7 +7,10 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
     when set; else a container through testcontainers where a Docker engine answers; else a local node
     started from Maven Central (:func:`colsplade.engines.start_node`) with throw-away data.
 ``engine`` (function)
-    An :class:`~colsplade.engines.EngineClient`; a test using it runs once per engine.
+    An :class:`~colsplade.engines.EngineClient`; a test using it runs once per entry of
+    ``--colsplade-engines`` / ``--colsplade-engine-versions`` (``COLSPLADE_TEST_ENGINES``): ``ENGINE`` at
+    the session's version of it (``--colsplade-elasticsearch-version``, default the current major) or
+    ``ENGINE:VERSION``, e.g. ``elasticsearch:9.2.8,elasticsearch:8.19.21`` runs each test on both.
 ``engine_index``
     A unique index name on ``engine``, deleted after the test.
 ``cluster`` (session)
@@ -36,13 +39,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import pytest
 
@@ -70,8 +74,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("colsplade", "colsplade engine fixtures")
     group.addoption(
         "--colsplade-engines",
+        "--colsplade-engine-versions",
+        dest="colsplade_engines",
         default=os.environ.get("COLSPLADE_TEST_ENGINES", ",".join(ENGINES)),
-        help="comma-separated engines the `engine` fixture runs on (default: elasticsearch,opensearch)",
+        help="comma-separated engines the `engine` and `cluster` fixtures run on, each ENGINE (its default "
+        "version) or ENGINE:VERSION, e.g. elasticsearch:9.2.8,elasticsearch:8.19.21,opensearch:3.5.0 "
+        "(default: elasticsearch,opensearch; environment: COLSPLADE_TEST_ENGINES)",
     )
     group.addoption(
         "--colsplade-allow-skip",
@@ -108,6 +116,39 @@ def _docker_available() -> bool:
         return False
 
 
+def parse_engine_versions(text: str) -> list[tuple[EngineName, str | None]]:
+    """``--colsplade-engines``' entries: ``[(engine, version or None)]``, in order, without repeats.
+
+    >>> parse_engine_versions("elasticsearch, opensearch:2.19.1,elasticsearch:8.19.21")
+    [('elasticsearch', None), ('opensearch', '2.19.1'), ('elasticsearch', '8.19.21')]
+    """
+    entries: list[tuple[EngineName, str | None]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, version = item.partition(":")
+        if name not in ENGINES:
+            raise pytest.UsageError(
+                f"--colsplade-engines: unknown engine {name!r} in {item!r}; use {', '.join(ENGINES)}, "
+                "optionally with :VERSION"
+            )
+        if version and not re.fullmatch(r"\d+\.\d+\.\d+", version):
+            raise pytest.UsageError(f"--colsplade-engines: {item!r}: a version is MAJOR.MINOR.PATCH")
+        entry = (cast(EngineName, name), version or None)
+        if entry not in entries:
+            entries.append(entry)
+    return entries
+
+
+def _param(engine: EngineName, version: str | None) -> str:
+    return f"{engine}:{version}" if version else engine
+
+
+def _unparam(param: str) -> tuple[EngineName, str | None]:
+    name, _, version = param.partition(":")
+    return cast(EngineName, name), version or None
+
+
 class _Nodes:
     """Starts each engine once per session, on first use, and stops everything it started."""
 
@@ -120,29 +161,33 @@ class _Nodes:
         self._secured: dict[str, SecuredEngine] = {}
         self.startup_seconds: dict[str, float] = {}
 
-    def url(self, engine: EngineName) -> str:
+    def url(self, engine: EngineName, version: str | None = None) -> str:
+        """The URL of a node of ``engine`` at ``version`` (None: the session's version of that engine),
+        started on first use."""
+        key = _param(engine, version)
         with self._lock:
-            if engine in self._urls:
-                return self._urls[engine]
-            if engine not in self._errors:
+            if key in self._urls:
+                return self._urls[key]
+            if key not in self._errors:
                 try:
-                    self._urls[engine] = self._start(engine)
-                    return self._urls[engine]
+                    self._urls[key] = self._start(engine, version)
+                    return self._urls[key]
                 except (ColspladeError, OSError) as exc:
-                    self._errors[engine] = f"cannot start {engine} for the tests: {exc}"
-            message = self._errors[engine]
+                    self._errors[key] = f"cannot start {key} for the tests: {exc}"
+            message = self._errors[key]
         self.give_up(message)
 
-    def _start(self, engine: EngineName) -> str:
+    def _start(self, engine: EngineName, version: str | None = None) -> str:
         env_url = os.environ.get(f"COLSPLADE_TEST_{engine.upper()}_URL")
-        if env_url:
+        if env_url and version is None:
             return env_url
-        version = self.config.getoption(f"colsplade_{engine}_version")
+        name = f"pytest-{os.getpid()}" + (f"-{version}" if version else "")
+        version = version or self.config.getoption(f"colsplade_{engine}_version")
         if not self.config.getoption("colsplade_no_docker") and _docker_available():
             return self._start_container(engine, version)
-        node = start_node(engine, version, name=f"pytest-{os.getpid()}", ephemeral=True)
+        node = start_node(engine, version, name=name, ephemeral=True)
         self._stoppers.append(node.stop)
-        self.startup_seconds[engine] = node.startup_seconds
+        self.startup_seconds[f"{engine} {version}"] = node.startup_seconds
         return node.url
 
     def _start_container(self, engine: EngineName, version: str) -> str:
@@ -163,11 +208,12 @@ class _Nodes:
         wait_for_logs(container, r'"message":\s?"started|\] started', timeout=240)
         return f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
 
-    def cluster(self, engine: EngineName) -> LocalCluster:
+    def cluster(self, engine: EngineName, version: str | None = None) -> LocalCluster:
         """A 3-node local cluster of ``engine`` (the caller stops it); fails or skips as :meth:`url` does."""
-        version = self.config.getoption(f"colsplade_{engine}_version")
+        name = f"pytest-{os.getpid()}" + (f"-{version}" if version else "")
+        version = version or self.config.getoption(f"colsplade_{engine}_version")
         try:
-            cluster = start_cluster(engine, 3, version, name=f"pytest-{os.getpid()}", ephemeral=True)
+            cluster = start_cluster(engine, 3, version, name=name, ephemeral=True)
         except (ColspladeError, OSError) as exc:
             self.give_up(f"cannot start a 3-node {engine} cluster for the tests: {exc}")
         self._stoppers.append(cluster.stop)
@@ -316,12 +362,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     fixtures = [f for f in ("engine", "cluster") if f in metafunc.fixturenames and f not in own]
     if not fixtures:
         return
-    engines = [e.strip() for e in metafunc.config.getoption("colsplade_engines").split(",") if e.strip()]
-    unknown = set(engines) - set(ENGINES)
-    if unknown:
-        raise pytest.UsageError(f"--colsplade-engines: unknown engine(s) {sorted(unknown)}")
+    engines = [_param(*e) for e in parse_engine_versions(metafunc.config.getoption("colsplade_engines"))]
     values = engines if len(fixtures) == 1 else [(e,) * len(fixtures) for e in engines]
-    metafunc.parametrize(",".join(fixtures), values, indirect=True, scope="session")
+    ids = [e.replace(":", "-") for e in engines]  # elasticsearch, elasticsearch-8.19.21, ...
+    metafunc.parametrize(",".join(fixtures), values, indirect=True, scope="session", ids=ids)
 
 
 @pytest.fixture(scope="session")
@@ -338,9 +382,9 @@ def opensearch_url(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def engine(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[EngineClient]:
-    """A connected client; tests using it run once per engine (``--colsplade-engines``)."""
-    engine_name: EngineName = getattr(request, "param", "elasticsearch")
-    url = pytestconfig.stash[_NODES_KEY].url(engine_name)
+    """A connected client; tests using it run once per engine (and version) of ``--colsplade-engines``."""
+    engine_name, version = _unparam(getattr(request, "param", "elasticsearch"))
+    url = pytestconfig.stash[_NODES_KEY].url(engine_name, version)
     client = connect(url=url, engine=engine_name)
     yield client
     client.close()
@@ -352,8 +396,8 @@ def cluster(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iter
 
     The fault tests kill and restart its nodes: a test that kills one restarts it before it ends.
     """
-    engine_name: EngineName = getattr(request, "param", "elasticsearch")
-    started = pytestconfig.stash[_NODES_KEY].cluster(engine_name)
+    engine_name, version = _unparam(getattr(request, "param", "elasticsearch"))
+    started = pytestconfig.stash[_NODES_KEY].cluster(engine_name, version)
     yield started
     started.stop()
 
