@@ -15,6 +15,7 @@ from colsplade.mappings import (
     fields_to_add,
     index_body,
     index_meta,
+    merge_meta,
     spec_from_meta,
 )
 
@@ -109,8 +110,7 @@ def create_index(
                     f"index {index!r} was created without index.knn=true, which OpenSearch cannot switch on later; "
                     "add the fields with FieldSpec(index_vectors=False) (rerank only) or reindex into a new index"
                 )
-        meta = dict(mapping.get("_meta") or {})
-        meta.update(index_meta(spec, model_name, model_version))
+        meta = merge_meta(mapping.get("_meta"), index_meta(spec, model_name, model_version))
         try:
             client.put_mapping(index, {"_meta": meta, "properties": to_add})
         except EngineRefusedError as exc:

@@ -42,6 +42,7 @@ from colsplade.mappings import (
     colsplade_properties,
     escape_impacts,
     index_meta,
+    merge_meta,
     spec_from_meta,
 )
 from colsplade.scoring import ResidualCodec
@@ -342,8 +343,8 @@ def _record_meta(
     version: str,
     codec: dict[str, Any] | None,
 ) -> None:
-    meta = dict(client.get_mapping(index).get("_meta") or {})
-    meta.update(index_meta(spec, name, version, codec))
+    # merged into what is there: the plan `colsplade upgrade` recorded, say, stays
+    meta = merge_meta(client.get_mapping(index).get("_meta"), index_meta(spec, name, version, codec))
     client.put_mapping(index, {"_meta": meta})
 
 

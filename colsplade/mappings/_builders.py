@@ -311,6 +311,27 @@ def index_meta(
     return {"colsplade": block}
 
 
+def merge_meta(current: Mapping[str, Any] | None, update: Mapping[str, Any]) -> dict[str, Any]:
+    """An index's ``_meta`` with ``update`` written into it: each block of ``update`` (``colsplade``, ...)
+    merged key by key into the block already there, so what another step recorded in it stays (the
+    default plan and the rollback target that ``colsplade upgrade`` writes survive a later ingest that
+    records its layout and model); other top-level keys (a team's own) are kept as they are.
+
+    >>> current = {"team": {"owner": "search"}, "colsplade": {"schema": 2, "search": {"plan": "bm25"}}}
+    >>> merged = merge_meta(current, index_meta(FieldSpec(), "m", "2"))
+    >>> merged["team"], merged["colsplade"]["search"], merged["colsplade"]["model_version"]
+    ({'owner': 'search'}, {'plan': 'bm25'}, '2')
+    """
+    merged = dict(current or {})
+    for key, block in update.items():
+        before = merged.get(key)
+        if isinstance(before, Mapping) and isinstance(block, Mapping):
+            merged[key] = {**before, **block}
+        else:
+            merged[key] = block
+    return merged
+
+
 def codec_from_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The codec an index's token codes were written with (``describe()`` form), or None.
 

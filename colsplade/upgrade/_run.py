@@ -30,6 +30,7 @@ from colsplade.engines import (
     switch_alias,
 )
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError, ParityError
+from colsplade.mappings import merge_meta
 from colsplade.upgrade._gate import GATE_KINDS, GateQuery, choose, gate_queries, paired_bootstrap, spearman
 from colsplade.upgrade._inspect import MIN_DOCUMENTS, inspect_index
 
@@ -491,17 +492,16 @@ class _Upgrade:
                         "reason": decision["reason"] + f"; but {reencode['dead_lettered']} document(s) were not "
                         "re-encoded (reencode.dead.jsonl): the alias stays (--force switches anyway)"}  # fmt: skip
         plan = decision["plan"]
-        mapping = self.client.get_mapping(self.target)
-        meta = dict(mapping.get("_meta") or {})
-        ours = dict(meta.get("colsplade") or {})
-        ours["search"] = {"plan": plan, "text_fields": facts.all_text_fields}
-        ours["upgrade"] = {
-            "from": facts.concrete,
-            "alias": facts.alias,
-            "decided_by": by,
-            "reason": decision["reason"],
+        recorded = {
+            "search": {"plan": plan, "text_fields": facts.all_text_fields},
+            "upgrade": {
+                "from": facts.concrete,
+                "alias": facts.alias,
+                "decided_by": by,
+                "reason": decision["reason"],
+            },
         }
-        meta["colsplade"] = ours
+        meta = merge_meta(self.client.get_mapping(self.target).get("_meta"), {"colsplade": recorded})
         self.client.put_mapping(self.target, {"_meta": meta})
         if decision["switch"]:
             previous = switch_alias(self.client, facts.alias, self.target)

@@ -114,6 +114,24 @@ def test_upgrade_gate_switch_default_plan_rollback_cleanup(engine, team, tiny_ba
         result = search.search("cancer cells", k=5)
     assert result.plan == summary["decision"]["plan"] and len(result.hits) == 5
 
+    # the team adds a document through the alias with colsplade ingest: the recorded plan and the
+    # rollback target survive it (an ingest that records its model merges into _meta: merge_meta)
+    from colsplade.encoders import as_encoder
+    from colsplade.ingest import FieldMapping, ingest
+
+    added = ingest(
+        [{"id": "new-1", "title": "cancer cells", "text": "cells of a new cancer study"}],
+        engine,
+        ns,
+        as_encoder(work / "model", variant=summary["export"]["variant"]),
+        fields=FieldMapping(id_field="id"),
+        progress=False,
+    )
+    assert added.indexed == 1
+    meta = engine.get_mapping(f"{ns}-v1")["_meta"]["colsplade"]
+    assert meta["search"]["plan"] == summary["decision"]["plan"] and meta["upgrade"]["from"] == f"{ns}-orig"
+    engine.request("DELETE", f"/{ns}-v1/_doc/new-1", params={"refresh": "true"})  # the counts below
+
     # the same command again: done, nothing redone or doubled
     again = _upgrade(engine, ns, tiny_base, work, force=True)
     assert again["target_index"] == f"{ns}-v1" and not engine.index_exists(f"{ns}-v2")
