@@ -226,10 +226,7 @@ def run_row(
             **{k: all(p[k] for p in parts) for k in ("nonzero_terms_equal", "shapes_equal") if k in parts[0]},
         }
     int8 = report.variants.get("int8")
-    backbone = json.loads((src / "config.json").read_text()) if (src / "config.json").is_file() else {}
-    if not backbone:  # a sentence-transformers save with its transformer in a subfolder
-        found = sorted(Path(src).glob("*/config.json"))
-        backbone = next((json.loads(p.read_text()) for p in found if "model_type" in p.read_text()), {})
+    backbone = json.loads((out / "config.json").read_text())  # the imported model's backbone config
     per_engine = {engine: _ingest_and_search(engine, kind, out, tiny) for engine in engines}
     row.update(
         {

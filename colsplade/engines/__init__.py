@@ -15,18 +15,15 @@ from colsplade.engines._bulk import BulkAction, BulkItemResult, RetryPolicy, bul
 from colsplade.engines._client import Capabilities, EngineClient, connect
 from colsplade.engines._cluster import LocalCluster, cluster_heap, cluster_status, start_cluster, stop_cluster
 from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
-from colsplade.engines._local import (
+from colsplade.engines._install import (
     DEFAULT_VERSIONS,
     ENGINES,
     PREVIOUS_VERSIONS,
     SECURE_OPENSEARCH_VERSION,
-    LocalNode,
     engines_home,
     install_distribution,
-    node_status,
-    start_node,
-    stop_node,
 )
+from colsplade.engines._local import LocalNode, node_status, start_node, stop_node
 from colsplade.engines._scan import (
     ScanHit,
     alias_indices,

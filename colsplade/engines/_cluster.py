@@ -26,13 +26,12 @@ from typing import Any
 from urllib.parse import quote
 
 from colsplade._types import EngineName
+from colsplade.engines._install import _check_engine, engines_home
 from colsplade.engines._local import (
     LocalNode,
-    _check_engine,
     _free_port,
     _http_json,
     _pid_alive,
-    engines_home,
     node_status,
     start_node,
 )

@@ -37,9 +37,7 @@ from colsplade._process import terminate_group as _terminate_group
 from colsplade._types import EngineName
 from colsplade.config import Settings
 from colsplade.engines._install import (
-    DEFAULT_VERSIONS,
     ENGINES,
-    PREVIOUS_VERSIONS,
     SECURE_OPENSEARCH_VERSION,
     _check_engine,
     _ensure_run_user,
@@ -53,15 +51,10 @@ from colsplade.exceptions import EngineStartError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
+# the installer's names (versions, engines_home, install_distribution) are public from colsplade.engines
 __all__ = [
-    "DEFAULT_VERSIONS",
-    "ENGINES",
-    "PREVIOUS_VERSIONS",
-    "SECURE_OPENSEARCH_VERSION",
     "LocalNode",
-    "engines_home",
     "has_native_knn",
-    "install_distribution",
     "local_node_for_url",
     "node_status",
     "start_node",

@@ -101,6 +101,8 @@ def scan_index(
     if client.engine == "opensearch" and _shards(client, index) == 1:
         # Within one shard the Lucene doc id is a total order, and costs no fielddata on _id.
         sort = [{"_doc": "asc"}]
+    # the documents as stored: vector fields too, where the engine leaves them out by default
+    with_vectors = client.capabilities().source_with_vectors
     pit_id = open_point_in_time(client, index, keep_alive)
     search_after: list[Any] | None = None
     try:
@@ -117,8 +119,7 @@ def scan_index(
                     **({"includes": list(source_includes)} if source_includes else {}),
                     **({"excludes": list(source_excludes)} if source_excludes else {}),
                 }
-            # the documents as stored: vector fields too, where the engine leaves them out by default
-            source = client.capabilities().source_with_vectors(body.get("_source", True))
+            source = with_vectors(body.get("_source", True))
             if source is not True:
                 body["_source"] = source
             if search_after is not None:

@@ -244,18 +244,14 @@ class _Search:
             self.saw(answer)
             sub.hits = answer["hits"]["hits"]
 
-    def send_while_encoding(
-        self,
-        subs: Sequence[_SubSearch],
-        encoding: Callable[[], tuple[dict[str, float], np.ndarray]],
-        background: Executor,
-    ) -> None:
-        """:meth:`send` on a background thread while this one encodes the query (its vectors land in
-        ``self.query``); an error of either is raised once both are done."""
-        answered = background.submit(self.send, subs)
+    def send_while_encoding(self, subs: Sequence[_SubSearch]) -> None:
+        """:meth:`send` on the ``background`` executor while this thread runs ``encoding`` (the query's
+        vectors land in ``self.query``); an error of either is raised once both are done."""
+        assert self.encoding is not None and self.background is not None
+        answered = self.background.submit(self.send, subs)
         t = time.perf_counter()
         try:
-            _, self.query.vectors = encoding()
+            _, self.query.vectors = self.encoding()
         finally:
             self.timings["encode"] = (time.perf_counter() - t) * 1000
             wait([answered])
@@ -340,8 +336,8 @@ class _Search:
         if args.mode == "client":
             fetch = token_fetch(self.spec, args.source)
             subs = self.candidate_lists(args.window, {"fetch": fetch, "source": fetch["_source"]})
-            if self.encoding is not None and self.background is not None:
-                self.send_while_encoding(subs, self.encoding, self.background)
+            if self.encoding is not None:
+                self.send_while_encoding(subs)
             else:
                 self.send(subs)
             hits, candidates = self.client_rerank(self.union(subs))

@@ -45,8 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = CHECKPOINT_FORMATS
-
 
 def _local(src: str | os.PathLike[str]) -> Path:
     """A local directory for ``src``: itself, or a hub snapshot when ``src`` is a hub id (needs network)."""
@@ -96,16 +94,16 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
     if (path / "modules.json").is_file():
         modules = _read_json(path / "modules.json")
         types = " ".join(str(m.get("type", "")) for m in modules) if isinstance(modules, list) else ""
-        st_config = path / "config_sentence_transformers.json"
-        has_prefix = st_config.is_file() and "query_prefix" in _read_json(st_config)
-        model_type = _read_json(st_config).get("model_type") if st_config.is_file() else None
+        st_config = _json_or_empty(path / "config_sentence_transformers.json")
+        has_prefix = "query_prefix" in st_config
+        model_type = st_config.get("model_type")
         if model_type == "MultiVectorEncoder" or "MultiVectorMask" in types:
             return "st-multivector"
         if "pylate" in types.lower() or ("Dense" in types and has_prefix):
             return "pylate"
         if "SpladePooling" in types or "SparseStaticEmbedding" in types or model_type == "SparseEncoder":
             return "st-sparse"
-    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    config = _json_or_empty(path / "config.json")
     architectures = config.get("architectures") or []
     if (path / "artifact.metadata").is_file() or any("ColBERT" in a for a in architectures):
         return "colbertv2"
@@ -120,7 +118,7 @@ def detect_checkpoint_format(src: str | os.PathLike[str]) -> str:
 def _check_backbone(src: Path) -> None:
     """Refuse, before anything loads, a backbone colsplade cannot serve: one that needs its own code
     (``auto_map``: ``trust_remote_code``, never run here) or an architecture outside the supported ones."""
-    config = _read_json(src / "config.json") if (src / "config.json").is_file() else {}
+    config = _json_or_empty(src / "config.json")
     if config.get("auto_map"):
         raise ModelDirectoryError(
             f"{src}/config.json maps its classes to the checkpoint's own code (auto_map): loading it would "
@@ -137,11 +135,29 @@ def _check_backbone(src: Path) -> None:
 
 def _hidden_size(transformer_dir: Path) -> int | None:
     """The backbone's hidden size from its config.json (``hidden_size`` or DistilBERT's ``dim``)."""
-    config = (
-        _read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else {}
-    )
+    config = _json_or_empty(transformer_dir / "config.json")
     value = config.get("hidden_size", config.get("dim"))
     return int(value) if isinstance(value, int) else None
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    """A JSON file of a checkpoint that may be absent ({} then): a module's or backbone's config."""
+    return _read_json(path) if path.is_file() else {}
+
+
+def _colbert_model(
+    config: ModelConfig, out: Path, backbone: Any, weight: torch.Tensor, bias: torch.Tensor | None
+) -> ColspladeModel:
+    """The ColBERT model of an imported checkpoint: ``backbone`` with the (dim, hidden) projection
+    ``weight`` (+ ``bias``), saved into ``out`` (its tokenizer and colsplade.json already there)."""
+    model = ColspladeModel(config, backbone.eval(), TextTokenizer(out, config), linear_bias=bias is not None)
+    assert model.linear is not None
+    with torch.no_grad():
+        model.linear.weight.copy_(weight.float())
+        if bias is not None and model.linear.bias is not None:
+            model.linear.bias.copy_(bias.float())
+    save_model_dir(model, out)
+    return model.eval()
 
 
 def _check_projection(weight: torch.Tensor, *, rows: int | None, cols: int | None, where: Path) -> None:
@@ -287,7 +303,7 @@ def load_opensearch_inference_free(
             f"{idf_file} names {len(unknown)} tokens the tokenizer does not know (e.g. {unknown[:3]}): "
             "it was written for another vocabulary"
         )
-    size = int(_read_json(path / "config.json").get("vocab_size") or len(vocab))
+    size = int(_json_or_empty(path / "config.json").get("vocab_size") or len(vocab))
     weights = torch.zeros(size)
     for token, weight in idf.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -319,7 +335,7 @@ def load_colbertv2(
     from transformers import AutoConfig, AutoModel
 
     path, out = _local(src), Path(out_dir)
-    meta = _read_json(path / "artifact.metadata") if (path / "artifact.metadata").is_file() else {}
+    meta = _json_or_empty(path / "artifact.metadata")
     state = _state_dict(path)
     if "linear.weight" not in state:
         raise ModelDirectoryError(f"{path} holds no 'linear.weight': not a ColBERTv2 checkpoint")
@@ -353,12 +369,7 @@ def load_colbertv2(
         raise ModelDirectoryError(
             f"{path}: weights do not fit the BERT config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    model = ColspladeModel(config, backbone.eval(), TextTokenizer(out, config))
-    assert model.linear is not None
-    with torch.no_grad():
-        model.linear.weight.copy_(linear)
-    save_model_dir(model, out)
-    return model.eval()
+    return _colbert_model(config, out, backbone, linear, None)
 
 
 def load_pylate(
@@ -421,17 +432,8 @@ def load_pylate(
         source={"format": "pylate", "path": str(src)},
     )
     _start_dir(transformer_dir, out, config)
-    backbone = AutoModel.from_pretrained(str(transformer_dir)).eval()
-    model = ColspladeModel(
-        config, backbone, TextTokenizer(out, config), linear_bias="linear.bias" in dense_state
-    )
-    assert model.linear is not None
-    with torch.no_grad():
-        model.linear.weight.copy_(dense_state["linear.weight"])
-        if "linear.bias" in dense_state and model.linear.bias is not None:
-            model.linear.bias.copy_(dense_state["linear.bias"])
-    save_model_dir(model, out)
-    return model.eval()
+    backbone = AutoModel.from_pretrained(str(transformer_dir))
+    return _colbert_model(config, out, backbone, dense_state["linear.weight"], dense_state.get("linear.bias"))
 
 
 def load_st_sparse(
@@ -467,7 +469,7 @@ def load_st_sparse(
             f"SpladePooling, found {', '.join(t.rsplit('.', 1)[-1] for t in types) or 'no module'}"
         )
     pool_dir = path / str(pooling[0].get("path", ""))
-    pool = _read_json(pool_dir / "config.json") if (pool_dir / "config.json").is_file() else {}
+    pool = _json_or_empty(pool_dir / "config.json")
     activation = str(pool.get("activation_function", "relu"))
     strategy = str(pool.get("pooling_strategy", "max"))
     if activation != "relu" or strategy not in ("max", "sum"):
@@ -482,13 +484,13 @@ def load_st_sparse(
             f"{pool_dir}: a pooled dimension of {pool['embedding_dimension']} is not the vocabulary ({vocab})"
         )
     st_file = path / "config_sentence_transformers.json"
-    prompts = (_read_json(st_file).get("prompts") or {}) if st_file.is_file() else {}
+    prompts = _json_or_empty(st_file).get("prompts") or {}
     if any(prompts.values()):
         raise ModelDirectoryError(
             f"{st_file}: prompts {prompts} would be prepended to every text; colsplade's SPLADE encoder adds none"
         )
     sbert_file = transformer_dir / "sentence_bert_config.json"
-    sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    sbert = _json_or_empty(sbert_file)
     doc_length = max_doc_length or int(sbert.get("max_seq_length") or 256)
     # the library's static query side reads the whole query (to the document length); a model query 32
     query_length = max_query_length or (doc_length if query_weights is not None else 32)
@@ -509,7 +511,7 @@ def _inference_free_routes(path: Path, modules: Any) -> tuple[list[dict[str, Any
     """A SparseEncoder whose ``Router`` sends queries to a ``SparseStaticEmbedding`` (a weight per
     token) and documents to an MLM transformer + ``SpladePooling``: the document route's modules (with
     their paths) and the query table (vocab,)."""
-    routes = _read_json(path / "router_config.json") if (path / "router_config.json").is_file() else {}
+    routes = _json_or_empty(path / "router_config.json")
     structure = routes.get("structure") or {}
     kinds = routes.get("types") or {}
     query, document = structure.get("query") or [], structure.get("document") or []
@@ -571,9 +573,9 @@ def load_st_multivector(
         )
     transformer_dir = path / str(modules[0].get("path", ""))
     sbert_file = transformer_dir / "sentence_bert_config.json"
-    sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    sbert = _json_or_empty(sbert_file)
     st_file = path / "config_sentence_transformers.json"
-    st = _read_json(st_file) if st_file.is_file() else {}
+    st = _json_or_empty(st_file)
     prompts = st.get("prompts") or {}
     tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir))
     markers = {}
@@ -609,9 +611,7 @@ def load_st_multivector(
     bias: torch.Tensor | None = None
     for module in modules[1:]:
         module_dir = path / str(module.get("path", ""))
-        module_config = (
-            _read_json(module_dir / "config.json") if (module_dir / "config.json").is_file() else {}
-        )
+        module_config = _json_or_empty(module_dir / "config.json")
         if _module_class(module) == "MultiVectorMask":
             tasks = module_config.get("skiplist_tasks") or ["document"]
             if "query" in tasks or module_config.get("keep_only_token_ids"):
@@ -663,15 +663,7 @@ def load_st_multivector(
         source={"format": "st-multivector", "path": str(src)},
     )
     _start_dir(transformer_dir, out, config)
-    backbone = AutoModel.from_pretrained(str(transformer_dir)).eval()
-    model = ColspladeModel(config, backbone, TextTokenizer(out, config), linear_bias=bias is not None)
-    assert model.linear is not None
-    with torch.no_grad():
-        model.linear.weight.copy_(weight.float())
-        if bias is not None and model.linear.bias is not None:
-            model.linear.bias.copy_(bias.float())
-    save_model_dir(model, out)
-    return model.eval()
+    return _colbert_model(config, out, AutoModel.from_pretrained(str(transformer_dir)), weight, bias)
 
 
 def _module_class(module: Mapping[str, Any]) -> str:
@@ -695,8 +687,10 @@ def import_checkpoint(
     """
     path = _local(src)
     fmt = detect_checkpoint_format(path) if format == "auto" else format
-    if fmt not in FORMATS:
-        raise InvalidInputError(f"format must be auto or one of {', '.join(FORMATS)}, not {format!r}")
+    if fmt not in CHECKPOINT_FORMATS:
+        raise InvalidInputError(
+            f"format must be auto or one of {', '.join(CHECKPOINT_FORMATS)}, not {format!r}"
+        )
     logger.info("importing %s checkpoint %s into %s", fmt, src, out_dir)
     if fmt == "colsplade":
         shutil.copytree(path, out_dir, dirs_exist_ok=True)
