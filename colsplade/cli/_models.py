@@ -65,12 +65,33 @@ def init_model_command(
     show_default=True,
     type=click.Choice(["auto", *CHECKPOINT_FORMATS]),
 )
+@click.option(
+    "--max-query-length",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Query length in tokens (default: the checkpoint's own).",
+)
+@click.option(
+    "--max-doc-length",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Document length in tokens (default: the checkpoint's own), up to the backbone's position limit "
+    "(8,192 for ModernBERT); ingest cuts or chunks (--long-docs) past it.",
+)
 @click.option("--export/--no-export", default=True, show_default=True, help="Also export fp32 + int8 ONNX.")
-def import_model_command(source: str, out_dir: str, fmt: str, export: bool) -> None:
+def import_model_command(
+    source: str,
+    out_dir: str,
+    fmt: str,
+    max_query_length: int | None,
+    max_doc_length: int | None,
+    export: bool,
+) -> None:
     """Convert a public checkpoint SOURCE (local directory or hub id) into a model directory OUT_DIR."""
     from colsplade.training import import_checkpoint
 
-    path = import_checkpoint(source, out_dir, format=fmt)
+    lengths = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
+    path = import_checkpoint(source, out_dir, format=fmt, **{k: v for k, v in lengths.items() if v})
     click.echo(f"wrote model directory {path}")
     if export:
         export_and_report(path, variants=["int8"])

@@ -37,10 +37,18 @@ def splade_rows(
     ``excluded`` (vocab,) bool drops special tokens. Vectorised over the batch: selection and sorting
     happen in numpy, and each dict is built from two lists in one call, because an untrained or
     lightly regularised model can put tens of thousands of terms above zero.
+
+    A model whose vocabulary is padded past its tokenizer's (ModernBERT: 50,368 rows for 50,280 tokens,
+    a multiple of 64 for speed) has output columns no text can produce and no token names: they are cut.
+
+    >>> rows = splade_rows(np.array([[0.0, 2.0, 1.0, 9.0]]), ["[CLS]", "cat", "dog"],
+    ...                    np.array([True, False, False]), top_k=None, threshold=0.0)
+    >>> rows
+    [{'cat': 2.0, 'dog': 1.0}]
     """
-    w = np.array(weights, dtype=np.float32, copy=True)
-    w[:, excluded[: w.shape[1]]] = 0.0
     tokens = vocab if isinstance(vocab, np.ndarray) else np.asarray(vocab, dtype=object)
+    w = np.array(weights[:, : len(tokens)], dtype=np.float32, copy=True)
+    w[:, excluded[: w.shape[1]]] = 0.0
     n_rows, n_vocab = w.shape
     if top_k is not None and top_k < n_vocab:
         if top_k <= 0:

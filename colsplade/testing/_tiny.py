@@ -83,13 +83,15 @@ def make_tiny_base_model(
     layers: int = 2,
     heads: int = 2,
     max_positions: int = 512,
+    vocab_size: int | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a tiny random transformer (BERT, DistilBERT, ModernBERT or XLM-RoBERTa, the last two on the
     same small WordPiece vocabulary: the architecture is what they test) with its tokenizer into ``out_dir``.
 
     ``mlm=False`` saves the bare encoder (like all-MiniLM-L6-v2: no MLM head); ``mlm=True`` a
-    ``*ForMaskedLM`` (like a naver SPLADE checkpoint).
+    ``*ForMaskedLM`` (like a naver SPLADE checkpoint). ``vocab_size`` larger than the tokenizer's pads the
+    embedding and output rows past it, as ModernBERT does (50,368 rows for 50,280 tokens).
     """
     import torch
     from transformers import (
@@ -103,7 +105,9 @@ def make_tiny_base_model(
 
     out = make_tiny_tokenizer(out_dir)
     ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
-    vocab_size = len(ids)
+    if vocab_size is not None and vocab_size < len(ids):
+        raise ValueError(f"vocab_size must be at least the tokenizer's {len(ids)} tokens, not {vocab_size}")
+    vocab_size = vocab_size or len(ids)
     torch.manual_seed(seed)
     if arch == "bert":
         config = BertConfig(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ from colsplade.encoders import (
     ModelConfig,
     SpladeSettings,
     TextTokenizer,
+    position_limit,
+    read_model_config,
     write_model_config,
 )
 from colsplade.exceptions import InvalidInputError, ModelDirectoryError
@@ -171,11 +174,27 @@ def _check_projection(weight: torch.Tensor, *, rows: int | None, cols: int | Non
         )
 
 
+def _check_lengths(src: Path, config: ModelConfig) -> None:
+    """Refuse lengths past the backbone's positions: the encoders would fail on the first long text."""
+    limit = position_limit(src, config)
+    for name, value in (
+        ("max_query_length", config.max_query_length),
+        ("max_doc_length", config.max_doc_length),
+    ):
+        if value > limit:
+            raise InvalidInputError(
+                f"{name}={value} is past the checkpoint's limit of {limit} tokens (its position embeddings "
+                f"or its tokenizer's model_max_length); use at most {limit}, and ingest longer documents "
+                "with --long-docs chunk"
+            )
+
+
 def _start_dir(src: Path, out_dir: Path, config: ModelConfig) -> Any:
     """Write the tokenizer and colsplade.json into ``out_dir``; returns the HF tokenizer."""
     from transformers import AutoTokenizer
 
     _check_backbone(src)
+    _check_lengths(src, config)
 
     if out_dir.resolve() == src.resolve():
         raise InvalidInputError("write the model directory somewhere else than the checkpoint itself")
@@ -671,6 +690,23 @@ def _module_class(module: Mapping[str, Any]) -> str:
     return str(module.get("type", "")).rsplit(".", 1)[-1]
 
 
+def _copy_model_dir(src: Path, out_dir: Path, options: Mapping[str, Any]) -> None:
+    """A colsplade model directory is copied; of the loaders' options only its lengths can change."""
+    unknown = sorted(set(options) - {"max_query_length", "max_doc_length"})
+    if unknown:
+        raise InvalidInputError(
+            f"a colsplade model directory is copied as it is; {', '.join(unknown)} apply to other formats"
+        )
+    config = read_model_config(src)
+    config = dataclasses.replace(config, **{k: int(v) for k, v in options.items() if v is not None})
+    _check_lengths(src, config)
+    if out_dir.exists() and out_dir.resolve() == src.resolve():
+        raise InvalidInputError("write the model directory somewhere else than the checkpoint itself")
+    shutil.copytree(src, out_dir, dirs_exist_ok=True)
+    if options:
+        write_model_config(out_dir, config)
+
+
 def import_checkpoint(
     src: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -693,7 +729,7 @@ def import_checkpoint(
         )
     logger.info("importing %s checkpoint %s into %s", fmt, src, out_dir)
     if fmt == "colsplade":
-        shutil.copytree(path, out_dir, dirs_exist_ok=True)
+        _copy_model_dir(path, Path(out_dir), options)
     elif fmt == "naver-splade":
         load_naver_splade(path, out_dir, **options)
     elif fmt == "st-sparse":
