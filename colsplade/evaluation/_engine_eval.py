@@ -437,11 +437,11 @@ def results_markdown(result: Mapping[str, Any]) -> str:
         lines.append(f"| {name} | skipped: {reason} | | | | | |")
     size = result.get("index_size", {})
     if size.get("bytes_per_document"):
-        lines += [
-            "",
-            f"Index: {size['store_bytes']} bytes, {size['bytes_per_document']} per document, "
-            f"{size['bytes_per_token']} per ColBERT token.",
-        ]
+        line = f"Index: {size['store_bytes']} bytes, {size['bytes_per_document']} per document"
+        # Only nested vectors are Lucene documents of their own; the compact store's tokens are not counted.
+        if size.get("bytes_per_token"):
+            line += f", {size['bytes_per_token']} per ColBERT token"
+        lines += ["", line + "."]
     return "\n".join(lines) + "\n"
 
 

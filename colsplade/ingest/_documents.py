@@ -164,6 +164,8 @@ def prepare_document(
     ('7', 'Cats\\npurr', {'id': 7, 'title': 'Cats', 'text': 'purr', 'year': 2020})
     >>> prepare_document({"id": 1, "text": "  "}, FieldMapping()).reason
     'empty text (fields: title, text)'
+    >>> prepare_document({"id": 2, "text": "x", "_routing": "r1"}, FieldMapping()).reason[:40]
+    '_routing: engine metadata field(s), not '
     """
     # -- id
     if source_id is not None:
@@ -178,6 +180,15 @@ def prepare_document(
         doc_id = doc["id"]
     else:
         doc_id = stable_id(doc)
+    # The engine's metadata fields cannot be written inside a document (the engine refuses them) and
+    # colsplade would have to drop them; only _id has a meaning here, the document's id.
+    metadata = sorted(k for k in doc if k in METADATA_FIELDS and k != "_id")
+    if metadata:
+        return Rejected(
+            f"{', '.join(metadata)}: engine metadata field(s), not document fields; colsplade sets only _id "
+            "(from _id, id or --id-field): rename the field(s) or leave them out",
+            doc_id=str(doc_id) if isinstance(doc_id, str | int) else None,
+        )
     if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
         return Rejected(f"id must be a string or an integer, not a {type(doc_id).__name__}")
     doc_id = str(doc_id)

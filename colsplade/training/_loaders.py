@@ -174,9 +174,24 @@ def _check_projection(weight: torch.Tensor, *, rows: int | None, cols: int | Non
         )
 
 
+#: Past this many document tokens, one piece costs more per token than passages do: ModernBERT-base's
+#: exported graph attends over the whole length in every layer, so its cost per token grows with the
+#: length (on 2 CPU cores, int8: 0.81 ms a token at 512, 1.31 at 1,024, 2.42 at 2,048, 8.8 at 8,192 with
+#: 7.8 GB; benchmarks/results/long_context.json). Longer lengths work (parity holds to 8,192); they warn.
+LONG_DOCUMENT_TOKENS = 1024
+
+
 def _check_lengths(src: Path, config: ModelConfig) -> None:
     """Refuse lengths past the backbone's positions: the encoders would fail on the first long text."""
     limit = position_limit(src, config)
+    if config.max_doc_length > LONG_DOCUMENT_TOKENS:
+        logger.warning(
+            "max_doc_length=%d: encoding one document costs time and memory that grow with the square of "
+            "its length past ~%d tokens (README 'Long documents'); for long texts, passages are cheaper: "
+            "ingest with --long-docs chunk",
+            config.max_doc_length,
+            LONG_DOCUMENT_TOKENS,
+        )
     for name, value in (
         ("max_query_length", config.max_query_length),
         ("max_doc_length", config.max_doc_length),

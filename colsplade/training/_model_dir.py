@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from colsplade._logging import quiet_logger
 from colsplade._types import ModelKind
 from colsplade.encoders import (
     CONFIG_FILE,
@@ -199,12 +200,19 @@ def init_model_dir(
         backbone = AutoModel.from_pretrained(source)
         has_head = True
     else:
-        backbone, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
+        # transformers prints a table of the head's missing weights; colsplade initialises that head on
+        # purpose and says so in one line below, so the table would only make a user wonder.
+        with quiet_logger("transformers.modeling_utils", below=logging.ERROR):
+            backbone, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
         missing = [k for k in info.get("missing_keys", []) if "embeddings" not in k or "decoder" in k]
         has_head = not any(("cls." in k or "vocab_" in k) for k in missing)
         if not has_head:
             logger.info("%s has no MLM head; initialising it from the tied word embeddings", source)
             _identity_head(backbone)
+        elif missing:
+            logger.warning(
+                "%s: weights missing from the checkpoint, initialised at random: %s", source, missing
+            )
     if len(tokenizer) > backbone.config.vocab_size:
         backbone.resize_token_embeddings(len(tokenizer))
     out = Path(out_dir)

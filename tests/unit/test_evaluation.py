@@ -87,3 +87,31 @@ def test_evaluation_is_torch_free():
 
     code = "import sys, colsplade.evaluation; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_results_markdown_names_bytes_per_token_only_when_it_is_known():
+    from colsplade.evaluation import results_markdown
+
+    result = {
+        "engine": "elasticsearch",
+        "engine_version": "9.2.8",
+        "dataset": "d",
+        "split": "test",
+        "queries": 2,
+        "model": {"name": "m", "version": "1", "variant": "int8"},
+        "query_encoding_ms": {"p50": 3.0},
+        "default_plan": "bm25",
+        "plans": {
+            "bm25": {
+                "ndcg@10": 0.5,
+                "mrr@10": 0.5,
+                "recall@100": 0.9,
+                "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 3.0},
+            }
+        },
+        "index_size": {"store_bytes": 1000, "bytes_per_document": 10.0, "bytes_per_token": None},
+    }
+    compact = results_markdown(result)
+    assert "Index: 1000 bytes, 10.0 per document." in compact and "None" not in compact
+    result["index_size"]["bytes_per_token"] = 16.2
+    assert "10.0 per document, 16.2 per ColBERT token." in results_markdown(result)

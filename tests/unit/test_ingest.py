@@ -125,6 +125,21 @@ def test_ids_explicit_default_and_hashed():
     assert prepare_document({"id": 1, "text": "t"}, mapping, source_id="src").doc_id == "src"
 
 
+def test_engine_metadata_fields_in_a_document_are_dead_lettered_not_dropped():
+    # Issue found as a new user: "_routing" in a body vanished without a word.
+    mapping = FieldMapping()
+    for field in ("_routing", "_index", "_source", "_version"):
+        rejected = prepare_document({"id": "r1", "text": "t", field: "x"}, mapping)
+        assert isinstance(rejected, Rejected), field
+        assert rejected.doc_id == "r1" and rejected.reason.startswith(f"{field}: engine metadata field")
+        assert "rename" in rejected.reason
+    both = prepare_document({"_id": 3, "_routing": "a", "_score": 1.0, "text": "t"}, mapping)
+    assert isinstance(both, Rejected) and both.reason.startswith("_routing, _score:") and both.doc_id == "3"
+    # _id is the id, not a field: still taken, never copied into the body
+    kept = prepare_document({"_id": "a", "text": "t", "routing": "r1"}, mapping)
+    assert isinstance(kept, Prepared) and kept.units[0].body == {"text": "t", "routing": "r1"}
+
+
 def test_text_rules():
     mapping = FieldMapping(text_fields=("title", "body"))
     ok = prepare_document({"id": 1, "title": "T", "body": ["p1", "p2"]}, mapping)

@@ -121,3 +121,25 @@ def test_a_splade_whose_vocabulary_is_padded_past_its_tokenizer_encodes(tmp_path
     want = load_model_dir(out).encode(documents, is_query=False)["splade"]
     for terms, reference in zip(got, want, strict=True):
         assert terms and set(terms) <= vocab and set(terms) == set(reference)
+
+
+def test_a_length_past_the_measured_limit_imports_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from colsplade.testing import make_tiny_base_model
+
+    base = make_tiny_base_model(tmp_path / "base", arch="modernbert", mlm=True, max_positions=2048)
+    tokenizer_config = base / "tokenizer_config.json"
+    tokenizer_config.write_text(
+        json.dumps({**json.loads(tokenizer_config.read_text()), "model_max_length": 2048}), encoding="utf-8"
+    )
+    with caplog.at_level(logging.WARNING):
+        import_checkpoint(base, tmp_path / "short", format="naver-splade", max_doc_length=1024)
+    assert not [r for r in caplog.records if "square of its length" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        out = import_checkpoint(base, tmp_path / "long", format="naver-splade", max_doc_length=2000)
+    assert read_model_config(out).max_doc_length == 2000
+    warned = [r.getMessage() for r in caplog.records if "square of its length" in r.getMessage()]
+    assert warned and "--long-docs chunk" in warned[0]
