@@ -70,7 +70,8 @@ class RetryPolicy:
 
 @dataclass
 class BulkAction:
-    """One bulk operation: ``op`` is ``index`` (whole document) or ``update`` (partial ``doc``).
+    """One bulk operation: ``op`` is ``index`` (whole document), ``update`` (partial ``doc``) or ``delete``
+    (``source`` unused). A malformed action raises :class:`~colsplade.exceptions.InvalidInputError` here.
 
     ``source`` is the document (a dict) or, to keep serialisation off the writer thread, its JSON text.
     """
@@ -79,6 +80,19 @@ class BulkAction:
     doc_id: str
     source: dict[str, Any] | str
     op: str = "index"
+
+    def __post_init__(self) -> None:
+        # A malformed action would otherwise fail inside the client's helper on every retry round.
+        if self.op not in ("index", "update", "delete"):
+            raise InvalidInputError(f"BulkAction.op must be 'index', 'update' or 'delete', not {self.op!r}")
+        if not isinstance(self.index, str) or not self.index:
+            raise InvalidInputError(f"BulkAction.index must be an index name, not {self.index!r}")
+        if not isinstance(self.doc_id, str) or not self.doc_id:
+            raise InvalidInputError(f"BulkAction.doc_id must be a non-empty string, not {self.doc_id!r}")
+        if self.op != "delete" and not isinstance(self.source, dict | str):
+            raise InvalidInputError(
+                f"BulkAction.source must be a dict or its JSON text, not a {type(self.source).__name__}"
+            )
 
 
 @dataclass

@@ -137,6 +137,11 @@ def _error_details(body: Any) -> tuple[str, str]:
 _HINTS = {
     "index_not_found_exception": "Create it first (colsplade index create) or check the index name",
     "resource_already_exists_exception": "Use another name, or `colsplade index create --existing-ok` to add fields",
+    # The elasticsearch Python client asks for its own major's REST API (compatible-with=N); a server one
+    # major older cannot answer that.
+    "media_type_header_exception": "The elasticsearch Python client asks for the REST API of its own major "
+    "version, and elasticsearch-py 9.x talks to Elasticsearch 9 only; for an Elasticsearch 8 cluster install "
+    "'elasticsearch>=8.13,<9', which talks to Elasticsearch 8 and 9",
 }
 
 _REFUSALS: dict[int, type[EngineRefusedError]] = {403: EngineAuthorizationError}

@@ -252,3 +252,20 @@ def test_summary_text_and_exit_code():
     assert "8 indexed, 2 dead-lettered of 10 read" in str(summary) and "d.jsonl" in str(summary)
     assert summary.as_dict()["docs_per_second"] == 4.0
     assert IngestSummary(index="i").exit_code == 0
+
+
+def test_a_malformed_bulk_action_is_refused_when_made_not_retried():
+    from colsplade.engines import BulkAction
+    from colsplade.exceptions import InvalidInputError
+
+    assert BulkAction("docs", "1", {"t": 1}).op == "index"
+    assert BulkAction("docs", "1", None, op="delete").source is None  # type: ignore[arg-type]
+    for args, kwargs, what in [
+        (("index", "docs", "1", {"t": 1}), {}, "op must be"),  # arguments shifted by one
+        (("docs", "1", {"t": 1}), {"op": "upsert"}, "op must be"),
+        (("", "1", {"t": 1}), {}, "index must be"),
+        (("docs", 1, {"t": 1}), {}, "doc_id must be"),
+        (("docs", "1", [1, 2]), {}, "source must be"),
+    ]:
+        with pytest.raises(InvalidInputError, match=what):
+            BulkAction(*args, **kwargs)
