@@ -33,8 +33,8 @@ def engine_group() -> None:
 @click.option(
     "--secure",
     is_flag=True,
-    help="OpenSearch only: the security plugin, HTTPS with a CA of its own, users with random passwords "
-    "and the roles colsplade_ingest / colsplade_search.",
+    help="HTTPS with a CA of its own, users with random passwords and the roles colsplade_ingest / "
+    "colsplade_search (OpenSearch: the security plugin; Elasticsearch: its security module, file realm).",
 )
 @click.option(
     "--nodes",

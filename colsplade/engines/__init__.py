@@ -14,6 +14,7 @@ from colsplade.config import Settings, load_settings
 from colsplade.engines._bulk import BulkAction, BulkItemResult, RetryPolicy, bulk_write
 from colsplade.engines._client import Capabilities, EngineClient, connect
 from colsplade.engines._cluster import LocalCluster, cluster_heap, cluster_status, start_cluster, stop_cluster
+from colsplade.engines._file_realm import delete_file_user, put_file_role, put_file_user
 from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
 from colsplade.engines._install import (
     DEFAULT_VERSIONS,
@@ -73,6 +74,7 @@ __all__ = [
     "connect",
     "connect_default",
     "create_index",
+    "delete_file_user",
     "delete_index",
     "delete_user",
     "engines_home",
@@ -83,6 +85,8 @@ __all__ = [
     "next_version",
     "node_status",
     "open_point_in_time",
+    "put_file_role",
+    "put_file_user",
     "put_role",
     "put_user",
     "resolve_alias",

@@ -15,6 +15,7 @@ Both engines refuse to run as root, so when colsplade runs as root the JVM runs 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -73,9 +74,15 @@ def _port_taken(port: int) -> bool:
     return False
 
 
-def _http_json(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> dict | None:
+def _http_json(
+    url: str,
+    timeout: float = 2.0,
+    context: ssl.SSLContext | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+        request = urllib.request.Request(url, headers=dict(headers or {}))
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return json.loads(response.read().decode())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -97,7 +104,8 @@ class LocalNode:
     startup_seconds: float = 0.0
     java_home: str = ""
     extras: dict = field(default_factory=dict)
-    #: ``"https"`` for a secured node (security plugin, TLS from its own CA).
+    #: ``"https"`` for a secured node (OpenSearch's security plugin or Elasticsearch's file realm, TLS from
+    #: its own CA).
     scheme: str = "http"
 
     @property
@@ -132,15 +140,27 @@ class LocalNode:
         return settings.replace(ca_certs=self.ca_certs, username=user, password=password)
 
     def _probe_context(self) -> ssl.SSLContext | None:
+        """OpenSearch: the admin certificate (the plugin's super user). Elasticsearch: the CA only (its
+        admin logs in with a password, :meth:`_probe_headers`)."""
         if not self.secure:
             return None
         from colsplade.engines._secure_node import tls_files
 
+        if self.engine == "elasticsearch":
+            return ssl.create_default_context(cafile=self.ca_certs)
         return tls_files(self.home).admin_context()
 
+    def _probe_headers(self) -> dict[str, str]:
+        if not self.secure or self.engine != "elasticsearch":
+            return {}
+        token = base64.b64encode(f"admin:{self.credentials()['admin']}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def _probe(self, path: str, timeout: float = 2.0) -> dict | None:
+        return _http_json(f"{self.url}{path}", timeout, self._probe_context(), self._probe_headers())
+
     def is_running(self) -> bool:
-        health = _http_json(f"{self.url}/_cluster/health", context=self._probe_context())
-        return _pid_alive(self.pid) and health is not None
+        return _pid_alive(self.pid) and self._probe("/_cluster/health") is not None
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (SIGTERM to its process group, SIGKILL after ``timeout``) and forget its state."""
@@ -184,10 +204,13 @@ def start_node(
         ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
         node_settings: engine settings (``-E``) over the single-node defaults; a ``None`` value drops a
             default. :func:`colsplade.engines.start_cluster` passes discovery and the cluster's names here.
-        secure: OpenSearch only (default version :data:`SECURE_OPENSEARCH_VERSION`, the newest whose
-            security plugin Maven Central serves): the security plugin, HTTPS with a CA of its own (``node.ca_certs``),
-            roles ``colsplade_ingest`` / ``colsplade_search`` and users with random passwords
-            (``node.credentials()``, ``node.settings(user)``).
+        secure: HTTPS with a CA of its own (``node.ca_certs``), roles ``colsplade_ingest`` /
+            ``colsplade_search`` and users ``admin``, ``colsplade-ingest``, ``colsplade-search`` with random
+            passwords (``node.credentials()``, ``node.settings(user)``). OpenSearch (default version
+            :data:`SECURE_OPENSEARCH_VERSION`, the newest whose security plugin Maven Central serves): the
+            security plugin, users made through its REST API. Elasticsearch (any version): its security
+            module with the file realm, users and roles in files of the node's own ``config`` directory
+            (:func:`put_file_user`, :func:`put_file_role`); no native users, roles or API keys there.
 
     Raises:
         EngineStartError: Java missing or too old, artifact not served, port taken, node died or timed out
@@ -209,11 +232,6 @@ def start_node(
                 f"on {running.url}; stop it first or choose another --name"
             )
         return running
-    if secure and engine != "opensearch":
-        raise InvalidInputError(
-            "a secured local node is OpenSearch only: Elasticsearch's integ-test zip has no security "
-            "module (use the Docker compose file's secured Elasticsearch where Docker runs)"
-        )
     if port is not None and _port_taken(port):
         raise EngineStartError(
             f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it"
@@ -221,7 +239,7 @@ def start_node(
     if secure:
         from colsplade.engines._secure_node import install_secure_distribution
 
-        home = install_secure_distribution(version)
+        home = install_secure_distribution(version, engine)
     else:
         home = install_distribution(engine, version)
     java_home = find_java(_required_java(engine, version))
@@ -234,7 +252,12 @@ def start_node(
     data_dir, log_dir = node_dir / "data", node_dir / "logs"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
+    extras: dict = {"ephemeral": ephemeral}
+    if secure and engine == "elasticsearch":
+        extras.update(_file_realm_config(home, node_dir))
     _hand_over(node_dir)
+    if "credentials_file" in extras and hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.chown(extras["credentials_file"], 0, 0)  # the passwords stay root's, as a secured OpenSearch's do
     http_port = port or _free_port()
     transport_port = _free_port()
     settings = {
@@ -249,7 +272,7 @@ def start_node(
         # Small dev disks must not flip indices to read-only.
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
-    if engine == "elasticsearch":
+    if engine == "elasticsearch" and not secure:  # a secured node's own config turns it on
         settings["xpack.security.enabled"] = "false"
     for key, value in (node_settings or {}).items():
         if value is None:
@@ -260,6 +283,8 @@ def start_node(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
     env[f"{prefix}_JAVA_HOME"] = str(java_home)
     env[f"{prefix}_JAVA_OPTS"] = f"-Xms{heap} -Xmx{heap}"
+    if "config_dir" in extras:
+        env["ES_PATH_CONF"] = extras["config_dir"]
     env.pop("JAVA_TOOL_OPTIONS", None)
     command = [str(home / "bin" / engine)] + [f"-E{k}={v}" for k, v in settings.items()]
     console_log = log_dir / "console.log"
@@ -287,7 +312,7 @@ def start_node(
         log_file=str(console_log),
         started_at=time.time(),
         java_home=str(java_home),
-        extras={"ephemeral": ephemeral},
+        extras=extras,
         scheme="https" if secure else "http",
     )
     state = _state_file(engine, name)
@@ -303,7 +328,7 @@ def start_node(
                     f"{engine} {version} exited with code {code} while starting: {log_hint(console_log)}",
                     str(console_log),
                 )
-            health = _http_json(health_url, context=node._probe_context())
+            health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
             if health and health.get("status") in ("yellow", "green"):
                 break
             if time.monotonic() > deadline:
@@ -316,12 +341,27 @@ def start_node(
         # Ctrl-C or failure while waiting: no JVM may outlive us.
         node.stop(timeout=20)
         raise
-    if secure:
+    if secure and engine == "opensearch":
         _secure_bootstrap(node, node_dir)
     node.startup_seconds = round(time.monotonic() - started, 1)
     state.write_text(json.dumps(asdict(node), indent=2))
     logger.info("%s %s up on %s in %.1f s", engine, version, node.url, node.startup_seconds)
     return node
+
+
+def _file_realm_config(home: Path, node_dir: Path) -> dict[str, str]:
+    """A secured Elasticsearch node's own configuration directory, its users and roles written into the
+    file realm before the JVM starts; the node's ``extras``."""
+    from colsplade.engines._secure_node import bootstrap_file_realm, node_config_dir, tls_files
+
+    config = node_config_dir(home, node_dir)
+    credentials_file = node_dir / "credentials.json"
+    bootstrap_file_realm(config, credentials_file)
+    return {
+        "config_dir": str(config),
+        "ca_certs": str(tls_files(home).ca_certs),
+        "credentials_file": str(credentials_file),
+    }
 
 
 def _secure_bootstrap(node: LocalNode, node_dir: Path) -> None:

@@ -1,6 +1,8 @@
-"""A local OpenSearch node with the security plugin: TLS from a CA made here, users and least-privilege roles.
+"""Secured local nodes: TLS from a CA made here, users and least-privilege roles.
 
-``start_node("opensearch", secure=True)`` runs it; this module does the parts that differ from a plain node:
+``start_node(engine, secure=True)`` runs one; this module does the parts that differ from a plain node.
+
+OpenSearch (the security plugin):
 
 * :func:`install_secure_distribution` copies the plain distribution (with its modules and k-NN plugin) into a
   sibling home, installs ``org.opensearch.plugin:opensearch-security`` of the same version from Maven Central,
@@ -12,8 +14,15 @@
   ``colsplade_search`` and the users ``admin``, ``colsplade-ingest`` and ``colsplade-search`` with random
   passwords, kept in a ``credentials.json`` readable by the owner only.
 
-Elasticsearch's integ-test zip has no security module, so a secured local Elasticsearch is not offered; the
-Docker compose file runs one where Docker exists.
+Elasticsearch (``x-pack-security``, which the integ-test zip ships):
+
+* :func:`install_secure_distribution` copies the plain distribution into ``elasticsearch-{version}-secured``
+  with a CA of its own and the settings of :func:`elasticsearch_security_settings` (HTTPS, the file realm
+  only, no built-in users) in ``config/elasticsearch.yml``.
+* each node runs on a configuration directory of its own (``ES_PATH_CONF``), where
+  :func:`bootstrap_file_realm` writes the same roles and users into the file realm's files before the JVM
+  starts (:mod:`colsplade.engines._file_realm`); no REST call, since the ``.security`` index cannot be
+  created on this distribution (no native users, roles or API keys; see that module).
 """
 
 from __future__ import annotations
@@ -42,19 +51,33 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ADMIN_USER",
     "TLSFiles",
+    "bootstrap_file_realm",
     "bootstrap_security",
+    "elasticsearch_security_settings",
     "install_secure_distribution",
+    "local_users",
     "make_certificates",
 ]
 
 SECURITY_PLUGIN = "org.opensearch.plugin:opensearch-security"
 ADMIN_USER = "admin"
-#: Users made on a local secured node, and the security roles each one gets.
+#: Users made on a local secured OpenSearch node, and the security roles each one gets.
 LOCAL_USERS: dict[str, tuple[str, ...]] = {
     ADMIN_USER: ("all_access", "security_rest_api_access"),
     "colsplade-ingest": ("colsplade_ingest",),
     "colsplade-search": ("colsplade_search",),
 }
+#: The same users on a local secured Elasticsearch node (``superuser`` is Elasticsearch's built-in role).
+_ELASTICSEARCH_ADMIN_ROLES = ("superuser",)
+
+
+def local_users(engine: str) -> dict[str, tuple[str, ...]]:
+    """The users of a local secured node of ``engine`` and the roles each one holds."""
+    if engine == "elasticsearch":
+        return {**LOCAL_USERS, ADMIN_USER: _ELASTICSEARCH_ADMIN_ROLES}
+    return dict(LOCAL_USERS)
+
+
 # DNs without commas: the plugin reads these settings as comma-separated lists.
 _ADMIN_DN = "CN=colsplade-admin"
 _NODE_DN = "CN=colsplade-node"
@@ -213,8 +236,42 @@ def _strip_demo_users(security_config: Path) -> None:
     )
 
 
-def install_secure_distribution(version: str | None = None) -> Path:
-    """OpenSearch with the security plugin and a local CA (made once; later calls reuse it). Returns its home.
+def elasticsearch_security_settings() -> str:
+    """The lines a secured local Elasticsearch adds to ``config/elasticsearch.yml``.
+
+    HTTPS with the CA's node certificate; the file realm alone (native realm, reserved users such as
+    ``elastic``, API keys and tokens off: all of them need the ``.security`` index); the security files
+    re-read every second. Transport TLS is not needed: a single node on 127.0.0.1 runs in development mode,
+    where Elasticsearch does not enforce it (and there is no other node to talk to).
+    """
+    from colsplade.engines._file_realm import RELOAD_INTERVAL
+
+    tls = f"{_TLS_DIR}/"
+    lines = [
+        "",
+        "# colsplade: security (HTTPS from a CA of its own, users and roles in files, no built-in users)",
+        "xpack.security.enabled: true",
+        "xpack.security.http.ssl.enabled: true",
+        f"xpack.security.http.ssl.certificate: {tls}node.pem",
+        f"xpack.security.http.ssl.key: {tls}node-key.pem",
+        f'xpack.security.http.ssl.certificate_authorities: ["{tls}root-ca.pem"]',
+        "xpack.security.authc.realms.file.colsplade_file.order: 0",
+        "xpack.security.authc.realms.native.native1.enabled: false",
+        "xpack.security.authc.reserved_realm.enabled: false",
+        "xpack.security.authc.api_key.enabled: false",
+        "xpack.security.authc.token.enabled: false",
+        # A user added by a test authenticates within about a second (default 5 s).
+        f"resource.reload.interval.high: {RELOAD_INTERVAL}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def install_secure_distribution(version: str | None = None, engine: str = "opensearch") -> Path:
+    """A secured distribution of ``engine`` (made once; later calls reuse it). Returns its home.
+
+    OpenSearch gets the security plugin and a local CA; Elasticsearch a local CA and the settings of
+    :func:`elasticsearch_security_settings` (its security module ships in the integ-test zip).
 
     Raises:
         EngineStartError: the plugin of this version is not served, or its installation failed.
@@ -229,6 +286,8 @@ def install_secure_distribution(version: str | None = None) -> Path:
         install_distribution,
     )
 
+    if engine == "elasticsearch":
+        return _install_secure_elasticsearch(_check_engine(engine, version))
     version = _check_engine("opensearch", version)
     root = engines_home()
     home = root / "dist" / f"opensearch-{version}-security"
@@ -265,6 +324,89 @@ def install_secure_distribution(version: str | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     _hand_over(home)
     return home
+
+
+def _install_secure_elasticsearch(version: str) -> Path:
+    from colsplade.engines._install import _hand_over, engines_home, install_distribution
+
+    root = engines_home()
+    home = root / "dist" / f"elasticsearch-{version}-secured"
+    if (home / ".colsplade-installed").is_file():
+        return home
+    _crypto()
+    base = install_distribution("elasticsearch", version)
+    if not (base / "modules" / "x-pack-security").is_dir():
+        raise EngineStartError(
+            f"the Elasticsearch {version} distribution at {base} has no x-pack-security module"
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f"elasticsearch-{version}-secured-", dir=root))
+    try:
+        unpacked = staging / "home"
+        shutil.copytree(base, unpacked, symlinks=True)
+        config = unpacked / "config"
+        # A keystore a plain node made here would carry its seed over; each node makes its own.
+        (config / "elasticsearch.keystore").unlink(missing_ok=True)
+        make_certificates(config / _TLS_DIR)
+        with open(config / "elasticsearch.yml", "a") as yml:
+            yml.write(elasticsearch_security_settings())
+        notes = json.loads((unpacked / ".colsplade-installed").read_text())
+        notes["security"] = "x-pack-security, file realm, HTTPS"
+        (unpacked / ".colsplade-installed").write_text(json.dumps(notes, indent=2))
+        if home.exists():
+            shutil.rmtree(home)
+        unpacked.rename(home)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _hand_over(home)
+    return home
+
+
+#: Files of a node's own configuration directory that belong to the node (its users, its keystore) and are
+#: not refreshed from the distribution's ``config`` on a restart.
+_NODE_OWNED = ("users", "users_roles", "roles.yml", "role_mapping.yml", "elasticsearch.keystore")
+
+
+def node_config_dir(home: Path, node_dir: Path) -> Path:
+    """``<node_dir>/config``: the distribution's ``config`` copied (refreshed on each start, except the
+    node's own users, roles and keystore), the node's ``ES_PATH_CONF``."""
+    source, config = home / "config", node_dir / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        target = config / entry.name
+        if entry.name in _NODE_OWNED and target.exists():
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(entry, target)
+    return config
+
+
+def bootstrap_file_realm(config: Path, credentials_file: Path) -> dict[str, str]:
+    """Write colsplade's roles and the local users (random passwords, or those already in
+    ``credentials_file``) into the file realm of the node configuration directory ``config``, before the
+    node starts; returns the credentials, also kept in ``credentials_file`` (owner only)."""
+    from colsplade.engines._file_realm import write_local_users
+    from colsplade.engines._security import ROLE_NAMES, role_body
+
+    known: dict[str, str] = {}
+    if credentials_file.is_file():
+        known = json.loads(credentials_file.read_text())
+    credentials = {user: known.get(user) or secrets.token_urlsafe(18) for user in LOCAL_USERS}
+    write_local_users(
+        config,
+        {role: role_body(role, "elasticsearch") for role in ROLE_NAMES},
+        {user: (credentials[user], roles) for user, roles in local_users("elasticsearch").items()},
+    )
+    _keep_credentials(credentials_file, credentials)
+    return credentials
+
+
+def _keep_credentials(credentials_file: Path, credentials: dict[str, str]) -> None:
+    credentials_file.touch(mode=0o600, exist_ok=True)
+    credentials_file.chmod(0o600)
+    credentials_file.write_text(json.dumps(credentials, indent=2))
+    logger.info("secured node: users %s (passwords in %s)", ", ".join(credentials), credentials_file)
 
 
 def tls_files(home: str | os.PathLike[str]) -> TLSFiles:
@@ -317,10 +459,7 @@ def bootstrap_security(
         body = {"password": password, "opendistro_security_roles": list(roles)}
         _checked(_admin_request(f"{api}/internalusers/{user}", context, "PUT", body), user)
         credentials[user] = password
-    credentials_file.touch(mode=0o600, exist_ok=True)
-    credentials_file.chmod(0o600)
-    credentials_file.write_text(json.dumps(credentials, indent=2))
-    logger.info("secured node ready: users %s (passwords in %s)", ", ".join(credentials), credentials_file)
+    _keep_credentials(credentials_file, credentials)
     return credentials
 
 

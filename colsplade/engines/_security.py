@@ -27,7 +27,7 @@ from colsplade._logging import quiet_logger
 from colsplade._types import EngineName
 from colsplade.config import Secret
 from colsplade.engines._client import EngineClient
-from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
+from colsplade.exceptions import EngineAuthorizationError, EngineRefusedError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ def ingest_role(
     index_patterns: Sequence[str], *, source_patterns: Sequence[str] = (), engine: EngineName
 ) -> dict[str, Any]:
     """Create and update indices and aliases matching ``index_patterns`` and write their documents; read
-    ``source_patterns`` too (the existing index a migration re-encodes). Cannot delete indices.
+    ``source_patterns`` too (the existing index a migration re-encodes). On OpenSearch it cannot delete
+    indices; on Elasticsearch the ``manage`` privilege (aliases, settings, refresh) includes deleting the
+    indices of ``index_patterns``.
 
     Patterns should cover both the alias and its versioned indices (``docs*`` covers ``docs``, ``docs-v2``).
     """
@@ -153,26 +155,50 @@ def _security_path(client: EngineClient, kind: str, name: str) -> str:
     return f"/_plugins/_security/api/{kind}/{quote(name, safe='')}"
 
 
+@contextlib.contextmanager
+def _security_index_hint() -> Iterator[None]:
+    """Name the way out when Elasticsearch cannot create its ``.security`` index: the integ-test zip a local
+    node runs lacks ``analysis-common``, whose ``pattern_capture`` filter that index's mapping uses."""
+    try:
+        yield
+    except EngineRefusedError as exc:
+        if type(exc) is not EngineRefusedError or "pattern_capture" not in exc.reason:
+            raise
+        raise EngineRefusedError(
+            exc.status,
+            exc.error_type,
+            exc.reason,
+            exc.body,
+            "This Elasticsearch cannot create its .security index, where the REST API keeps users, roles "
+            "and API keys (a local node from the integ-test zip has no analysis-common module); its users "
+            "and roles live in files: colsplade.engines.put_file_user / put_file_role",
+        ) from None
+
+
 def put_role(client: EngineClient, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Create or replace the role ``name`` (needs a user allowed to manage security)."""
-    return client.request("PUT", _security_path(client, "role", name), body=body)
+    """Create or replace the role ``name`` (needs a user allowed to manage security). On a secured local
+    Elasticsearch node (a file realm) use :func:`~colsplade.engines.put_file_role` instead."""
+    with _security_index_hint():
+        return client.request("PUT", _security_path(client, "role", name), body=body)
 
 
 def put_user(
     client: EngineClient, username: str, password: str | Secret, roles: Sequence[str]
 ) -> dict[str, Any]:
-    """Create or replace an internal user holding ``roles`` (the password is sent, never logged)."""
+    """Create or replace an internal user holding ``roles`` (the password is sent, never logged). On a
+    secured local Elasticsearch node (a file realm) use :func:`~colsplade.engines.put_file_user` instead."""
     secret = password.reveal() if isinstance(password, Secret) else str(password)
     if client.engine == "elasticsearch":
         body: dict[str, Any] = {"password": secret, "roles": list(roles)}
     else:
         body = {"password": secret, "opendistro_security_roles": list(roles)}
-    with _no_body_logs():
+    with _no_body_logs(), _security_index_hint():
         return client.request("PUT", _security_path(client, "user", username), body=body)
 
 
 def delete_user(client: EngineClient, username: str) -> dict[str, Any]:
-    """Remove an internal user: its credentials stop working at once (a revoked job's password)."""
+    """Remove an internal user: its credentials stop working at once (a revoked job's password). On a
+    secured local Elasticsearch node (a file realm) use :func:`~colsplade.engines.delete_file_user`."""
     return client.request("DELETE", _security_path(client, "user", username))
 
 

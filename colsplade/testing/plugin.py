@@ -20,8 +20,11 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
 ``secured_engine`` (session)
     A :class:`~colsplade.testing.SecuredEngine`: a node with HTTPS and authentication, its CA file, an
     admin, and ``add_user(roles)`` for users of chosen roles. The cluster ``COLSPLADE_TEST_SECURE_URL``
-    (``_CA_CERTS``, ``_USERNAME``, ``_PASSWORD``) names when set; else a local OpenSearch node with the
-    security plugin (``start_node(..., secure=True)``), started once and stopped at the end.
+    (``_CA_CERTS``, ``_USERNAME``, ``_PASSWORD``) names when set; else a test using it runs once per entry
+    of ``--colsplade-secure-engines`` (``COLSPLADE_TEST_SECURE_ENGINES``, default ``opensearch,elasticsearch``;
+    entries ``ENGINE`` or ``ENGINE:VERSION``, e.g. ``elasticsearch:8.19.21``) on a local secured node
+    (``start_node(..., secure=True)``: OpenSearch with its security plugin, Elasticsearch with its file
+    realm), one at a time, each started on first use and stopped when the tests move to the next.
 ``kafka_bootstrap`` (session)
     ``host:port`` of a real Kafka broker: ``COLSPLADE_TEST_KAFKA_BOOTSTRAP`` when set, else a container where
     a Docker engine answers, else a local KRaft broker from Maven Central
@@ -98,6 +101,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("COLSPLADE_TEST_SECURE_OPENSEARCH_VERSION", SECURE_OPENSEARCH_VERSION),
         help=f"version of the secured OpenSearch node (default {SECURE_OPENSEARCH_VERSION}: the newest whose "
         "security plugin Maven Central serves)",
+    )
+    group.addoption(
+        "--colsplade-secure-engines",
+        dest="colsplade_secure_engines",
+        default=os.environ.get("COLSPLADE_TEST_SECURE_ENGINES", "opensearch,elasticsearch"),
+        help="comma-separated engines the `secured_engine` fixture runs on, ENGINE or ENGINE:VERSION, e.g. "
+        "opensearch,elasticsearch (default: both; opensearch at --colsplade-secure-opensearch-version, "
+        "elasticsearch: --colsplade-elasticsearch-version; environment: COLSPLADE_TEST_SECURE_ENGINES)",
     )
     group.addoption(
         "--colsplade-no-docker",
@@ -220,17 +231,30 @@ class _Nodes:
         self.startup_seconds[f"{engine} 3-node cluster"] = cluster.startup_seconds
         return cluster
 
-    def secured(self) -> SecuredEngine:
+    def secured(self, engine: EngineName | None = None, version: str | None = None) -> SecuredEngine:
+        """The cluster ``COLSPLADE_TEST_SECURE_URL`` names, else a local secured node of ``engine`` (None:
+        OpenSearch) at ``version`` (None: the session's version for a secured node of that engine)."""
+        what = _param(engine or "opensearch", version)
+        key = "secure:" + what
         with self._lock:
-            if "secure" not in self._errors and "secure" not in self._secured:
+            if key not in self._errors and key not in self._secured:
                 try:
-                    self._secured["secure"] = SecuredEngine.from_env() or self._start_secured()
+                    self._secured[key] = SecuredEngine.from_env() or self._start_secured(engine, version)
                 except (ColspladeError, OSError, ImportError) as exc:
-                    self._errors["secure"] = f"cannot start a secured node for the tests: {exc}"
-            if "secure" in self._secured:
-                return self._secured["secure"]
-            message = self._errors["secure"]
+                    self._errors[key] = f"cannot start a secured {what} node for the tests: {exc}"
+            if key in self._secured:
+                return self._secured[key]
+            message = self._errors[key]
         self.give_up(message)
+
+    def release_secured(self, engine: EngineName | None = None, version: str | None = None) -> None:
+        """Stop the local secured node of ``engine`` at ``version`` (the tests moved on to another)."""
+        key = "secure:" + _param(engine or "opensearch", version)
+        with self._lock:
+            secured = self._secured.pop(key, None)
+        if secured is not None and secured.node is not None:
+            with contextlib.suppress(Exception):
+                secured.node.stop()
 
     def kafka(self) -> tuple[str, Any]:
         """(bootstrap, the local KafkaBroker or None), started once per session."""
@@ -245,13 +269,19 @@ class _Nodes:
             message = self._errors["kafka"]
         self.give_up(message)
 
-    def _start_secured(self) -> SecuredEngine:
-        version = self.config.getoption("colsplade_secure_opensearch_version")
-        node = start_node(
-            "opensearch", version, name=f"pytest-secure-{os.getpid()}", ephemeral=True, secure=True
-        )
+    def _start_secured(self, engine: EngineName | None = None, version: str | None = None) -> SecuredEngine:
+        engine = engine or "opensearch"
+        name = f"pytest-secure-{os.getpid()}" + (f"-{version}" if version else "")
+        if version is None:
+            option = (
+                "colsplade_secure_opensearch_version"
+                if engine == "opensearch"
+                else "colsplade_elasticsearch_version"
+            )
+            version = self.config.getoption(option)
+        node = start_node(engine, version, name=name, ephemeral=True, secure=True)
         self._stoppers.append(node.stop)
-        self.startup_seconds["opensearch (secured)"] = node.startup_seconds
+        self.startup_seconds[f"{engine} {version} (secured)"] = node.startup_seconds
         return SecuredEngine.from_node(node)
 
     def _start_kafka(self) -> tuple[str, Any]:
@@ -359,6 +389,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         own.update(n.strip() for n in names)
     # A test that parametrizes its own "engine" argument (a plain string, say) keeps it; a test using both
     # fixtures runs once per engine with the same engine for both.
+    if (
+        "secured_engine" in metafunc.fixturenames
+        and "secured_engine" not in own
+        and not os.environ.get("COLSPLADE_TEST_SECURE_URL")  # that one cluster, once
+    ):
+        secured = parse_engine_versions(metafunc.config.getoption("colsplade_secure_engines"))
+        params = [_param(*e) for e in secured]
+        metafunc.parametrize(
+            "secured_engine",
+            params,
+            indirect=True,
+            scope="session",
+            ids=[f"secured-{p.replace(':', '-')}" for p in params],
+        )
     fixtures = [f for f in ("engine", "cluster") if f in metafunc.fixturenames and f not in own]
     if not fixtures:
         return
@@ -413,9 +457,15 @@ def engine_index(engine: EngineClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def secured_engine(pytestconfig: pytest.Config) -> SecuredEngine:
-    """A real node with TLS and authentication (see :class:`~colsplade.testing.SecuredEngine`)."""
-    return pytestconfig.stash[_NODES_KEY].secured()
+def secured_engine(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[SecuredEngine]:
+    """A real node with TLS and authentication (see :class:`~colsplade.testing.SecuredEngine`); tests
+    using it run once per engine of ``--colsplade-secure-engines``."""
+    param = getattr(request, "param", None)
+    engine_name, version = _unparam(param) if param else (None, None)
+    nodes = pytestconfig.stash[_NODES_KEY]
+    yield nodes.secured(engine_name, version)
+    if param:  # one secured node at a time: this one stops when the tests move to the next engine
+        nodes.release_secured(engine_name, version)
 
 
 @pytest.fixture(scope="session")
