@@ -59,4 +59,5 @@ def load_template(engine: str) -> dict[str, Any]:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     text = resources.files("colsplade.mappings").joinpath("templates", f"{engine}.json").read_text()
-    return json.loads(text)
+    body: dict[str, Any] = json.loads(text)
+    return body

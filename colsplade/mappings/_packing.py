@@ -10,6 +10,7 @@ instead reads ``colbert_packed``: the same matrix as raw little-endian bytes in 
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from colsplade.exceptions import InvalidInputError
 
 __all__ = ["pack_token_vectors", "unpack_token_vectors"]
 
-_DTYPES = {"float": np.dtype("<f4"), "byte": np.dtype("i1"), "bit": np.dtype("u1")}
+_DTYPES: dict[str, np.dtype[Any]] = {"float": np.dtype("<f4"), "byte": np.dtype("i1"), "bit": np.dtype("u1")}
 
 
 def pack_token_vectors(doc_token_vectors: np.ndarray, element_type: str = "float") -> str:
@@ -54,4 +55,5 @@ def unpack_token_vectors(packed: str, width: int, element_type: str = "float") -
     row_bytes = width * dtype.itemsize
     if width < 1 or len(raw) % row_bytes:
         raise InvalidInputError(f"packed token vectors hold {len(raw)} bytes, not a multiple of {row_bytes}")
-    return np.frombuffer(raw, dtype=dtype).reshape(-1, width)
+    out: np.ndarray = np.frombuffer(raw, dtype=dtype).reshape(-1, width)
+    return out

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from colsplade.engines import EngineClient, connect_default
 from colsplade.exceptions import (
     CodecMismatchError,
     InvalidInputError,
+    ModelDirectoryError,
     ModelVersionMismatchError,
 )
 from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta
@@ -271,7 +272,12 @@ class SearchClient:
                 f"{index_model[0]} v{index_model[1]} ({spec.sparse_query} sparse queries)",
                 f"{self.model_name} v{self.model_version} ({mode} sparse queries)",
             )
-        dim = self._encoder.config.colbert.dim
+        colbert = self._encoder.config.colbert
+        if colbert is None:
+            raise ModelDirectoryError(
+                f"{self.model_name} has no ColBERT side; SearchClient needs a joint model or an EncoderPair"
+            )
+        dim = colbert.dim
         if spec.element_type != "bit" and spec.colbert_dim != dim:
             raise InvalidInputError(
                 f"index {self.index!r} holds {spec.colbert_dim}-dimensional token vectors, the model makes {dim}"
@@ -377,7 +383,15 @@ class SearchClient:
         if sparse or not self._skips_sparse:
             encoding = self._encoder.encode_queries([query])
         else:
-            encoding = self._encoder.encode_queries([query], sparse=False)
+            # colsplade's joint encoders take sparse=False (checked once in __init__); the protocol does not
+            encoding = cast(Any, self._encoder).encode_queries([query], sparse=False)
+        from colsplade.encoders import JointEncoding  # loaded by as_encoder in __init__ already
+
+        if not isinstance(encoding, JointEncoding):
+            raise ModelDirectoryError(
+                f"the query encoder returned {type(encoding).__name__}, not a JointEncoding: SearchClient "
+                "needs both a SPLADE and a ColBERT side (a joint model or an EncoderPair)"
+            )
         return encoding.splade[0], np.asarray(encoding.colbert[0], dtype=np.float32)
 
     # -- search ----------------------------------------------------------------------------------

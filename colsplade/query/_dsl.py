@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colsplade.exceptions import InvalidInputError
 from colsplade.mappings import FieldSpec, escape_feature
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "SparsePruning",
@@ -220,7 +223,7 @@ _MAXSIM_SCRIPTS = {
 
 def maxsim_rescore(
     engine: str,
-    query_vectors: Sequence[Sequence[float]],
+    query_vectors: Sequence[Sequence[float]] | np.ndarray,
     spec: FieldSpec | None = None,
     *,
     window: int = 100,

@@ -172,6 +172,14 @@ class _Query:
     all_impacts: dict[str, float]  # every SPLADE term of the query (reported, explained)
     vectors: np.ndarray | None  # (m, dim) float32 ColBERT query vectors (None: still being encoded)
 
+    @property
+    def colbert(self) -> np.ndarray:
+        """The (m, dim) ColBERT query vectors, once encoded (a search that overlaps the encoding with
+        its first stage fills them in before the rerank)."""
+        if self.vectors is None:
+            raise RuntimeError("the query's ColBERT vectors were read before the query was encoded")
+        return self.vectors
+
 
 @dataclass
 class _SubSearch:
@@ -291,7 +299,7 @@ class _Search:
         args = self.args
         if args.knn_k:
             engine = self.engine.engine
-            clauses = [nested_knn_query(engine, q, self.spec, k=args.knn_k) for q in self.query.vectors]
+            clauses = [nested_knn_query(engine, q, self.spec, k=args.knn_k) for q in self.query.colbert]
             extra.append({"bool": {"should": clauses}})
         if args.bm25_fields and args.hybrid == "sum":
             extra.append(bm25_clause(self.query.text, args.bm25_fields, boost=args.bm25_weight))
@@ -376,7 +384,7 @@ class _Search:
         """
         args = self.args
         t0 = time.perf_counter()
-        maxsims, ok = self.reader.maxsim(self.query.vectors, raw)
+        maxsims, ok = self.reader.maxsim(self.query.colbert, raw)
         first_scores = np.array([float(h["_score"] or 0.0) for h in raw], dtype=np.float32)
         reranked = np.flatnonzero(ok)
         if args.fusion is not None:
@@ -445,7 +453,7 @@ class _Search:
             first = {"bool": {"filter": [{"ids": {"values": ids}}, *args.filters]}}
         rescore = maxsim_rescore(
             self.engine.engine,
-            self.query.vectors,
+            self.query.colbert,
             self.spec,
             window=args.window,
             first_stage_weight=args.weight,
@@ -453,7 +461,7 @@ class _Search:
         body = search_body(
             first, args.offset + args.k, source=args.source, highlight=args.highlight, rescore=rescore
         )
-        m = len(self.query.vectors)
+        m = len(self.query.colbert)
         hits = [
             Hit(
                 id=h["_id"],
@@ -504,7 +512,7 @@ class _Search:
                 text_fields=self.text_fields,
                 query=self.query.text,
                 query_impacts=self.query.all_impacts,
-                query_vectors=self.query.vectors,
+                query_vectors=self.query.colbert,
                 source_with_vectors=self.engine.capabilities().source_with_vectors,
             )
         self.timings["total"] = (time.perf_counter() - self.started) * 1000

@@ -54,7 +54,8 @@ MAX_TOKENS = 0xFFFF
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    out: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,9 +233,9 @@ class ResidualCodec:
         if total == 0:
             empty = np.zeros((0, self.dim), np.float32)
             return DecodedWindow(empty, offsets, ok, errors, np.zeros(0, np.float32))
-        ids = np.frombuffer(b"".join(ids_parts), dtype="<u2")
+        centroid_ids = np.frombuffer(b"".join(ids_parts), dtype="<u2")
         packed = np.frombuffer(b"".join(bit_parts), dtype=np.uint8).reshape(total, -1)
-        raw = np.take(self.centroids, ids, axis=0)
+        raw = np.take(self.centroids, centroid_ids, axis=0)
         # one table row per (byte position, byte value): the residuals of the dims that byte holds
         rows = packed.astype(np.int32) + self._byte_offsets
         raw += np.take(self._byte_table, rows.ravel(), axis=0).reshape(total, self.dim)
@@ -311,12 +312,14 @@ class DecodedWindow:
     @property
     def vectors(self) -> np.ndarray:
         """(total_tokens, dim) float32 unit vectors."""
-        return self.raw * self.inv_norms[:, None]
+        out: np.ndarray = self.raw * self.inv_norms[:, None]
+        return out
 
     def document(self, i: int) -> np.ndarray:
         """Document i's (n_i, dim) unit vectors."""
         lo, hi = self.offsets[i], self.offsets[i + 1]
-        return self.raw[lo:hi] * self.inv_norms[lo:hi, None]
+        out: np.ndarray = self.raw[lo:hi] * self.inv_norms[lo:hi, None]
+        return out
 
 
 def default_n_centroids(n_tokens: int) -> int:

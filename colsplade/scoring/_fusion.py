@@ -65,7 +65,8 @@ def zscores(scores: np.ndarray) -> np.ndarray:
     std = a.std()
     if not std > 1e-12:
         return np.zeros_like(a)
-    return (a - a.mean()) / std
+    out: np.ndarray = (a - a.mean()) / std
+    return out
 
 
 def zscore_fusion(columns: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:

@@ -28,7 +28,8 @@ def quantize_int8(vectors: np.ndarray) -> np.ndarray:
     array([[127, -64,   0]], dtype=int8)
     """
     v = np.asarray(vectors, dtype=np.float32)
-    return np.clip(np.rint(v * INT8_SCALE), -127, 127).astype(np.int8)
+    out: np.ndarray = np.clip(np.rint(v * INT8_SCALE), -127, 127).astype(np.int8)
+    return out
 
 
 def dequantize_int8(quantized: np.ndarray) -> np.ndarray:
@@ -62,7 +63,8 @@ def dequantize_bits(packed: np.ndarray, dim: int) -> np.ndarray:
     array([[ 1., -1.,  1., -1.,  1.,  1., -1.,  1.]], dtype=float32)
     """
     bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=dim)
-    return ((bits.astype(np.float32) * 2.0 - 1.0) / np.sqrt(dim)).astype(np.float32)
+    out: np.ndarray = ((bits.astype(np.float32) * 2.0 - 1.0) / np.sqrt(dim)).astype(np.float32)
+    return out
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
