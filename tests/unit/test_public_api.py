@@ -65,19 +65,34 @@ class Import:
     importer: str  # the importing module
     module: str  # the imported module
     names: tuple[str, ...]  # the names taken from it (empty for ``import x``)
+    type_only: bool = False  # under ``if TYPE_CHECKING:``: never executed
 
     def where(self) -> str:
         return f"{self.path.relative_to(PACKAGE_DIR.parent)}:{self.line}"
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports for annotations only)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        ):
+            inside.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return inside
 
 
 def _imports() -> Iterator[Import]:
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         importer = _module_name(path)
         is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        type_only = _type_checking_nodes(tree)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    yield Import(path, node.lineno, importer, alias.name, ())
+                    yield Import(path, node.lineno, importer, alias.name, (), id(node) in type_only)
             elif isinstance(node, ast.ImportFrom):
                 module = node.module or ""
                 if node.level:  # relative: resolve against the importing package
@@ -85,7 +100,8 @@ def _imports() -> Iterator[Import]:
                     base = base if is_package else base[:-1]
                     base = base[: len(base) - node.level + 1]
                     module = ".".join([*base, module] if module else base)
-                yield Import(path, node.lineno, importer, module, tuple(a.name for a in node.names))
+                names = tuple(a.name for a in node.names)
+                yield Import(path, node.lineno, importer, module, names, id(node) in type_only)
 
 
 IMPORTS = list(_imports())
@@ -217,6 +233,39 @@ def test_no_import_cycle_between_subpackages() -> None:
         steps = [f"{a} -> {b} ({graph[a][b]})" for a, b in itertools.pairwise(cycle)]
         pytest.fail("import cycle between subpackages:\n" + "\n".join(steps))
     assert "cli" not in {t for targets in graph.values() for t in targets}, "only the CLI imports the CLI"
+
+
+def _module_graph(subpackage: str) -> dict[str, dict[str, str]]:
+    """Within one subpackage: module -> {module it imports at run time: where}, function-level imports
+    included; the package's ``__init__`` (its public face) and ``if TYPE_CHECKING:`` imports left out."""
+    package = f"colsplade.{subpackage}"
+    modules = {_module_name(p) for p in (PACKAGE_DIR / subpackage).rglob("*.py")} - {package}
+    graph: dict[str, dict[str, str]] = {}
+    for imp in IMPORTS:
+        if imp.type_only or imp.importer not in modules:
+            continue
+        targets = [imp.module, *(f"{imp.module}.{n}" for n in imp.names)]
+        for target in targets:
+            if target in modules and target != imp.importer:
+                graph.setdefault(imp.importer, {}).setdefault(target, imp.where())
+    return graph
+
+
+@pytest.mark.parametrize("subpackage", SUBPACKAGES)
+def test_no_import_cycle_between_the_modules_of_a_subpackage(subpackage: str) -> None:
+    # A cycle made of function-level imports works until someone moves one to the top of a file; it also
+    # says two modules are one room. Split the shared part into a module both import instead.
+    graph = _module_graph(subpackage)
+    cycle = _find_cycle(graph)
+    if cycle:
+        steps = [f"{a} -> {b} ({graph[a][b]})" for a, b in itertools.pairwise(cycle)]
+        pytest.fail(f"import cycle between the modules of colsplade.{subpackage}:\n" + "\n".join(steps))
+
+
+def test_the_module_graph_sees_function_level_imports() -> None:
+    graph = _module_graph("engines")
+    # _local imports the secured node's installer inside start_node, not at the top of the file
+    assert "colsplade.engines._secure_node" in graph["colsplade.engines._local"]
 
 
 @pytest.mark.parametrize("subpackage", SUBPACKAGES)
