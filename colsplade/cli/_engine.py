@@ -23,7 +23,7 @@ def engine_group() -> None:
 
 
 @engine_group.command("up")
-@click.option("--engine", "kind", type=ENGINE_CHOICE, default="elasticsearch", show_default=True)
+@click.option("--engine", type=ENGINE_CHOICE, default="elasticsearch", show_default=True)
 @click.option("--version", help="Distribution version (default: the newest verified one).")
 @click.option("--port", type=int, help="HTTP port on 127.0.0.1 (default: a free one).")
 @click.option("--heap", help="JVM heap per node [default: 1g; a cluster: sized for the machine].")
@@ -45,7 +45,7 @@ def engine_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the node as JSON.")
 def engine_up(
-    kind: str,
+    engine: str,
     version: str | None,
     port: int | None,
     heap: str | None,
@@ -58,15 +58,15 @@ def engine_up(
     if nodes > 1:
         if secure:
             raise click.UsageError("--secure is for one node; a local cluster runs without security")
-        _cluster_up(kind, version, port, heap, nodes, as_json)
+        _cluster_up(engine, version, port, heap, nodes, as_json)
         return
     from colsplade.engines import start_node
 
-    node = start_node(kind, version, name=name, port=port, heap=heap or "1g", secure=secure)
+    node = start_node(engine, version, name=name, port=port, heap=heap or "1g", secure=secure)
     if as_json:
         echo_json({**dataclasses.asdict(node), "url": node.url})
         return
-    click.echo(f"{kind} {node.version} running at {node.url} (pid {node.pid}, log {node.log_file})")
+    click.echo(f"{engine} {node.version} running at {node.url} (pid {node.pid}, log {node.log_file})")
     if node.secure:
         click.echo(
             f"secured: users {', '.join(node.credentials())}; their passwords are in "
@@ -78,37 +78,39 @@ def engine_up(
 
 
 def _cluster_up(
-    kind: str, version: str | None, port: int | None, heap: str | None, nodes: int, as_json: bool
+    engine: str, version: str | None, port: int | None, heap: str | None, nodes: int, as_json: bool
 ) -> None:
     from colsplade.engines import start_cluster
 
     if port is not None:
         raise click.UsageError("--port is for one node; a cluster's nodes take free ports")
-    cluster = start_cluster(kind, nodes, version, heap=heap)
+    cluster = start_cluster(engine, nodes, version, heap=heap)
     if as_json:
         echo_json({**dataclasses.asdict(cluster), "urls": cluster.urls})
         return
     click.echo(
-        f"{kind} {cluster.version} cluster of {nodes} nodes (heap {cluster.heap} each) running at "
+        f"{engine} {cluster.version} cluster of {nodes} nodes (heap {cluster.heap} each) running at "
         f"{','.join(cluster.urls)}"
     )
     click.echo(f"use it with: export COLSPLADE_URL={','.join(cluster.urls)}")
 
 
 @engine_group.command("down")
-@click.option("--engine", "kind", type=ENGINE_CHOICE, default="elasticsearch", show_default=True)
+@click.option("--engine", type=ENGINE_CHOICE, default="elasticsearch", show_default=True)
 @click.option("--name", default="default", show_default=True, help="The node's name (engine up --name).")
-def engine_down(kind: str, name: str) -> None:
+def engine_down(engine: str, name: str) -> None:
     """Stop the local node, and the local cluster (engine up --nodes N)."""
     from colsplade.engines import stop_cluster, stop_node
 
-    click.echo(f"{kind} stopped" if stop_node(kind, name) else f"no local {kind} node {name!r} was running")
-    if stop_cluster(kind):
-        click.echo(f"{kind} cluster stopped")
+    click.echo(
+        f"{engine} stopped" if stop_node(engine, name) else f"no local {engine} node {name!r} was running"
+    )
+    if stop_cluster(engine):
+        click.echo(f"{engine} cluster stopped")
 
 
 @engine_group.command("roles")
-@click.option("--engine", "kind", type=ENGINE_CHOICE, default="opensearch", show_default=True)
+@click.option("--engine", type=ENGINE_CHOICE, default="opensearch", show_default=True)
 @click.option(
     "--index",
     "patterns",
@@ -117,29 +119,29 @@ def engine_down(kind: str, name: str) -> None:
     help="Index pattern the roles cover (repeatable), e.g. 'docs*' for the alias docs and its docs-vN.",
 )
 @click.option("--source", "sources", multiple=True, help="Pattern of an index the ingest role re-encodes.")
-def engine_roles(kind: str, patterns: tuple[str, ...], sources: tuple[str, ...]) -> None:
+def engine_roles(engine: str, patterns: tuple[str, ...], sources: tuple[str, ...]) -> None:
     """Print the least-privilege roles colsplade_ingest and colsplade_search as JSON, in the format of the
     engine's security API, for an operator to review and apply (README, "Secured clusters")."""
     from colsplade.engines import ingest_role, search_role
 
     echo_json(
         {
-            "colsplade_ingest": ingest_role(patterns, source_patterns=sources, engine=kind),
-            "colsplade_search": search_role(patterns, engine=kind),
+            "colsplade_ingest": ingest_role(patterns, source_patterns=sources, engine=engine),
+            "colsplade_search": search_role(patterns, engine=engine),
         }
     )
 
 
 @engine_group.command("status")
-@click.option("--engine", "kind", type=ENGINE_CHOICE, help="One engine (default: both).")
+@click.option("--engine", type=ENGINE_CHOICE, help="One engine (default: both).")
 @click.option("--json", "as_json", is_flag=True)
-def engine_status(kind: str | None, as_json: bool) -> None:
+def engine_status(engine: str | None, as_json: bool) -> None:
     """Show the local nodes and whether they answer."""
     from colsplade.engines import ENGINES, cluster_status, node_status
 
     report: dict[str, Any] = {}
     clusters: dict[str, Any] = {}
-    for name in [kind] if kind else list(ENGINES):
+    for name in [engine] if engine else list(ENGINES):
         node = node_status(name)
         report[name] = (
             None

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from colsplade._types import ENGINE_NAMES
+
 __all__ = [
     "CONNECTION_FLAGS",
     "ENGINE_CHOICE",
@@ -36,7 +38,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ENGINE_CHOICE = click.Choice(["elasticsearch", "opensearch"])
+ENGINE_CHOICE = click.Choice(list(ENGINE_NAMES))
 
 #: Settings field -> the connection flag that sets it (see :func:`connection_options`).
 CONNECTION_FLAGS = {

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from colsplade._types import ENGINE_NAMES, EngineName
 from colsplade.exceptions import InvalidInputError, MappingConflictError
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "spec_from_meta",
 ]
 
-ENGINES = ("elasticsearch", "opensearch")
+ENGINES: tuple[EngineName, ...] = ENGINE_NAMES
 ElementType = Literal["float", "byte", "bit"]
 CodesStorage = Literal["source", "stored", "doc_values"]
 SCHEMA_VERSION = 2
