@@ -40,6 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,6 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
     """
     from colsplade.engines._install import (
         _check_engine,
-        _hand_over,
         _mvn_copy,
         _required_java,
         engines_home,
@@ -297,10 +297,8 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
     base = install_distribution("opensearch", version)
     plugin_zip = _mvn_copy(f"{SECURITY_PLUGIN}:{version}.0:zip", root / "downloads")
     java_home = find_java(_required_java("opensearch", version))
-    staging = Path(tempfile.mkdtemp(prefix=f"opensearch-{version}-security-", dir=root))
-    try:
-        unpacked = staging / "home"
-        shutil.copytree(base, unpacked, symlinks=True)
+
+    def add_plugin(unpacked: Path) -> None:
         proc = subprocess.run(
             [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", plugin_zip.as_uri()],
             capture_output=True,
@@ -317,6 +315,20 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
         notes = json.loads((unpacked / ".colsplade-installed").read_text())
         notes["plugins"].append(f"opensearch-security {version}.0")
         (unpacked / ".colsplade-installed").write_text(json.dumps(notes, indent=2))
+
+    return _install_changed_copy(base, home, add_plugin)
+
+
+def _install_changed_copy(base: Path, home: Path, change: Callable[[Path], None]) -> Path:
+    """Copy the plain distribution ``base``, let ``change`` make it the secured one, and move it to
+    ``home`` in one rename: an install that fails or is interrupted leaves no half-made home behind."""
+    from colsplade.engines._install import _hand_over
+
+    staging = Path(tempfile.mkdtemp(prefix=f"{home.name}-", dir=home.parent.parent))
+    try:
+        unpacked = staging / "home"
+        shutil.copytree(base, unpacked, symlinks=True)
+        change(unpacked)
         if home.exists():
             shutil.rmtree(home)
         unpacked.rename(home)
@@ -327,7 +339,7 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
 
 
 def _install_secure_elasticsearch(version: str) -> Path:
-    from colsplade.engines._install import _hand_over, engines_home, install_distribution
+    from colsplade.engines._install import engines_home, install_distribution
 
     root = engines_home()
     home = root / "dist" / f"elasticsearch-{version}-secured"
@@ -339,10 +351,8 @@ def _install_secure_elasticsearch(version: str) -> Path:
         raise EngineStartError(
             f"the Elasticsearch {version} distribution at {base} has no x-pack-security module"
         )
-    staging = Path(tempfile.mkdtemp(prefix=f"elasticsearch-{version}-secured-", dir=root))
-    try:
-        unpacked = staging / "home"
-        shutil.copytree(base, unpacked, symlinks=True)
+
+    def configure(unpacked: Path) -> None:
         config = unpacked / "config"
         # A keystore a plain node made here would carry its seed over; each node makes its own.
         (config / "elasticsearch.keystore").unlink(missing_ok=True)
@@ -352,13 +362,8 @@ def _install_secure_elasticsearch(version: str) -> Path:
         notes = json.loads((unpacked / ".colsplade-installed").read_text())
         notes["security"] = "x-pack-security, file realm, HTTPS"
         (unpacked / ".colsplade-installed").write_text(json.dumps(notes, indent=2))
-        if home.exists():
-            shutil.rmtree(home)
-        unpacked.rename(home)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _hand_over(home)
-    return home
+
+    return _install_changed_copy(base, home, configure)
 
 
 #: Files of a node's own configuration directory that belong to the node (its users, its keystore) and are
