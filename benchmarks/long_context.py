@@ -66,50 +66,22 @@ SHAPES: dict[str, dict[str, Any]] = {
 
 def build_base(shape: str, out: Path, *, mlm: bool) -> Path:
     """A random backbone of ``shape`` on the tiny WordPiece tokenizer (its ids all exist in the vocabulary)."""
-    import torch
-    from transformers import (
-        BertConfig,
-        BertForMaskedLM,
-        BertModel,
-        ModernBertConfig,
-        ModernBertForMaskedLM,
-        ModernBertModel,
-    )
-
-    from colsplade.testing import make_tiny_tokenizer
+    from colsplade.testing import make_tiny_base_model
 
     spec = SHAPES[shape]
-    make_tiny_tokenizer(out)
-    ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
-    torch.manual_seed(0)
-    if spec["arch"] == "modernbert":
-        config = ModernBertConfig(
-            vocab_size=spec["vocab"],
-            hidden_size=spec["hidden"],
-            num_hidden_layers=spec["layers"],
-            num_attention_heads=spec["heads"],
-            intermediate_size=spec["intermediate"],
-            max_position_embeddings=spec["positions"],
-            local_attention=128,
-            global_attn_every_n_layers=3,
-            pad_token_id=ids["[PAD]"],
-            cls_token_id=ids["[CLS]"],
-            sep_token_id=ids["[SEP]"],
-            bos_token_id=ids["[CLS]"],
-            eos_token_id=ids["[SEP]"],
-        )
-        model = ModernBertForMaskedLM(config) if mlm else ModernBertModel(config)
-    else:
-        config = BertConfig(
-            vocab_size=spec["vocab"],
-            hidden_size=spec["hidden"],
-            num_hidden_layers=spec["layers"],
-            num_attention_heads=spec["heads"],
-            intermediate_size=spec["intermediate"],
-            max_position_embeddings=spec["positions"],
-        )
-        model = BertForMaskedLM(config) if mlm else BertModel(config, add_pooling_layer=False)
-    model.eval().save_pretrained(str(out))
+    make_tiny_base_model(
+        out,
+        arch=spec["arch"],
+        mlm=mlm,
+        hidden=spec["hidden"],
+        layers=spec["layers"],
+        heads=spec["heads"],
+        intermediate=spec["intermediate"],
+        max_positions=spec["positions"],
+        vocab_size=spec["vocab"],
+        local_attention=128,
+        global_attn_every_n_layers=3,
+    )
     tokenizer_config = out / "tokenizer_config.json"
     data = json.loads(tokenizer_config.read_text(encoding="utf-8"))
     data["model_max_length"] = spec["positions"]

@@ -84,6 +84,9 @@ def make_tiny_base_model(
     heads: int = 2,
     max_positions: int = 512,
     vocab_size: int | None = None,
+    intermediate: int | None = None,
+    local_attention: int = 32,
+    global_attn_every_n_layers: int = 2,
     seed: int = 0,
 ) -> Path:
     """Write a tiny random transformer (BERT, DistilBERT, ModernBERT or XLM-RoBERTa, the last two on the
@@ -92,6 +95,9 @@ def make_tiny_base_model(
     ``mlm=False`` saves the bare encoder (like all-MiniLM-L6-v2: no MLM head); ``mlm=True`` a
     ``*ForMaskedLM`` (like a naver SPLADE checkpoint). ``vocab_size`` larger than the tokenizer's pads the
     embedding and output rows past it, as ModernBERT does (50,368 rows for 50,280 tokens).
+    ``intermediate``: the MLP width (default twice ``hidden``); ``local_attention`` /
+    ``global_attn_every_n_layers``: ModernBERT's sliding window and global layers (a real one: 128 / 3).
+    Any size can be built this way: ``benchmarks/long_context.py`` builds ModernBERT-base's shape.
     """
     import torch
     from transformers import (
@@ -115,7 +121,7 @@ def make_tiny_base_model(
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=hidden * 2,
+            intermediate_size=intermediate or hidden * 2,
             max_position_embeddings=max_positions,
         )
         model = BertForMaskedLM(config) if mlm else BertModel(config, add_pooling_layer=False)
@@ -125,7 +131,7 @@ def make_tiny_base_model(
             dim=hidden,
             n_layers=layers,
             n_heads=heads,
-            hidden_dim=hidden * 2,
+            hidden_dim=intermediate or hidden * 2,
             max_position_embeddings=max_positions,
         )
         model = DistilBertForMaskedLM(config) if mlm else DistilBertModel(config)
@@ -137,14 +143,14 @@ def make_tiny_base_model(
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=hidden * 2,
+            intermediate_size=intermediate or hidden * 2,
             max_position_embeddings=max_positions,
             # A short sliding window, so that a text of a few dozen tokens crosses it. Not shorter than
             # twice a test query: a [MASK] expansion position with no attended token inside its window
             # has a fully masked attention row, which eager and SDPA attention fill differently (a real
             # ModernBERT's window of 128 is four times ColBERT's 32-token query).
-            local_attention=32,
-            global_attn_every_n_layers=2,
+            local_attention=local_attention,
+            global_attn_every_n_layers=global_attn_every_n_layers,
             pad_token_id=ids["[PAD]"],
             cls_token_id=ids["[CLS]"],
             sep_token_id=ids["[SEP]"],
@@ -160,7 +166,7 @@ def make_tiny_base_model(
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=hidden * 2,
+            intermediate_size=intermediate or hidden * 2,
             # RoBERTa numbers positions from pad_token_id + 1
             max_position_embeddings=max_positions + ids["[PAD]"] + 2,
             type_vocab_size=1,
