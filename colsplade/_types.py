@@ -18,11 +18,13 @@ from typing import Literal, get_args
 __all__ = [
     "CHECKPOINT_FORMATS",
     "ENGINE_NAMES",
+    "HYBRID_MODES",
     "MODEL_KINDS",
     "ONNX_VARIANT_NAMES",
     "RERANK_MODES",
     "CheckpointFormat",
     "EngineName",
+    "HybridMode",
     "ModelKind",
     "OnnxVariant",
     "RerankMode",
@@ -36,6 +38,9 @@ ModelKind = Literal["splade", "colbert", "joint"]
 #: How the ColBERT stage reranks the first-stage candidates (see ``colsplade.query.SearchClient``):
 #: the faster path measured for the engine, painless in the engine, numpy in the client, or not at all.
 RerankMode = Literal["auto", "engine", "client", "none"]
+#: How a hybrid plan joins its BM25 and SPLADE candidate lists: reciprocal-rank fusion in the client, or
+#: one engine query summing both scores.
+HybridMode = Literal["rrf", "sum"]
 #: An exported ONNX file of a model directory (``onnx/model.onnx``, ``model-int8.onnx``, ``model-fp16.onnx``).
 OnnxVariant = Literal["fp32", "int8", "fp16"]
 #: What an encoder accepts as ``variant``: an ONNX variant, or ``auto`` (fp16 on CUDA when exported, else fp32).
@@ -44,6 +49,7 @@ VariantChoice = Literal["fp32", "int8", "fp16", "auto"]
 ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 RERANK_MODES: tuple[RerankMode, ...] = get_args(RerankMode)
+HYBRID_MODES: tuple[HybridMode, ...] = get_args(HybridMode)
 ONNX_VARIANT_NAMES: tuple[OnnxVariant, ...] = get_args(OnnxVariant)
 
 #: A checkpoint layout ``colsplade import-model`` reads (see ``colsplade.training.import_checkpoint``).

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from colsplade._types import RERANK_MODES, HybridMode, RerankMode
 from colsplade.config import Settings
 from colsplade.engines import EngineClient, connect_default
 from colsplade.exceptions import (
@@ -32,7 +33,7 @@ from colsplade.query._plans import (
     plan_arguments,
     plan_needs_text_fields,
 )
-from colsplade.query._search import RERANK_MODES, _Query, _Search, _SearchArgs
+from colsplade.query._search import _Query, _Search, _SearchArgs
 from colsplade.query._tokens import TokenReader
 from colsplade.query._types import SearchResult
 
@@ -121,7 +122,7 @@ class SearchClient:
         colbert_model: Any = None,
         settings: Settings | None = None,
         client: EngineClient | None = None,
-        rerank: str = "auto",
+        rerank: RerankMode = "auto",
         window: int = 100,
         first_stage_weight: float = 0.0,
         rerank_terms: int | None = None,
@@ -337,7 +338,7 @@ class SearchClient:
             )
         return codec_for_index(self._encoder, self.index, index_codec)
 
-    def resolve_rerank(self, rerank: str | None = None) -> str:
+    def resolve_rerank(self, rerank: RerankMode | None = None) -> RerankMode:
         """The rerank path a search takes: ``auto`` is the client path (numpy MaxSim over the compact
         blobs), except on an index with nested float vectors where the engine's painless can score them."""
         mode = rerank or self.default_rerank
@@ -403,11 +404,11 @@ class SearchClient:
         k: int = 10,
         offset: int = 0,
         window: int | None = None,
-        rerank: str | None = None,
+        rerank: RerankMode | None = None,
         filters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
         knn_k: int | None = None,
         bm25_fields: Sequence[str] | None = None,
-        hybrid: str | None = None,
+        hybrid: HybridMode | None = None,
         bm25_weight: float = 1.0,
         first_stage_weight: float | None = None,
         source: Sequence[str] | bool | None = None,

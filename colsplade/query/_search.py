@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from colsplade._types import HYBRID_MODES, HybridMode, RerankMode
 from colsplade.engines import EngineClient
 from colsplade.exceptions import InvalidInputError, PartialResultError
 from colsplade.mappings import FieldSpec
@@ -44,9 +45,6 @@ from colsplade.scoring import DEFAULT_FUSION_WEIGHTS, FUSION_METHODS, fuse_score
 
 logger = logging.getLogger("colsplade.query._client")  # one logger name for the query client's warnings
 
-RERANK_MODES = ("auto", "engine", "client", "none")
-HYBRID_MODES = ("rrf", "sum")
-
 
 @dataclass(frozen=True)
 class _SearchArgs:
@@ -55,12 +53,12 @@ class _SearchArgs:
     k: int
     offset: int
     window: int
-    mode: str
+    mode: RerankMode
     weight: float
     filters: list[Mapping[str, Any]]
     knn_k: int | None
     bm25_fields: list[str] | None
-    hybrid: str
+    hybrid: HybridMode
     bm25_weight: float
     source: Any
     highlight: list[str] | None
@@ -76,7 +74,7 @@ class _SearchArgs:
         *,
         index: str,
         spec: FieldSpec,
-        mode: str,
+        mode: RerankMode,
         default_window: int,
         default_weight: float,
         default_strict: bool,
