@@ -180,6 +180,105 @@ def node_status(engine: EngineName, name: str = "default") -> LocalNode | None:
     return load_state(_state_file(engine, name), LocalNode)
 
 
+def _running_node(engine: EngineName, version: str, name: str, secure: bool) -> LocalNode | None:
+    """The node of this name that runs already, if it is the one asked for; another one is an error."""
+    running = node_status(engine, name)
+    if running is None:
+        return None
+    if running.version != version:
+        raise EngineStartError(
+            f"a local {engine} {running.version} node named {name!r} already runs on {running.url}; "
+            f"stop it first (colsplade engine down --engine {engine})"
+        )
+    if running.secure != secure:
+        raise EngineStartError(
+            f"a {'secured' if running.secure else 'plain'} local {engine} node named {name!r} already runs "
+            f"on {running.url}; stop it first or choose another --name"
+        )
+    return running
+
+
+def _node_dir(engine: EngineName, version: str, name: str, ephemeral: bool) -> Path:
+    """Where the node keeps its data and logs: kept per version and name, or a temporary directory."""
+    root = engines_home()
+    if ephemeral:
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{engine}-{name}-", dir=root / "tmp"))
+    return root / "nodes" / f"{engine}-{version}-{name}"
+
+
+def _engine_settings(
+    engine: EngineName,
+    name: str,
+    secure: bool,
+    http_port: int,
+    node_dir: Path,
+    overrides: Mapping[str, str | None] | None,
+) -> dict[str, str]:
+    """The ``-E`` settings of a single dev node on 127.0.0.1; ``overrides`` win, a ``None`` drops one."""
+    settings = {
+        "cluster.name": f"colsplade-{name}",
+        "node.name": f"colsplade-{engine}-{name}",
+        "discovery.type": "single-node",
+        "network.host": "127.0.0.1",
+        "http.port": str(http_port),
+        "transport.port": str(_free_port()),
+        "path.data": str(node_dir / "data"),
+        "path.logs": str(node_dir / "logs"),
+        # Small dev disks must not flip indices to read-only.
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+    }
+    if engine == "elasticsearch" and not secure:  # a secured node's own config turns it on
+        settings["xpack.security.enabled"] = "false"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    return settings
+
+
+def _jvm_env(engine: EngineName, java_home: Path, heap: str, config_dir: str | None) -> dict[str, str]:
+    """The engine's environment: this Java and heap, none of the caller's ES_* / OPENSEARCH_* / agents."""
+    prefix = "ES" if engine == "elasticsearch" else "OPENSEARCH"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
+    env[f"{prefix}_JAVA_HOME"] = str(java_home)
+    env[f"{prefix}_JAVA_OPTS"] = f"-Xms{heap} -Xmx{heap}"
+    if config_dir:
+        env["ES_PATH_CONF"] = config_dir
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    return env
+
+
+def _wait_until_healthy(
+    node: LocalNode, proc: subprocess.Popen[bytes], deadline: float, timeout: float
+) -> None:
+    """Poll the node's health until it is yellow; stop it (no JVM may outlive us) on failure or Ctrl-C."""
+    console_log = Path(node.log_file)
+    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
+    try:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise EngineStartError(
+                    f"{node.engine} {node.version} exited with code {code} while starting: {log_hint(console_log)}",
+                    str(console_log),
+                )
+            health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
+            if health and health.get("status") in ("yellow", "green"):
+                return
+            if time.monotonic() > deadline:
+                raise EngineStartError(
+                    f"{node.engine} {node.version} did not become healthy within {timeout:.0f} s: "
+                    f"{log_hint(console_log)}",
+                    str(console_log),
+                )
+            time.sleep(0.5)
+    except BaseException:
+        node.stop(timeout=20)
+        raise
+
+
 def start_node(
     engine: EngineName,
     version: str | None = None,
@@ -219,18 +318,8 @@ def start_node(
     if secure and version is None and engine == "opensearch":
         version = SECURE_OPENSEARCH_VERSION  # the newest with its security plugin on Maven Central
     version = _check_engine(engine, version)
-    running = node_status(engine, name)
+    running = _running_node(engine, version, name, secure)
     if running is not None:
-        if running.version != version:
-            raise EngineStartError(
-                f"a local {engine} {running.version} node named {name!r} already runs on {running.url}; "
-                f"stop it first (colsplade engine down --engine {engine})"
-            )
-        if running.secure != secure:
-            raise EngineStartError(
-                f"a {'secured' if running.secure else 'plain'} local {engine} node named {name!r} already runs "
-                f"on {running.url}; stop it first or choose another --name"
-            )
         return running
     if port is not None and _port_taken(port):
         raise EngineStartError(
@@ -243,12 +332,7 @@ def start_node(
     else:
         home = install_distribution(engine, version)
     java_home = find_java(_required_java(engine, version))
-    root = engines_home()
-    if ephemeral:
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        node_dir = Path(tempfile.mkdtemp(prefix=f"{engine}-{name}-", dir=root / "tmp"))
-    else:
-        node_dir = root / "nodes" / f"{engine}-{version}-{name}"
+    node_dir = _node_dir(engine, version, name, ephemeral)
     data_dir, log_dir = node_dir / "data", node_dir / "logs"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -259,33 +343,8 @@ def start_node(
     if "credentials_file" in extras and hasattr(os, "geteuid") and os.geteuid() == 0:
         os.chown(extras["credentials_file"], 0, 0)  # the passwords stay root's, as a secured OpenSearch's do
     http_port = port or _free_port()
-    transport_port = _free_port()
-    settings = {
-        "cluster.name": f"colsplade-{name}",
-        "node.name": f"colsplade-{engine}-{name}",
-        "discovery.type": "single-node",
-        "network.host": "127.0.0.1",
-        "http.port": str(http_port),
-        "transport.port": str(transport_port),
-        "path.data": str(data_dir),
-        "path.logs": str(log_dir),
-        # Small dev disks must not flip indices to read-only.
-        "cluster.routing.allocation.disk.threshold_enabled": "false",
-    }
-    if engine == "elasticsearch" and not secure:  # a secured node's own config turns it on
-        settings["xpack.security.enabled"] = "false"
-    for key, value in (node_settings or {}).items():
-        if value is None:
-            settings.pop(key, None)
-        else:
-            settings[key] = value
-    prefix = "ES" if engine == "elasticsearch" else "OPENSEARCH"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
-    env[f"{prefix}_JAVA_HOME"] = str(java_home)
-    env[f"{prefix}_JAVA_OPTS"] = f"-Xms{heap} -Xmx{heap}"
-    if "config_dir" in extras:
-        env["ES_PATH_CONF"] = extras["config_dir"]
-    env.pop("JAVA_TOOL_OPTIONS", None)
+    settings = _engine_settings(engine, name, secure, http_port, node_dir, node_settings)
+    env = _jvm_env(engine, java_home, heap, extras.get("config_dir"))
     command = [str(home / "bin" / engine)] + [f"-E{k}={v}" for k, v in settings.items()]
     console_log = log_dir / "console.log"
     ids = _ensure_run_user()
@@ -318,29 +377,7 @@ def start_node(
     state = _state_file(engine, name)
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(asdict(node), indent=2))
-    deadline = started + timeout
-    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
-    try:
-        while True:
-            code = proc.poll()
-            if code is not None:
-                raise EngineStartError(
-                    f"{engine} {version} exited with code {code} while starting: {log_hint(console_log)}",
-                    str(console_log),
-                )
-            health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
-            if health and health.get("status") in ("yellow", "green"):
-                break
-            if time.monotonic() > deadline:
-                raise EngineStartError(
-                    f"{engine} {version} did not become healthy within {timeout:.0f} s: {log_hint(console_log)}",
-                    str(console_log),
-                )
-            time.sleep(0.5)
-    except BaseException:
-        # Ctrl-C or failure while waiting: no JVM may outlive us.
-        node.stop(timeout=20)
-        raise
+    _wait_until_healthy(node, proc, started + timeout, timeout)
     if secure and engine == "opensearch":
         _secure_bootstrap(node, node_dir)
     node.startup_seconds = round(time.monotonic() - started, 1)
