@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,8 +27,11 @@ from colsplade.engines import BulkAction, BulkItemResult, EngineClient, RetryPol
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._checkpoint import DeadLetterWriter
 from colsplade.ingest._json import dumps
-from colsplade.ingest._pipeline import Batching, IngestSummary, Layout, _Target, _Writer
+from colsplade.ingest._pipeline import Batching, IngestSummary, Layout, _Target, _Writer, open_encoder
 from colsplade.mappings import colsplade_properties, escape_impacts
+
+if TYPE_CHECKING:
+    from colsplade.encoders import EncoderSource, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ def ingest_encoded(
     documents: Iterable[EncodedDocument | Mapping[str, Any]],
     client: EngineClient,
     index: str,
-    encoder: Any,
+    encoder: TextEncoder | EncoderSource,
     *,
     layout: Layout | None = None,
     batching: Batching | None = None,
@@ -152,10 +155,7 @@ def ingest_encoded(
         EngineUnreachableError: the engine stayed away longer than ``retry`` allows (rerun to finish).
     """
     started = time.monotonic()
-    if isinstance(encoder, str | os.PathLike):
-        from colsplade.encoders import as_encoder
-
-        encoder = as_encoder(encoder, variant="int8")
+    encoder = open_encoder(encoder)
     batching = batching or Batching()
     retry = retry or RetryPolicy()
     target = _Target.open(client, index, encoder, reencode=False, layout=layout, chunked=False, prepare=True)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from colsplade.mappings import (
     spec_from_meta,
 )
 from colsplade.scoring import ResidualCodec
+
+if TYPE_CHECKING:
+    from colsplade.encoders import EncoderSource, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -802,11 +805,20 @@ def _write_stage(
 # ------------------------------------------------------------------------------------------ the run
 
 
+def open_encoder(encoder: TextEncoder | EncoderSource) -> TextEncoder:
+    """The encoder an ingest writes with: a model directory (or a (splade, colbert) pair of them) opened
+    with its int8 variant, an encoder object as it is. The one place ingest, ingest_encoded and reindex
+    turn what they were given into an encoder."""
+    from colsplade.encoders import as_encoder
+
+    return as_encoder(encoder, variant="int8")
+
+
 def ingest(
     source: Any,
     client: EngineClient,
     index: str,
-    encoder: Any,
+    encoder: TextEncoder | EncoderSource,
     *,
     fields: FieldMapping | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
@@ -851,10 +863,7 @@ def ingest(
             f"a {src.kind} source keeps its position itself (the consumer group's committed offsets); "
             "drop the checkpoint"
         )
-    if isinstance(encoder, str | os.PathLike):
-        from colsplade.encoders import as_encoder
-
-        encoder = as_encoder(encoder, variant="int8")
+    encoder = open_encoder(encoder)
     target = _Target.open(
         client,
         index,

@@ -9,16 +9,25 @@ updates), so the application's fields are never rewritten and concurrent changes
 from __future__ import annotations
 
 import logging
-import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colsplade.engines import EngineClient, next_version, resolve_alias, seq_no_mark, spec_for, switch_alias
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
-from colsplade.ingest._pipeline import IngestSummary, Layout, _sparse_query, ingest, prepare_index
+from colsplade.ingest._pipeline import (
+    IngestSummary,
+    Layout,
+    _sparse_query,
+    ingest,
+    open_encoder,
+    prepare_index,
+)
 from colsplade.ingest._sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
+
+if TYPE_CHECKING:
+    from colsplade.encoders import EncoderSource, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +89,7 @@ def create_like(
 def reindex(
     client: EngineClient,
     source_index: str,
-    encoder: Any,
+    encoder: TextEncoder | EncoderSource,
     *,
     alias: str | None = None,
     in_place: bool = False,
@@ -120,10 +129,7 @@ def reindex(
 
     ``options`` go to :func:`colsplade.ingest.ingest` (``checkpoint``, ``dead_letter``, ``progress``, ...).
     """
-    if isinstance(encoder, str | os.PathLike):
-        from colsplade.encoders import as_encoder
-
-        encoder = as_encoder(encoder, variant="int8")
+    encoder = open_encoder(encoder)
     fields = fields or FieldMapping()
     if in_place:
         spec, _ = prepare_index(client, source_index, encoder, reencode=reencode, layout=layout)
