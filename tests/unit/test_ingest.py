@@ -269,3 +269,20 @@ def test_a_malformed_bulk_action_is_refused_when_made_not_retried():
     ]:
         with pytest.raises(InvalidInputError, match=what):
             BulkAction(*args, **kwargs)
+
+
+def test_ingest_opens_a_model_directory_a_pair_or_an_encoder_in_one_place(tmp_path):
+    pytest.importorskip("torch")
+    from colsplade.encoders import EncoderPair
+    from colsplade.ingest._pipeline import open_encoder
+    from colsplade.testing import make_tiny_model_dir
+
+    splade = make_tiny_model_dir("splade", tmp_path / "splade")
+    colbert = make_tiny_model_dir("colbert", tmp_path / "colbert")
+    single = open_encoder(splade)
+    assert single.config.kind == "splade" and single.variant == "int8"
+    pair = open_encoder((splade, colbert))
+    assert isinstance(pair, EncoderPair)
+    assert open_encoder(single) is single  # an encoder object is used as it is
+    with pytest.raises(InvalidInputError):
+        open_encoder(None)
