@@ -177,7 +177,7 @@ def _check_projection(weight: torch.Tensor, *, rows: int | None, cols: int | Non
 #: Past this many document tokens, one piece costs more per token than passages do: ModernBERT-base's
 #: exported graph attends over the whole length in every layer, so its cost per token grows with the
 #: length (on 2 CPU cores, int8: 0.81 ms a token at 512, 1.31 at 1,024, 2.42 at 2,048, 8.8 at 8,192 with
-#: 7.8 GB; benchmarks/results/long_context.json). Longer lengths work (parity holds to 8,192); they warn.
+#: 7.6 GiB; benchmarks/results/long_context.json). Longer lengths work (parity holds to 8,192); they warn.
 LONG_DOCUMENT_TOKENS = 1024
 
 
