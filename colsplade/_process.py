@@ -208,3 +208,39 @@ def log_hint(log_file: Path) -> str:
         line for line in lines if "ERROR" in line or "Exception" in line or "error" in line.lower()
     ]
     return (interesting or lines or ["empty log"])[-1][:500]
+
+
+def wait_until_started(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    log_file: Path,
+    started: float,
+    timeout: float,
+    stop: Callable[[], None],
+    poll: float = 0.5,
+) -> None:
+    """Poll a just-launched service until ``ready()``; the one launch-and-wait loop of the local services.
+
+    Raises :class:`EngineStartError` naming ``what`` and the log's tail when the process exits or
+    ``timeout`` seconds pass since ``started`` (``time.monotonic()``); on any failure, Ctrl-C included, ``stop()`` runs first, so
+    no JVM outlives the caller.
+    """
+    try:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise EngineStartError(
+                    f"{what} exited with code {code} while starting: {log_hint(log_file)}", str(log_file)
+                )
+            if ready():
+                return
+            if time.monotonic() - started > timeout:
+                raise EngineStartError(
+                    f"{what} did not start within {timeout:.0f} s: {log_hint(log_file)}", str(log_file)
+                )
+            time.sleep(poll)
+    except BaseException:
+        stop()
+        raise

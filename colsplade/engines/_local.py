@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colsplade._process import free_port as _free_port
-from colsplade._process import load_state, log_hint
+from colsplade._process import load_state, wait_until_started
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
 from colsplade._types import EngineName
@@ -250,35 +250,6 @@ def _jvm_env(engine: EngineName, java_home: Path, heap: str, config_dir: str | N
     return env
 
 
-def _wait_until_healthy(
-    node: LocalNode, proc: subprocess.Popen[bytes], deadline: float, timeout: float
-) -> None:
-    """Poll the node's health until it is yellow; stop it (no JVM may outlive us) on failure or Ctrl-C."""
-    console_log = Path(node.log_file)
-    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
-    try:
-        while True:
-            code = proc.poll()
-            if code is not None:
-                raise EngineStartError(
-                    f"{node.engine} {node.version} exited with code {code} while starting: {log_hint(console_log)}",
-                    str(console_log),
-                )
-            health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
-            if health and health.get("status") in ("yellow", "green"):
-                return
-            if time.monotonic() > deadline:
-                raise EngineStartError(
-                    f"{node.engine} {node.version} did not become healthy within {timeout:.0f} s: "
-                    f"{log_hint(console_log)}",
-                    str(console_log),
-                )
-            time.sleep(0.5)
-    except BaseException:
-        node.stop(timeout=20)
-        raise
-
-
 def start_node(
     engine: EngineName,
     version: str | None = None,
@@ -377,7 +348,21 @@ def start_node(
     state = _state_file(engine, name)
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(asdict(node), indent=2))
-    _wait_until_healthy(node, proc, started + timeout, timeout)
+    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
+
+    def healthy() -> bool:
+        health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
+        return health is not None and health.get("status") in ("yellow", "green")
+
+    wait_until_started(
+        proc,
+        healthy,
+        what=f"{engine} {version}",
+        log_file=console_log,
+        started=started,
+        timeout=timeout,
+        stop=lambda: node.stop(timeout=20),
+    )
     if secure and engine == "opensearch":
         _secure_bootstrap(node, node_dir)
     node.startup_seconds = round(time.monotonic() - started, 1)

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from colsplade._process import find_java, load_state, log_hint, mvn_copy_with_deps
+from colsplade._process import find_java, load_state, mvn_copy_with_deps, wait_until_started
 from colsplade._process import free_port as _free_port
 from colsplade._process import pid_alive as _pid_alive
 from colsplade._process import terminate_group as _terminate_group
@@ -225,25 +225,16 @@ def _launch(broker: KafkaBroker, timeout: float) -> KafkaBroker:
     state = _state_file(broker.name)
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(asdict(broker), indent=2))
-    try:
-        while True:
-            code = proc.poll()
-            if code is not None:
-                raise EngineStartError(
-                    f"Kafka {broker.version} exited with code {code} while starting: {log_hint(log_file)}",
-                    str(log_file),
-                )
-            if _ready(log_file, offset) and _port_open(broker.port):
-                break
-            if time.monotonic() - started > timeout:
-                raise EngineStartError(
-                    f"Kafka {broker.version} did not start within {timeout:.0f} s: {log_hint(log_file)}",
-                    str(log_file),
-                )
-            time.sleep(0.3)
-    except BaseException:
-        broker.stop(timeout=10)
-        raise
+    wait_until_started(
+        proc,
+        lambda: _ready(log_file, offset) and _port_open(broker.port),
+        what=f"Kafka {broker.version}",
+        log_file=log_file,
+        started=started,
+        timeout=timeout,
+        stop=lambda: broker.stop(timeout=10),
+        poll=0.3,
+    )
     broker.startup_seconds = round(time.monotonic() - started, 1)
     state.write_text(json.dumps(asdict(broker), indent=2))
     logger.info("Kafka %s up on %s in %.1f s", broker.version, broker.bootstrap, broker.startup_seconds)
