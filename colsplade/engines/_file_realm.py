@@ -321,22 +321,35 @@ def write_local_users(
             _update_users(config, name, hash_password(password), user_roles)
 
 
+def json_request(
+    url: str,
+    context: ssl.SSLContext,
+    method: str,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Any]:
+    """``(HTTP status, decoded answer)`` of one JSON request to a secured local node, before any client
+    exists (status 0: no answer; an error status comes with the start of its body as text)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")[:500]
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return 0, str(exc)
+
+
 def _as_user(
     node: LocalNode, username: str, password: str, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
     """``(HTTP status, answer)`` of one request to the node as ``username`` (status 0: no answer)."""
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    headers = {"Authorization": f"Basic {token}", "content-type": "application/json"}
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{node.url}{path}", data=data, headers=headers, method=method)
     context = ssl.create_default_context(cafile=node.ca_certs)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, None
+    return json_request(f"{node.url}{path}", context, method, body, {"Authorization": f"Basic {token}"})
 
 
 def _authenticates(node: LocalNode, username: str, password: str) -> int:

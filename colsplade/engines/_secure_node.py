@@ -38,13 +38,12 @@ import ssl
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from colsplade.engines._file_realm import json_request
 from colsplade.exceptions import EngineStartError, MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -419,20 +418,6 @@ def tls_files(home: str | os.PathLike[str]) -> TLSFiles:
     return TLSFiles.in_directory(Path(home) / "config" / _TLS_DIR)
 
 
-def _admin_request(url: str, context: ssl.SSLContext, method: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")[:500]
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return 0, str(exc)
-
-
 def bootstrap_security(
     base_url: str, files: TLSFiles, credentials_file: Path, *, timeout: float = 120.0
 ) -> dict[str, str]:
@@ -447,14 +432,14 @@ def bootstrap_security(
     api = f"{base_url}/_plugins/_security/api"
     deadline = time.monotonic() + timeout
     while True:  # the security index is initialised a little after the cluster turns yellow
-        status, answer = _admin_request(f"{api}/roles/all_access", context, "GET")
+        status, answer = json_request(f"{api}/roles/all_access", context, "GET")
         if status == 200:
             break
         if time.monotonic() > deadline:
             raise EngineStartError(f"the security plugin did not initialise within {timeout:.0f} s: {answer}")
         time.sleep(1.0)
     for role in ("colsplade_ingest", "colsplade_search"):
-        _checked(_admin_request(f"{api}/roles/{role}", context, "PUT", role_body(role, "opensearch")), role)
+        _checked(json_request(f"{api}/roles/{role}", context, "PUT", role_body(role, "opensearch")), role)
     known: dict[str, str] = {}
     if credentials_file.is_file():
         known = json.loads(credentials_file.read_text())
@@ -462,7 +447,7 @@ def bootstrap_security(
     for user, roles in LOCAL_USERS.items():
         password = known.get(user) or secrets.token_urlsafe(18)
         body = {"password": password, "opendistro_security_roles": list(roles)}
-        _checked(_admin_request(f"{api}/internalusers/{user}", context, "PUT", body), user)
+        _checked(json_request(f"{api}/internalusers/{user}", context, "PUT", body), user)
         credentials[user] = password
     _keep_credentials(credentials_file, credentials)
     return credentials
