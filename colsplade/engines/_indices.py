@@ -16,6 +16,7 @@ from colsplade.mappings import (
     index_body,
     index_meta,
     merge_meta,
+    model_from_meta,
     spec_from_meta,
 )
 
@@ -128,6 +129,7 @@ def index_info(client: EngineClient, index: str) -> dict[str, Any]:
     properties = mapping.get("properties", {})
     spec = spec_from_meta(mapping.get("_meta"))
     meta = (mapping.get("_meta") or {}).get("colsplade", {})
+    model = model_from_meta(mapping.get("_meta"))
     stats = client.stats(index).get("_all", {}).get("primaries", {})
     names = spec or FieldSpec()
     present = {
@@ -146,8 +148,8 @@ def index_info(client: EngineClient, index: str) -> dict[str, Any]:
         "store_bytes": stats.get("store", {}).get("size_in_bytes"),
         "colsplade_fields": present,
         "spec": dataclasses.asdict(spec) if spec else None,
-        "model_name": meta.get("model_name"),
-        "model_version": meta.get("model_version"),
+        "model_name": model[0] if model else None,
+        "model_version": model[1] if model else None,
         "codec": meta.get("codec"),
         "other_fields": sorted(set(properties) - {*names.heavy_fields, names.meta_field}),
     }

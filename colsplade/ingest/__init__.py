@@ -24,16 +24,7 @@ from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
 from colsplade.ingest._encoded import EncodedDocument, ingest_encoded
 from colsplade.ingest._kafka import KafkaSource
-from colsplade.ingest._pipeline import (
-    Batching,
-    CodecOptions,
-    IngestSummary,
-    Layout,
-    Passages,
-    ingest,
-    prepare_index,
-    resolve_codec,
-)
+from colsplade.ingest._pipeline import Batching, CodecOptions, Passages, ingest
 from colsplade.ingest._reindex import create_like, reindex
 from colsplade.ingest._sources import (
     FileSource,
@@ -43,6 +34,8 @@ from colsplade.ingest._sources import (
     Source,
     StreamSource,
 )
+from colsplade.ingest._summary import IngestSummary
+from colsplade.ingest._target import Layout, prepare_index, resolve_codec
 
 __all__ = [
     "Batching",

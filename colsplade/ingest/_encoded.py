@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colsplade.engines import BulkAction, BulkItemResult, EngineClient, RetryPolicy, bulk_write
+from colsplade.engines import BulkAction, EngineClient, RetryPolicy
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._checkpoint import DeadLetterWriter
 from colsplade.ingest._json import dumps
-from colsplade.ingest._pipeline import Batching, IngestSummary, Layout, _Target, _Writer, open_encoder
-from colsplade.mappings import colsplade_properties, escape_impacts
+from colsplade.ingest._pipeline import Batching
+from colsplade.ingest._summary import BulkSink, IngestSummary
+from colsplade.ingest._target import Layout, Target, open_encoder
+from colsplade.mappings import TokenWriter, colsplade_properties, escape_impacts
 
 if TYPE_CHECKING:
     from colsplade.encoders import EncoderSource, TextEncoder
@@ -78,13 +80,13 @@ def _as_document(doc: EncodedDocument | Mapping[str, Any]) -> EncodedDocument:
 class _Serialiser:
     """Turns encoded documents into engine sources, or a reason to refuse them."""
 
-    writer: _Writer
+    tokens: TokenWriter
     reserved: frozenset[str]
     needs_tokens: bool
 
     def source(self, doc: EncodedDocument, meta: Mapping[str, str]) -> str:
         """The document's JSON source; raises InvalidInputError with the reason it is refused."""
-        spec, codec = self.writer.spec, self.writer.codec
+        spec, codec = self.tokens.spec, self.tokens.codec
         taken = self.reserved & set(doc.fields)
         if taken:
             raise InvalidInputError(f"fields {sorted(taken)} are colsplade's own; rename them")
@@ -107,14 +109,14 @@ class _Serialiser:
                 except binascii.Error as exc:
                     raise InvalidInputError(f"codes are not valid base64: {exc}") from None
             codec.split(blob)  # header, length, checksum and centroid ids (CorruptBlobError)
-            body.update(self.writer.blob_fields(bytes(blob)))
+            body.update(self.tokens.blob_fields(bytes(blob)))
         elif doc.vectors is not None:
             vectors = np.asarray(doc.vectors, dtype=np.float32)
             if vectors.ndim != 2 or len(vectors) == 0:
                 raise InvalidInputError(
                     f"token vectors must be a non-empty (n, dim) array, got {vectors.shape}"
                 )
-            body.update(self.writer._token_fields(vectors))
+            body.update(self.tokens.fields(vectors))
         elif self.needs_tokens:
             raise InvalidInputError("no ColBERT token codes or vectors (nothing to rerank with)")
         body[spec.meta_field] = dict(meta)
@@ -155,19 +157,18 @@ def ingest_encoded(
         EngineUnreachableError: the engine stayed away longer than ``retry`` allows (rerun to finish).
     """
     started = time.monotonic()
-    encoder = open_encoder(encoder)
     batching = batching or Batching()
-    retry = retry or RetryPolicy()
-    target = _Target.open(client, index, encoder, reencode=False, layout=layout, chunked=False, prepare=True)
+    target = Target.open(
+        client, index, open_encoder(encoder), reencode=False, layout=layout, chunked=False, prepare=True
+    )
     if target.needs_codec and target.codec is None:
         raise InvalidInputError(
             f"the model {target.name}@{target.version} has no token codec, so pre-encoded codes cannot be "
             "checked nor vectors compressed; fit one (colsplade.scoring.fit_codec + "
             "colsplade.encoders.save_model_codec) or run one ingest with the model first"
         )
-    meta = {"model_name": target.name, "model_version": target.version}
     serialiser = _Serialiser(
-        _Writer(target.spec, target.codec, meta, "index"),
+        TokenWriter(target.spec, target.codec),
         frozenset(colsplade_properties(client.engine, target.spec)),
         target.needs_codec,
     )
@@ -178,71 +179,69 @@ def ingest_encoded(
         codec=target.codec.hash if target.codec else None,
     )
     dead = DeadLetterWriter(dead_letter)
-
-    def on_retry(n: int, delay: float, reason: str) -> None:
-        summary.retried += n
-
-    def send(actions: list[BulkAction]) -> list[BulkItemResult]:
-        t0 = time.monotonic()
-        results = bulk_write(
-            client,
-            actions,
-            chunk_size=batching.bulk_docs,
-            max_chunk_bytes=batching.bulk_bytes,
-            retry=retry,
-            on_retry=on_retry,
+    sink = BulkSink(client, summary, dead, retry or RetryPolicy(), batching.bulk_docs, batching.bulk_bytes)
+    try:
+        _write_all(
+            documents,
+            serialiser,
+            sink,
+            index,
+            {"model_name": target.name, "model_version": target.version},
+            on_batch,
         )
-        summary.write_seconds += time.monotonic() - t0
-        return results
-
-    def settle(actions: list[BulkAction], pending: Future) -> None:
-        for action, result in zip(actions, pending.result(), strict=True):
-            if result.ok:
-                summary.indexed += 1
-                summary.passages += 1
-            else:
-                summary.dead_lettered += 1
-                dead.write(
-                    reason=result.error or f"HTTP {result.status}",
-                    stage="engine",
-                    doc_id=action.doc_id,
-                    status=result.status,
-                )
-        dead.sync()
-        if on_batch is not None:
-            on_batch(summary)
-
-    in_flight: tuple[list[BulkAction], Future] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="colsplade-bulk") as pool:
-        try:
-            actions: list[BulkAction] = []
-            encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            doc_meta = {**meta, "encoded_at": encoded_at}
-            for raw in documents:
-                summary.read += 1
-                try:
-                    doc = _as_document(raw)
-                    source = serialiser.source(doc, doc_meta)
-                except InvalidInputError as exc:
-                    summary.dead_lettered += 1
-                    doc_id = raw.doc_id if isinstance(raw, EncodedDocument) else None
-                    dead.write(reason=str(exc), stage="validate", doc_id=doc_id)
-                    continue
-                actions.append(BulkAction(index=index, doc_id=str(doc.doc_id), source=source))
-                if len(actions) >= batching.bulk_docs:
-                    if in_flight is not None:
-                        settle(*in_flight)
-                    in_flight = (actions, pool.submit(send, actions))
-                    actions = []
-            if in_flight is not None:
-                settle(*in_flight)
-                in_flight = None
-            if actions:
-                settle(actions, pool.submit(send, actions))
-        finally:
-            dead.close()
-            summary.reasons = dict(dead.reasons)
+    finally:
+        dead.close()
+        summary.reasons = dict(dead.reasons)
     target.close(summary, refresh=refresh)
     summary.seconds = time.monotonic() - started
     logger.info("ingest_encoded: %s", summary)
     return summary
+
+
+def _write_all(
+    documents: Iterable[EncodedDocument | Mapping[str, Any]],
+    serialiser: _Serialiser,
+    sink: BulkSink,
+    index: str,
+    meta: Mapping[str, str],
+    on_batch: Callable[[IngestSummary], None] | None,
+) -> None:
+    """Serialise and write every document; while one bulk request is in flight, the next is prepared."""
+    summary = sink.summary
+
+    def settle(actions: list[BulkAction], pending: Future) -> None:
+        results = pending.result()
+        refused = sink.refused(actions, results)
+        for _, action, result in refused:
+            sink.dead_letter(action, result)
+        summary.dead_lettered += len(refused)
+        summary.indexed += len(actions) - len(refused)
+        sink.dead.sync()
+        if on_batch is not None:
+            on_batch(summary)
+
+    encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    doc_meta = {**meta, "encoded_at": encoded_at}
+    in_flight: tuple[list[BulkAction], Future] | None = None
+    actions: list[BulkAction] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="colsplade-bulk") as pool:
+        for raw in documents:
+            summary.read += 1
+            try:
+                doc = _as_document(raw)
+                source = serialiser.source(doc, doc_meta)
+            except InvalidInputError as exc:
+                summary.dead_lettered += 1
+                doc_id = raw.doc_id if isinstance(raw, EncodedDocument) else None
+                sink.dead.write(reason=str(exc), stage="validate", doc_id=doc_id)
+                continue
+            actions.append(BulkAction(index=index, doc_id=str(doc.doc_id), source=source))
+            if len(actions) >= sink.bulk_docs:
+                if in_flight is not None:
+                    settle(*in_flight)
+                in_flight = (actions, pool.submit(sink.send, actions))
+                actions = []
+        if in_flight is not None:
+            settle(*in_flight)
+        if actions:
+            settle(actions, pool.submit(sink.send, actions))

@@ -15,8 +15,6 @@ dead-lettered) before the checkpoint moves past it: at-least-once from the sourc
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -29,22 +27,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
-from colsplade.exceptions import EngineRefusedError, InvalidInputError, ModelVersionMismatchError
+from colsplade.engines import BulkAction, BulkItemResult, EngineClient, RetryPolicy
+from colsplade.exceptions import InvalidInputError
 from colsplade.ingest._as_source import as_source
-from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
+from colsplade.ingest._checkpoint import Checkpoint
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
 from colsplade.ingest._sources import Record, Source
-from colsplade.mappings import (
-    FieldSpec,
-    codec_from_meta,
-    colsplade_properties,
-    escape_impacts,
-    index_meta,
-    merge_meta,
-    spec_from_meta,
-)
+from colsplade.ingest._summary import BulkSink, IngestSummary, Progress
+from colsplade.ingest._target import Layout, Target, open_encoder
+from colsplade.mappings import TokenWriter, colsplade_properties, escape_impacts
 from colsplade.scoring import ResidualCodec
 
 if TYPE_CHECKING:
@@ -52,107 +44,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "Batching",
-    "CodecOptions",
-    "IngestSummary",
-    "Layout",
-    "Passages",
-    "ingest",
-    "prepare_index",
-    "resolve_codec",
-]
-
-
-@dataclass
-class IngestSummary:
-    """What a run did. ``exit_code``: 0 when everything read was indexed, 3 when some was dead-lettered."""
-
-    index: str
-    read: int = 0
-    indexed: int = 0
-    deleted: int = 0
-    passages: int = 0
-    dead_lettered: int = 0
-    retried: int = 0
-    truncated: int = 0
-    seconds: float = 0.0
-    encode_seconds: float = 0.0
-    write_seconds: float = 0.0
-    resumed_from: dict[str, Any] | None = None
-    checkpoint: str | None = None
-    dead_letter: str | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
-    model: str = ""
-    codec: str | None = None
-    tokens: int = 0
-    alias: str | None = None
-    alias_switched: bool = False
-    caught_up: int = 0  # documents written during a re-encode, taken by its catch-up passes
-    # a stream source's figures (Kafka: consumer lag, messages/s, committed offsets, rebalances)
-    stream: dict[str, Any] | None = None
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.indexed / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 3 if self.dead_lettered else 0
-
-    def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return {**asdict(self), "docs_per_second": round(self.docs_per_second, 2)}
-
-    def __str__(self) -> str:
-        text = (
-            f"{self.indexed} indexed, {self.dead_lettered} dead-lettered of {self.read} read into "
-            f"{self.index} in {self.seconds:.1f} s ({self.docs_per_second:.1f} docs/s; encode "
-            f"{self.encode_seconds:.1f} s, write {self.write_seconds:.1f} s; {self.retried} retried)"
-        )
-        if self.deleted:
-            text += f"; {self.deleted} deleted"
-        if self.stream is not None:
-            text += f"; lag {self.stream.get('lag')}, {self.stream.get('messages_per_second')} msg/s"
-        if self.dead_lettered and self.dead_letter:
-            text += f"; rejects in {self.dead_letter}"
-        return text
+__all__ = ["Batching", "CodecOptions", "Passages", "ingest"]
 
 
 # ------------------------------------------------------------------------------------------ options
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The token store of an index that the run creates (an existing index keeps its own).
-
-    ``nested_vectors``: also write the nested vector field (opt-in: nested-kNN candidates and the
-    in-engine rerank), of ``element_type`` float / byte / bit, with an HNSW graph when ``index_vectors``.
-    ``codes_storage``: where the compact blob is kept (``source``, ``stored``, ``doc_values``) and
-    ``store_compression`` the index codec (``default`` LZ4 or ``best_compression``); see
-    :class:`colsplade.mappings.FieldSpec`. ``shards`` / ``replicas``: the new index's primary shards
-    and replicas of each (on a cluster: 1 replica keeps every shard searchable when a node dies).
-    """
-
-    nested_vectors: bool = False
-    element_type: str | None = None
-    index_vectors: bool = True
-    codes_storage: str = "source"
-    store_compression: str = "default"
-    shards: int = 1
-    replicas: int = 0
-
-    def spec(self, dim: int, sparse_query: str = "encoder") -> FieldSpec:
-        return FieldSpec(
-            sparse_query=sparse_query,  # type: ignore[arg-type]
-            colbert_dim=dim,
-            element_type=self.element_type or "float",
-            index_vectors=self.index_vectors,
-            nested_vectors=self.nested_vectors,
-            codes_storage=self.codes_storage,  # type: ignore[arg-type]
-            store_compression=self.store_compression,  # type: ignore[arg-type]
-        )
 
 
 @dataclass(frozen=True)
@@ -193,195 +88,7 @@ class Batching:
     queue_batches: int = 4
 
 
-# ------------------------------------------------------------------------------------------ the index
-
-
-def _model_of(encoder: Any) -> tuple[str, str]:
-    config = encoder.config
-    return str(config.name), str(config.version)
-
-
-def _colbert_dim(encoder: Any) -> int | None:
-    colbert = getattr(encoder.config, "colbert", None)
-    return colbert.dim if colbert is not None and encoder.config.kind != "splade" else None
-
-
-def prepare_index(
-    client: EngineClient,
-    index: str,
-    encoder: Any,
-    *,
-    reencode: bool = False,
-    layout: Layout | None = None,
-    chunked: bool = False,
-) -> tuple[FieldSpec, bool]:
-    """Make ``index`` ready for documents of ``encoder``'s model; returns its spec and whether the index's
-    recorded model must be switched to this one once the run is done (re-encode).
-
-    Creates the index (with ``layout``) when missing; adds colsplade's fields to an index without them;
-    refuses (:class:`ModelVersionMismatchError`) an index encoded with another model unless ``reencode``.
-    """
-
-    layout = layout or Layout()
-    name, version = _model_of(encoder)
-    dim = _colbert_dim(encoder) or 128
-    mode = _sparse_query(encoder)
-    switch_model = False
-    spec = _create_if_missing(client, index, layout, dim, name, version, mode)
-    if spec is None:
-        mapping = client.get_mapping(index)
-        spec = spec_from_meta(mapping.get("_meta"))
-        block = (mapping.get("_meta") or {}).get("colsplade") or {}
-        if spec is None:
-            spec = _add_fields(client, index, layout, dim, name, version, mode)
-        elif block.get("model_name") is None:
-            # An index made by `colsplade index create` records no model yet: this run's model becomes it.
-            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
-            _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
-        elif (block.get("model_name"), str(block.get("model_version"))) != (name, version):
-            current = f"{block.get('model_name')}@{block.get('model_version')}"
-            if not reencode:
-                raise ModelVersionMismatchError(index, current, f"{name}@{version}")
-            logger.warning(
-                "re-encoding %s: its documents were encoded with %s, now %s@%s", index, current, name, version
-            )
-            switch_model = True
-        if spec.sparse_query != mode:
-            if not reencode:
-                raise ModelVersionMismatchError(
-                    index,
-                    f"{block.get('model_name')}@{block.get('model_version')} ({spec.sparse_query} sparse queries)",
-                    f"{name}@{version} ({mode} sparse queries)",
-                )
-            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
-            switch_model = True
-        if layout.element_type is not None and spec.element_type != layout.element_type:
-            raise InvalidInputError(
-                f"index {index!r} stores {spec.element_type} ColBERT vectors, not {layout.element_type}; "
-                "use a new index to change the element type"
-            )
-    if _colbert_dim(encoder) is not None and spec.colbert_dim != dim:
-        raise InvalidInputError(
-            f"index {index!r} holds {spec.colbert_dim}-dimensional ColBERT vectors but the model makes {dim}"
-        )
-    if chunked:
-        _add_passage_fields(client, index)
-    return spec, switch_model
-
-
-def _sparse_query(encoder: Any) -> str:
-    """The sparse query mode the encoder's documents are for (``encoder`` for a ColBERT-only model)."""
-    from colsplade.encoders import sparse_query_mode
-
-    return sparse_query_mode(encoder.config) or "encoder"
-
-
-def _create_if_missing(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
-) -> FieldSpec | None:
-    """Create the index; None when it exists (made by the team, a former run, or a worker starting at
-    the same moment: stream workers of one consumer group often do)."""
-    from colsplade.engines import create_index
-
-    if client.index_exists(index):
-        return None
-    try:
-        return create_index(
-            client,
-            index,
-            layout.spec(dim, mode),
-            model_name=name,
-            model_version=version,
-            shards=layout.shards,
-            replicas=layout.replicas,
-        )["spec"]
-    except EngineRefusedError as exc:
-        if exc.error_type != "resource_already_exists_exception":
-            raise
-        logger.info("index %s was created meanwhile by another run", index)
-        return None
-
-
-def _add_fields(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
-) -> FieldSpec:
-    """colsplade's fields added to an index of the team's own."""
-    from colsplade.engines import create_index
-
-    if (
-        layout.nested_vectors
-        and layout.index_vectors
-        and client.engine == "opensearch"
-        and client.get_settings(index).get("index.knn") != "true"
-    ):
-        # OpenSearch cannot switch index.knn on later: the vectors are stored for rerank only.
-        logger.warning(
-            "%s was created without index.knn; its token vectors are stored for rerank only "
-            "(reindex into a new index for nested kNN)",
-            index,
-        )
-        layout = dataclasses.replace(layout, index_vectors=False)
-    created = create_index(
-        client, index, layout.spec(dim, mode), model_name=name, model_version=version, existing_ok=True
-    )
-    return created["spec"]
-
-
-def _add_passage_fields(client: EngineClient, index: str) -> None:
-    properties = client.get_mapping(index).get("properties", {})
-    extra = {
-        k: v
-        for k, v in {"parent_id": {"type": "keyword"}, "passage": {"type": "integer"}}.items()
-        if k not in properties
-    }
-    if extra:
-        client.put_mapping(index, {"properties": extra})
-
-
-def _record_meta(
-    client: EngineClient,
-    index: str,
-    spec: FieldSpec,
-    name: str,
-    version: str,
-    codec: dict[str, Any] | None,
-) -> None:
-    # merged into what is there: the plan `colsplade upgrade` recorded, say, stays
-    meta = merge_meta(client.get_mapping(index).get("_meta"), index_meta(spec, name, version, codec))
-    client.put_mapping(index, {"_meta": meta})
-
-
-def resolve_codec(
-    client: EngineClient, index: str, encoder: Any, spec: FieldSpec, *, reencode: bool = False
-) -> ResidualCodec | None:
-    """The codec this run writes codes with: the model directory's, or the one the index was written
-    with (found by hash). None: none exists yet, the run fits one. Refuses (:class:`CodecMismatchError`)
-    an index whose codes were written with a codec the model does not have, unless ``reencode``."""
-    from colsplade.encoders import codec_for_index
-
-    if spec.codes_field is None or _colbert_dim(encoder) is None:
-        return None
-    recorded = codec_from_meta(client.get_mapping(index).get("_meta"))
-    codec = codec_for_index(encoder, index, recorded, allow_other=reencode)
-    if codec is not None and codec.dim != spec.colbert_dim:
-        raise InvalidInputError(
-            f"the model's codec is {codec.dim}-dimensional, index {index!r} holds {spec.colbert_dim}"
-        )
-    return codec
-
-
 # ------------------------------------------------------------------------------------------ encoding
-
-
-def _vectors(array: np.ndarray, spec: FieldSpec) -> np.ndarray:
-    from colsplade.scoring import quantize_bits, quantize_int8
-
-    if spec.element_type == "byte":
-        return quantize_int8(array)
-    if spec.element_type == "bit":
-        # The engines take bit vectors as signed bytes.
-        return quantize_bits(array).view(np.int8)
-    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _encode(encoder: Any, texts: list[str]) -> tuple[list[dict[str, float] | None], list[np.ndarray | None]]:
@@ -468,10 +175,9 @@ def _encode_units(encoder: Any, batch: _Batch) -> None:
 
 @dataclass
 class _Writer:
-    """Turns encoded units into engine documents: impacts, token blob, optional nested vectors, meta."""
+    """Turns encoded units into engine documents: impacts, the token fields (:class:`TokenWriter`), meta."""
 
-    spec: FieldSpec
-    codec: ResidualCodec | None
+    tokens: TokenWriter
     meta: dict[str, str]
     op: str
 
@@ -480,53 +186,27 @@ class _Writer:
         tokens = 0
         encoded_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         meta = {**self.meta, "encoded_at": encoded_at}
+        spec = self.tokens.spec
         for item, unit, impacts, vectors in batch.encoded:
             if item.encode_error is not None:
                 continue  # another passage of the same record failed: the record is dead-lettered whole
             body: dict[str, Any] = {} if self.op == "update" else dict(unit.body)
             if impacts is not None:
-                body[self.spec.splade_field] = escape_impacts(impacts)
+                body[spec.splade_field] = escape_impacts(impacts)
             if vectors is not None:
                 try:
-                    body.update(self._token_fields(vectors))
+                    body.update(self.tokens.fields(vectors))
                 except InvalidInputError as exc:
                     item.encode_error = f"token vectors cannot be stored: {exc}"
                     continue
                 tokens += len(vectors)
-            body[self.spec.meta_field] = meta
+            body[spec.meta_field] = meta
             try:
                 item.sources.append((unit.doc_id, dumps(body)))
             except (TypeError, ValueError) as exc:
                 item.encode_error = f"document cannot be serialised to JSON: {exc}"
         batch.encoded = []
         batch.tokens += tokens
-
-    def _token_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
-        if self.spec.codes_field is not None and self.codec is not None:
-            return self.blob_fields(self.codec.encode(doc_token_vectors))
-        return self._vector_fields(doc_token_vectors)
-
-    def blob_fields(self, blob: bytes) -> dict[str, Any]:
-        """The token fields of a document whose vectors are already the codec's ``blob``."""
-        assert self.spec.codes_field is not None and self.codec is not None
-        fields: dict[str, Any] = {self.spec.codes_field: base64.b64encode(blob).decode("ascii")}
-        if self.spec.nested_vectors or self.spec.packed_field:
-            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
-            fields.update(self._vector_fields(self.codec.decode(blob)))
-        return fields
-
-    def _vector_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
-        spec, fields = self.spec, {}
-        if spec.nested_vectors:
-            vectors = _vectors(doc_token_vectors, spec)
-            fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
-        if spec.packed_field:
-            from colsplade.mappings import pack_token_vectors
-
-            fields[spec.packed_field] = pack_token_vectors(
-                _vectors(doc_token_vectors, spec), spec.element_type
-            )
-        return fields
 
 
 @dataclass
@@ -660,7 +340,7 @@ def _release_held(run: _Run) -> bool:
     codec = fit.fit()
     if codec is not None:
         run.on_codec(codec)
-        run.writer.codec = codec
+        run.writer.tokens.codec = codec
     run.codec_fit = None
     for held in fit.held:
         run.writer.serialise(held)
@@ -723,51 +403,17 @@ def _next_batches(run: _Run, held: Any) -> tuple[list[_Batch] | None, Any, bool]
     return batches, None, False
 
 
-class _Progress:
-    """A tqdm bar on stderr, or a log line every 30 s."""
-
-    def __init__(self, src: Source, enabled: bool | None, started: float) -> None:
-        self.bar = _progress_bar(src, enabled)
-        self.started = started
-        self.last_log = time.monotonic()
-
-    def update(self, summary: IngestSummary, n_records: int, stream: dict[str, Any] | None) -> None:
-        lag = {} if stream is None else {"lag": stream.get("lag")}
-        if self.bar is not None:
-            self.bar.update(n_records)
-            self.bar.set_postfix(dead=summary.dead_lettered, retried=summary.retried, **lag, refresh=False)
-        elif time.monotonic() - self.last_log >= 30:
-            self.last_log = time.monotonic()
-            logger.info(
-                "ingest: %d read, %d indexed, %d dead-lettered, %.1f docs/s%s",
-                summary.read,
-                summary.indexed,
-                summary.dead_lettered,
-                summary.indexed / max(1e-9, self.last_log - self.started),
-                f", lag {lag['lag']}" if lag else "",
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _write_stage(
     run: _Run,
     *,
     op: str,
-    retry: RetryPolicy,
-    dead: DeadLetterWriter,
-    summary: IngestSummary,
+    sink: BulkSink,
     ckpt: Checkpoint | None,
-    progress: _Progress,
+    progress: Progress,
     on_batch: Callable[[IngestSummary], None] | None,
 ) -> bool:
     """Calling thread: bulk-write, dead-letter, move the checkpoint; True when the source was exhausted."""
-
-    def on_retry(n: int, delay: float, reason: str) -> None:
-        summary.retried += n
-
+    summary = sink.summary
     held: Any = None
     while True:
         batches, held, finished = _next_batches(run, held)
@@ -779,18 +425,7 @@ def _write_stage(
         batches = [batch for batch in batches if batch.items]
         if not batches:
             continue
-        _settle(
-            batches,
-            client=run.client,
-            index=run.index,
-            op=op,
-            bulk_docs=run.batching.bulk_docs,
-            bulk_bytes=run.batching.bulk_bytes,
-            retry=retry,
-            on_retry=on_retry,
-            dead=dead,
-            summary=summary,
-        )
+        _settle(batches, sink, index=run.index, op=op)
         run.src.acknowledge([item.record for batch in batches for item in batch.items])
         if ckpt is not None:
             ckpt.save(
@@ -803,15 +438,6 @@ def _write_stage(
 
 
 # ------------------------------------------------------------------------------------------ the run
-
-
-def open_encoder(encoder: TextEncoder | EncoderSource) -> TextEncoder:
-    """The encoder an ingest writes with: a model directory (or a (splade, colbert) pair of them) opened
-    with its int8 variant, an encoder object as it is. The one place ingest, ingest_encoded and reindex
-    turn what they were given into an encoder."""
-    from colsplade.encoders import as_encoder
-
-    return as_encoder(encoder, variant="int8")
 
 
 def ingest(
@@ -864,7 +490,7 @@ def ingest(
             "drop the checkpoint"
         )
     encoder = open_encoder(encoder)
-    target = _Target.open(
+    target = Target.open(
         client,
         index,
         encoder,
@@ -894,7 +520,7 @@ def ingest(
         fields=fields or FieldMapping(),
         passages=passages,
         batching=batching or Batching(),
-        writer=_Writer(target.spec, target.codec, meta, op),
+        writer=_Writer(TokenWriter(target.spec, target.codec), meta, op),
         codec_fit=_CodecFit(codec or CodecOptions()) if target.needs_codec and target.codec is None else None,
         reserved=tuple(colsplade_properties(client.engine, target.spec)),
         on_codec=lambda fitted: target.adopt(encoder, fitted),
@@ -909,76 +535,6 @@ def ingest(
     return summary
 
 
-@dataclass
-class _Target:
-    """The index a run writes into: its layout, the model and codec it records in its ``_meta``."""
-
-    client: EngineClient
-    index: str
-    spec: FieldSpec
-    name: str
-    version: str
-    switch_model: bool
-    codec: ResidualCodec | None
-    needs_codec: bool
-
-    @classmethod
-    def open(
-        cls,
-        client: EngineClient,
-        index: str,
-        encoder: Any,
-        *,
-        reencode: bool,
-        layout: Layout | None,
-        chunked: bool,
-        prepare: bool,
-    ) -> _Target:
-        name, version = _model_of(encoder)
-        if prepare:
-            spec, switch_model = prepare_index(
-                client, index, encoder, reencode=reencode, layout=layout, chunked=chunked
-            )
-        else:
-            spec = spec_from_meta(client.get_mapping(index).get("_meta")) or FieldSpec()
-            switch_model = False
-        codec = resolve_codec(client, index, encoder, spec, reencode=reencode)
-        needs_codec = spec.codes_field is not None and _colbert_dim(encoder) is not None
-        target = cls(client, index, spec, name, version, switch_model, codec, needs_codec)
-        if codec is not None and codec_from_meta(client.get_mapping(index).get("_meta")) is None:
-            target.record()
-        return target
-
-    def record(self) -> None:
-        """Write the model and codec into the index's ``_meta``."""
-        _record_meta(
-            self.client,
-            self.index,
-            self.spec,
-            self.name,
-            self.version,
-            self.codec.describe() if self.codec is not None and self.needs_codec else None,
-        )
-
-    def adopt(self, encoder: Any, fitted: ResidualCodec) -> None:
-        """A codec fitted by this run: saved with the model, recorded in the index before its first codes
-        are written (a re-encoding run records it with the new model, at the end)."""
-        from colsplade.encoders import save_model_codec
-
-        where = save_model_codec(encoder, fitted)
-        logger.info("saved the token codec %s as %s", fitted.hash, where)
-        self.codec = fitted
-        if not self.switch_model:
-            self.record()
-
-    def close(self, summary: IngestSummary, *, refresh: bool) -> None:
-        summary.codec = self.codec.hash if self.codec is not None else None
-        if self.switch_model and summary.dead_lettered == 0:
-            self.record()
-        if refresh:
-            self.client.refresh(self.index)
-
-
 def _run_stages(
     run: _Run,
     op: str,
@@ -991,23 +547,15 @@ def _run_stages(
 ) -> bool:
     """Start the reader and encoder threads, write in this one; stop every thread on the way out."""
     dead = run.src.dead_letters(dead_letter)
+    sink = BulkSink(run.client, summary, dead, retry, run.batching.bulk_docs, run.batching.bulk_bytes)
     run.truncated_before = getattr(run.encoder, "truncated_count", 0)
-    bar = _Progress(run.src, progress, time.monotonic())
+    bar = Progress(run.src, progress, time.monotonic())
     reader = threading.Thread(target=_read_stage, args=(run,), name="colsplade-ingest-read", daemon=True)
     worker = threading.Thread(target=_encode_stage, args=(run,), name="colsplade-ingest-encode", daemon=True)
     reader.start()
     worker.start()
     try:
-        return _write_stage(
-            run,
-            op=op,
-            retry=retry,
-            dead=dead,
-            summary=summary,
-            ckpt=ckpt,
-            progress=bar,
-            on_batch=on_batch,
-        )
+        return _write_stage(run, op=op, sink=sink, ckpt=ckpt, progress=bar, on_batch=on_batch)
     finally:
         run.stop.set()
         dead.close()
@@ -1019,35 +567,14 @@ def _run_stages(
         summary.stream = run.src.stats()
 
 
-def _settle(
-    batches: list[_Batch],
-    *,
-    client: EngineClient,
-    index: str,
-    op: str,
-    bulk_docs: int,
-    bulk_bytes: int,
-    retry: RetryPolicy,
-    on_retry: Callable[[int, float, str], None],
-    dead: DeadLetterWriter,
-    summary: IngestSummary,
-) -> None:
+def _settle(batches: list[_Batch], sink: BulkSink, *, index: str, op: str) -> None:
     """Write the batches' documents, dead-letter what was refused, count; returns when all is settled."""
+    summary, dead = sink.summary, sink.dead
     actions, owners = _actions(batches, index, op, summary)
-    t0 = time.monotonic()
-    results = bulk_write(
-        client, actions, chunk_size=bulk_docs, max_chunk_bytes=bulk_bytes, retry=retry, on_retry=on_retry
-    )
-    summary.write_seconds += time.monotonic() - t0
-    refused: dict[int, list[tuple[str, Any]]] = {}
-    for action, owner, result in zip(actions, owners, results, strict=True):
-        if action.op == "delete":
-            if not result.ok and result.status != 404:  # a document already gone is deleted
-                refused.setdefault(id(owner), []).append((action.doc_id, result))
-        elif result.ok:
-            summary.passages += 1
-        else:
-            refused.setdefault(id(owner), []).append((action.doc_id, result))
+    results = sink.send(actions)
+    refused: dict[int, list[tuple[BulkAction, BulkItemResult]]] = {}
+    for i, action, result in sink.refused(actions, results):
+        refused.setdefault(id(owners[i]), []).append((action, result))
     for batch in batches:
         for item in batch.items:
             record = item.record
@@ -1071,15 +598,8 @@ def _settle(
                     document=record.doc,
                 )
             elif id(item) in refused:
-                for doc_id, result in refused[id(item)]:
-                    dead.write(
-                        reason=result.error or f"HTTP {result.status}",
-                        stage="engine",
-                        position=record.position,
-                        doc_id=doc_id,
-                        status=result.status,
-                        document=record.doc,
-                    )
+                for action, result in refused[id(item)]:
+                    sink.dead_letter(action, result, position=record.position, document=record.doc)
             else:
                 if record.delete:
                     summary.deleted += 1
@@ -1110,20 +630,3 @@ def _actions(
                 actions.append(BulkAction(index=index, doc_id=doc_id, source=source, op=op))
                 owners.append(item)
     return actions, owners
-
-
-def _progress_bar(src: Source, enabled: bool | None) -> Any:
-    if enabled is None:
-        import sys
-
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    total = None
-    try:
-        total = src.total()
-    except Exception:
-        logger.debug("no total for the progress bar", exc_info=True)
-    return tqdm(total=total, unit="doc", desc="ingest", dynamic_ncols=True, mininterval=0.5, leave=True)

@@ -15,15 +15,10 @@ from typing import TYPE_CHECKING, Any
 from colsplade.engines import EngineClient, next_version, resolve_alias, seq_no_mark, spec_for, switch_alias
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
-from colsplade.ingest._pipeline import (
-    IngestSummary,
-    Layout,
-    _sparse_query,
-    ingest,
-    open_encoder,
-    prepare_index,
-)
+from colsplade.ingest._pipeline import ingest
 from colsplade.ingest._sources import IndexSource
+from colsplade.ingest._summary import IngestSummary
+from colsplade.ingest._target import Layout, open_encoder, prepare_index, sparse_query_of
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
 if TYPE_CHECKING:
@@ -49,7 +44,7 @@ def create_like(
     old_spec = spec_from_meta(mapping.get("_meta"))
     colbert = getattr(encoder.config, "colbert", None)
     dim = colbert.dim if colbert is not None else 128
-    spec = spec_for(client, (layout or Layout()).spec(dim, _sparse_query(encoder)))
+    spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder)))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
         names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")

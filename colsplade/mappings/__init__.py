@@ -21,6 +21,7 @@ from colsplade.mappings._builders import (
     index_meta,
     index_settings,
     merge_meta,
+    model_from_meta,
     spec_from_meta,
     text_analyzers,
     text_properties,
@@ -28,11 +29,14 @@ from colsplade.mappings._builders import (
 )
 from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
 from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
+from colsplade.mappings._tokens import TokenReader, TokenWriter, stored_vectors
 
 __all__ = [
     "ENGINES",
     "FieldSpec",
     "MappingConflictError",
+    "TokenReader",
+    "TokenWriter",
     "codec_from_meta",
     "colsplade_properties",
     "escape_feature",
@@ -43,8 +47,10 @@ __all__ = [
     "index_settings",
     "load_template",
     "merge_meta",
+    "model_from_meta",
     "pack_token_vectors",
     "spec_from_meta",
+    "stored_vectors",
     "text_analyzers",
     "text_properties",
     "unescape_feature",

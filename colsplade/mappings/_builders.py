@@ -43,6 +43,7 @@ __all__ = [
     "index_body",
     "index_meta",
     "index_settings",
+    "model_from_meta",
     "spec_from_meta",
 ]
 
@@ -342,6 +343,20 @@ def codec_from_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
     block = (meta or {}).get("colsplade")
     codec = block.get("codec") if isinstance(block, Mapping) else None
     return dict(codec) if isinstance(codec, Mapping) else None
+
+
+def model_from_meta(meta: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The (name, version) of the model an index's documents were encoded with, or None when it records
+    none (a new index, or one made by ``colsplade index create``). Both as text: a version recorded as a
+    number reads the same as its string.
+
+    >>> model_from_meta(index_meta(FieldSpec(), "minilm-splade", 3)), model_from_meta(index_meta(FieldSpec()))
+    (('minilm-splade', '3'), None)
+    """
+    block = (meta or {}).get("colsplade")
+    if not isinstance(block, Mapping) or block.get("model_name") is None:
+        return None
+    return str(block["model_name"]), str(block.get("model_version"))
 
 
 def spec_from_meta(meta: Mapping[str, Any] | None) -> FieldSpec | None:

@@ -24,7 +24,7 @@ from colsplade.exceptions import (
     ModelDirectoryError,
     ModelVersionMismatchError,
 )
-from colsplade.mappings import FieldSpec, codec_from_meta, spec_from_meta
+from colsplade.mappings import FieldSpec, TokenReader, codec_from_meta, model_from_meta, spec_from_meta
 from colsplade.query._dsl import SparsePruning, top_terms
 from colsplade.query._plans import (
     DEFAULT_PLAN,
@@ -34,7 +34,6 @@ from colsplade.query._plans import (
     plan_needs_text_fields,
 )
 from colsplade.query._search import _Query, _Search, _SearchArgs
-from colsplade.query._tokens import TokenReader
 from colsplade.query._types import SearchResult
 
 logger = logging.getLogger(__name__)
@@ -257,8 +256,9 @@ class SearchClient:
                 f"index {self.index!r} has no colsplade fields; add them (colsplade index create {self.index} "
                 "--existing-ok) and ingest the documents (colsplade ingest)"
             )
-        index_model = meta.get("model_name"), meta.get("model_version")
-        mismatch = index_model[0] is not None and index_model != (self.model_name, self.model_version)
+        index_model = model_from_meta(mapping.get("_meta")) or (None, None)
+        ours = (str(self.model_name), str(self.model_version))
+        mismatch = index_model[0] is not None and index_model != ours
         if self.check_model_version and mismatch:
             raise ModelVersionMismatchError(
                 self.index, f"{index_model[0]} v{index_model[1]}", f"{self.model_name} v{self.model_version}"

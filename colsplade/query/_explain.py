@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from colsplade.exceptions import InvalidInputError
-from colsplade.mappings import FieldSpec, unescape_impacts
+from colsplade.mappings import FieldSpec, TokenReader, unescape_impacts
 from colsplade.query._dsl import search_body, token_fetch
-from colsplade.query._tokens import TokenReader
 from colsplade.query._types import Hit, HitExplanation, SparseTermContribution, TokenMatch
 
 __all__ = ["explain_hits"]

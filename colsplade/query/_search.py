@@ -26,7 +26,7 @@ import numpy as np
 from colsplade._types import HYBRID_MODES, HybridMode, RerankMode
 from colsplade.engines import EngineClient
 from colsplade.exceptions import InvalidInputError, PartialResultError
-from colsplade.mappings import FieldSpec
+from colsplade.mappings import FieldSpec, TokenReader
 from colsplade.query._dsl import (
     SparsePruning,
     bm25_clause,
@@ -39,7 +39,6 @@ from colsplade.query._dsl import (
     token_fetch,
 )
 from colsplade.query._explain import explain_hits
-from colsplade.query._tokens import TokenReader
 from colsplade.query._types import Hit, SearchResult, ShardStats
 from colsplade.scoring import DEFAULT_FUSION_WEIGHTS, FUSION_METHODS, fuse_scores
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from colsplade.engines import EngineClient, resolve_alias
 from colsplade.exceptions import InvalidInputError
-from colsplade.mappings import spec_from_meta
+from colsplade.mappings import model_from_meta, spec_from_meta
 
 __all__ = ["MIN_DOCUMENTS", "IndexFacts", "inspect_index", "text_fields_of"]
 
@@ -122,7 +122,7 @@ def inspect_index(
             "(some are held out to measure the gate, the rest train the model)"
         )
     identity = _model_identity(base)
-    if meta and identity and (str(meta.get("model_name")), str(meta.get("model_version"))) == identity:
+    if identity and model_from_meta(mapping.get("_meta")) == identity:
         raise InvalidInputError(
             f"{concrete!r} is already in colsplade's layout for {identity[0]} v{identity[1]}: nothing to "
             "upgrade (give another --base, or --rollback to go back to the index before it)"

@@ -16,6 +16,7 @@ from colsplade.ingest import (
     DeadLetterWriter,
     FieldMapping,
     FileSource,
+    IngestSummary,
     IterableSource,
     StreamSource,
     as_source,
@@ -25,8 +26,7 @@ from colsplade.ingest import (
 )
 from colsplade.ingest._documents import Prepared, Rejected
 from colsplade.ingest._json import dumps
-from colsplade.ingest._pipeline import IngestSummary, _vectors
-from colsplade.mappings import FieldSpec
+from colsplade.mappings import FieldSpec, stored_vectors
 
 # ------------------------------------------------------------------------------------------ sources
 
@@ -234,11 +234,11 @@ def test_retry_policy_backoff_is_capped_with_jitter():
 
 def test_vectors_by_element_type_and_json():
     v = np.array([[0.6, -0.8, 0.0, 0.0, 0.1, -0.1, 0.2, 0.3]], dtype=np.float32)
-    assert _vectors(v, FieldSpec(colbert_dim=8)).dtype == np.float32
-    assert _vectors(v, FieldSpec(colbert_dim=8, element_type="byte")).tolist() == [
+    assert stored_vectors(v, FieldSpec(colbert_dim=8)).dtype == np.float32
+    assert stored_vectors(v, FieldSpec(colbert_dim=8, element_type="byte")).tolist() == [
         [76, -102, 0, 0, 13, -13, 25, 38]
     ]
-    bits = _vectors(v, FieldSpec(colbert_dim=8, element_type="bit"))
+    bits = stored_vectors(v, FieldSpec(colbert_dim=8, element_type="bit"))
     assert bits.dtype == np.int8 and bits.shape == (1, 1)
     assert json.loads(dumps({"v": bits[0]})) == {"v": [int(bits[0, 0])]}
     assert json.loads(dumps({"v": v[0]}))["v"][0] == pytest.approx(0.6)
@@ -274,7 +274,7 @@ def test_a_malformed_bulk_action_is_refused_when_made_not_retried():
 def test_ingest_opens_a_model_directory_a_pair_or_an_encoder_in_one_place(tmp_path):
     pytest.importorskip("torch")
     from colsplade.encoders import EncoderPair
-    from colsplade.ingest._pipeline import open_encoder
+    from colsplade.ingest._target import open_encoder
     from colsplade.testing import make_tiny_model_dir
 
     splade = make_tiny_model_dir("splade", tmp_path / "splade")

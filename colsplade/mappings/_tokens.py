@@ -1,12 +1,18 @@
-"""Reading the window's ColBERT token vectors back from the engine's hits, in every layout.
+"""The stored form of the ColBERT tokens: the writer and the reader of every layout, side by side.
 
-The compact store (schema 2): one base64 blob a hit, decoded for the whole window at once by the
+One :class:`FieldSpec` says where an index keeps its tokens; :class:`TokenWriter` turns a document's
+token vectors into those fields, :class:`TokenReader` reads them back from search hits. Keeping both
+here is what keeps them in step (pure: arrays and plain dicts in, arrays and plain dicts out).
+
+The compact store (schema 2): one base64 blob a document, decoded for the whole window at once by the
 index's :class:`~colsplade.scoring.ResidualCodec`. Indices written before it (schema 1): the packed
-exact copy, or the nested JSON numbers, one document at a time.
+exact copy, or the nested JSON numbers, one document at a time. The nested vectors can also be written
+beside the blob (opt-in), decoded from it so the engine and the client score the same vectors.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import logging
 from collections.abc import Mapping, Sequence
@@ -15,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from colsplade.exceptions import InvalidInputError
-from colsplade.mappings import FieldSpec, unpack_token_vectors
+from colsplade.mappings._builders import FieldSpec
+from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
 from colsplade.scoring import (
     DecodedWindow,
     ResidualCodec,
@@ -24,11 +31,71 @@ from colsplade.scoring import (
     hamming_maxsim,
     maxsim_codes,
     quantize_bits,
+    quantize_int8,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TokenReader"]
+__all__ = ["TokenReader", "TokenWriter", "stored_vectors"]
+
+
+def stored_vectors(doc_token_vectors: np.ndarray, spec: FieldSpec) -> np.ndarray:
+    """(n, dim) float token vectors in the element type ``spec`` stores: float32, int8 (``byte``), or
+    packed bits as signed bytes (``bit``: (n, dim / 8) int8, the form both engines take).
+
+    >>> v = np.array([[0.5, -0.5, 0.0, 1.0, -1.0, 0.25, -0.25, 0.1]], dtype=np.float32)
+    >>> stored_vectors(v, FieldSpec(colbert_dim=8, element_type="bit")).tolist()
+    [[-107]]
+    """
+    if spec.element_type == "byte":
+        return quantize_int8(doc_token_vectors)
+    if spec.element_type == "bit":
+        return quantize_bits(doc_token_vectors).view(np.int8)
+    return np.ascontiguousarray(doc_token_vectors, dtype=np.float32)
+
+
+class TokenWriter:
+    """The token fields of one document, in the layout of ``spec``.
+
+    ``codec`` compresses the vectors into the blob of the compact store (None: the index has no compact
+    store, or the run has not fitted its codec yet and the caller holds the document back).
+
+    >>> w = TokenWriter(FieldSpec(colbert_dim=2, codes_field=None, nested_vectors=True), None)
+    >>> w.fields(np.array([[1.0, 0.0]], dtype=np.float32))["colbert"][0]["v"].tolist()
+    [1.0, 0.0]
+    """
+
+    def __init__(self, spec: FieldSpec, codec: ResidualCodec | None) -> None:
+        self.spec = spec
+        self.codec = codec
+
+    def fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
+        """The fields that store ``doc_token_vectors`` (n, dim) float32: the blob, nested, packed."""
+        if self.spec.codes_field is not None and self.codec is not None:
+            return self.blob_fields(self.codec.encode(doc_token_vectors))
+        return self._vector_fields(doc_token_vectors)
+
+    def blob_fields(self, blob: bytes) -> dict[str, Any]:
+        """The token fields of a document whose vectors are already the codec's ``blob``."""
+        if self.spec.codes_field is None or self.codec is None:
+            raise InvalidInputError("the index has no compact token store (or no codec) for a token blob")
+        fields: dict[str, Any] = {self.spec.codes_field: base64.b64encode(blob).decode("ascii")}
+        if self.spec.nested_vectors or self.spec.packed_field:
+            # The nested vectors are the codes decoded: engine and client rerank score the same vectors.
+            fields.update(self._vector_fields(self.codec.decode(blob)))
+        return fields
+
+    def _vector_fields(self, doc_token_vectors: np.ndarray) -> dict[str, Any]:
+        spec = self.spec
+        fields: dict[str, Any] = {}
+        if spec.nested_vectors:
+            vectors = stored_vectors(doc_token_vectors, spec)
+            fields[spec.colbert_field] = [{spec.vector_field: row} for row in vectors]
+        if spec.packed_field:
+            fields[spec.packed_field] = pack_token_vectors(
+                stored_vectors(doc_token_vectors, spec), spec.element_type
+            )
+        return fields
 
 
 class TokenReader:
