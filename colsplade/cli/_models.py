@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import click
 
-from colsplade._types import CHECKPOINT_FORMATS
+from colsplade._types import CHECKPOINT_FORMATS, MODEL_KINDS
 from colsplade.cli._export import export_and_report
 
 __all__ = ["import_model_command", "init_model_command"]
 
 
 @click.command("init-model")
-@click.argument("kind", type=click.Choice(["splade", "colbert", "joint"]))
+@click.argument("kind", type=click.Choice(MODEL_KINDS))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--base", default="minilm", show_default=True, help="minilm, a local HF dir or a hub id.")
 @click.option("--dim", default=128, show_default=True, type=int, help="ColBERT dimension.")

@@ -7,6 +7,7 @@ import json
 
 import click
 
+from colsplade._types import HYBRID_MODES, RERANK_MODES
 from colsplade.cli._options import (
     CliState,
     connection_options,
@@ -34,7 +35,7 @@ __all__ = ["search_command"]
 )
 @click.option(
     "--rerank",
-    type=click.Choice(["auto", "engine", "client", "none"]),
+    type=click.Choice(RERANK_MODES),
     default=None,
     help="Rerank path (default: the plan's, auto).",
 )
@@ -71,7 +72,7 @@ __all__ = ["search_command"]
 )
 @click.option(
     "--hybrid",
-    type=click.Choice(["rrf", "sum"]),
+    type=click.Choice(HYBRID_MODES),
     default=None,
     help="BM25 fusion (default: the plan's, rrf).",
 )

@@ -11,13 +11,14 @@ from typing import Any
 
 import click
 
+from colsplade._types import MODEL_KINDS
 from colsplade.cli._options import CliState, connection_options, pass_state
 
 __all__ = ["train_command"]
 
 
 @click.command("train")
-@click.argument("kind", type=click.Choice(["splade", "colbert", "joint"]))
+@click.argument("kind", type=click.Choice(MODEL_KINDS))
 @click.option(
     "--data",
     metavar="DIR|NAME",

@@ -135,6 +135,58 @@ def select_providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _check_batching(batch_size: int, max_batch_tokens: object) -> None:
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+    positive_int = (
+        isinstance(max_batch_tokens, int) and not isinstance(max_batch_tokens, bool) and max_batch_tokens > 0
+    )
+    if not positive_int and max_batch_tokens not in ("auto", None):
+        raise InvalidInputError(
+            f"max_batch_tokens must be a positive int, 'auto' or None, not {max_batch_tokens!r}"
+        )
+
+
+def _choose_variant(variant: str, on_cuda: bool, model_dir: Path) -> str:
+    """``auto``: fp16 on CUDA when the directory has it, else fp32; any other name is checked."""
+    if variant == "auto":
+        variant = "fp16" if on_cuda and (model_dir / ONNX_VARIANTS["fp16"]).is_file() else "fp32"
+    if variant not in ONNX_VARIANTS:
+        raise InvalidInputError(f"variant must be one of {', '.join(ONNX_VARIANTS)} or auto, not {variant!r}")
+    return variant
+
+
+def _session_options(
+    memory_arena: bool, intra_op_threads: int | None, inter_op_threads: int | None, spin: bool | None
+) -> Any:
+    """ONNX Runtime session options: every graph optimisation, the thread pools and spinning asked for."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ONNX Runtime's CPU arena keeps its peak allocation for the session's lifetime; a SPLADE
+    # batch of 32 x 256 tokens has a ~1 GB (batch, seq, vocab) logits tensor, so processes that
+    # hold several sessions may prefer to return that memory after each run.
+    options.enable_cpu_mem_arena = memory_arena
+    if intra_op_threads is not None:
+        options.intra_op_num_threads = intra_op_threads
+    if inter_op_threads is not None:
+        options.inter_op_num_threads = inter_op_threads
+    if spin is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return options
+
+
+def _inference_free_weights(model_dir: Path, config: ModelConfig) -> np.ndarray | None:
+    """(vocab,) float32 query-term weights of an inference-free SPLADE model (None for any other)."""
+    if config.splade is None or config.splade.query_encoder != "inference_free":
+        return None
+    path = model_dir / QUERY_WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelDirectoryError(f"an inference-free SPLADE model needs {path}, which is missing")
+    return np.load(path).astype(np.float32).reshape(-1)
+
+
 class Encoder:
     """Common machinery: model directory, tokenizer, ONNX Runtime session, length-sorted batching.
 
@@ -187,8 +239,6 @@ class Encoder:
         spin: bool | None = None,
         config: ModelConfig | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.model_dir = Path(model_dir)
         self.config = config if config is not None else read_model_config(self.model_dir)
         self.position_limit = position_limit(self.model_dir, self.config)
@@ -202,17 +252,7 @@ class Encoder:
                 f"{str(self.model_dir)!r} holds a {self.config.kind} model, not a {self.kind} model; "
                 f"use colsplade.encoders.load_encoder() to get the matching encoder"
             )
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
-        positive_int = (
-            isinstance(max_batch_tokens, int)
-            and not isinstance(max_batch_tokens, bool)
-            and max_batch_tokens > 0
-        )
-        if not positive_int and max_batch_tokens not in ("auto", None):
-            raise InvalidInputError(
-                f"max_batch_tokens must be a positive int, 'auto' or None, not {max_batch_tokens!r}"
-            )
+        _check_batching(batch_size, max_batch_tokens)
         self.batch_size = batch_size
         self.tokenizer = TextTokenizer(self.model_dir, self.config)
         self.providers = select_providers(device)
@@ -221,32 +261,14 @@ class Encoder:
             max_batch_tokens = None if on_cuda else DEFAULT_MAX_BATCH_TOKENS
         self.max_batch_tokens: int | None = max_batch_tokens
         """At most this many padded tokens per ONNX run (None: only ``batch_size`` bounds a run)."""
-        if variant == "auto":
-            variant = "fp16" if on_cuda and (self.model_dir / ONNX_VARIANTS["fp16"]).is_file() else "fp32"
-        if variant not in ONNX_VARIANTS:
-            raise InvalidInputError(
-                f"variant must be one of {', '.join(ONNX_VARIANTS)} or auto, not {variant!r}"
-            )
-        self.variant = variant
+        self.variant = variant = _choose_variant(variant, on_cuda, self.model_dir)
         onnx_path = self.model_dir / self.config.onnx.get(variant, ONNX_VARIANTS[variant])
         if not onnx_path.is_file():
             raise ModelDirectoryError(
                 f"{str(self.model_dir)!r} has no {ONNX_VARIANTS[variant]}; export it with: "
                 f"colsplade export {self.model_dir} --variants {variant}"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ONNX Runtime's CPU arena keeps its peak allocation for the session's lifetime; a SPLADE
-        # batch of 32 x 256 tokens has a ~1 GB (batch, seq, vocab) logits tensor, so processes that
-        # hold several sessions may prefer to return that memory after each run.
-        options.enable_cpu_mem_arena = memory_arena
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
-        if inter_op_threads is not None:
-            options.inter_op_num_threads = inter_op_threads
-        if spin is not None:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self._session_options = options
+        self._session_options = _session_options(memory_arena, intra_op_threads, inter_op_threads, spin)
         self.session = self._open_session(onnx_path)
         # A joint model's ColBERT-only graph (written by the export): ONNX Runtime runs every node of a
         # graph whatever outputs a call asks for, so a query that needs no SPLADE terms would still pay
@@ -269,12 +291,7 @@ class Encoder:
         self._excluded[self.tokenizer.special_ids] = True
         self.truncated_count = 0
         """How many texts have been truncated to the model's maximum length so far."""
-        self._query_weights: np.ndarray | None = None
-        if self.config.splade is not None and self.config.splade.query_encoder == "inference_free":
-            path = self.model_dir / QUERY_WEIGHTS_FILE
-            if not path.is_file():
-                raise ModelDirectoryError(f"an inference-free SPLADE model needs {path}, which is missing")
-            self._query_weights = np.load(path).astype(np.float32).reshape(-1)
+        self._query_weights = _inference_free_weights(self.model_dir, self.config)
         splade = self.config.splade
         self.query_top_k = (
             query_top_k if query_top_k is not None else (splade.query_top_k if splade else None)

@@ -91,7 +91,9 @@ class Batching:
 # ------------------------------------------------------------------------------------------ encoding
 
 
-def _encode(encoder: Any, texts: list[str]) -> tuple[list[dict[str, float] | None], list[np.ndarray | None]]:
+def _encode(
+    encoder: TextEncoder, texts: list[str]
+) -> tuple[list[dict[str, float] | None], list[np.ndarray | None]]:
     out = encoder.encode_documents(texts)
     kind = encoder.config.kind
     if kind == "joint":
@@ -141,7 +143,7 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _encode_units(encoder: Any, batch: _Batch) -> None:
+def _encode_units(encoder: TextEncoder, batch: _Batch) -> None:
     """Run the encoder over the batch's units; a text the encoder refuses is dead-lettered alone."""
     units = [(item, unit) for item in batch.items if item.prepared for unit in item.prepared.units]
     if not units:
@@ -265,7 +267,7 @@ class _Run:
 
     src: Source
     resume: Any
-    encoder: Any
+    encoder: TextEncoder
     client: EngineClient
     index: str
     fields: FieldMapping

@@ -18,7 +18,7 @@ from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import ingest
 from colsplade.ingest._sources import IndexSource
 from colsplade.ingest._summary import IngestSummary
-from colsplade.ingest._target import Layout, open_encoder, prepare_index, sparse_query_of
+from colsplade.ingest._target import Layout, colbert_dim, open_encoder, prepare_index, sparse_query_of
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
 if TYPE_CHECKING:
@@ -35,15 +35,19 @@ def _heavy_fields(spec: FieldSpec) -> tuple[str, ...]:
 
 
 def create_like(
-    client: EngineClient, source_index: str, target: str, encoder: Any, layout: Layout | None = None
+    client: EngineClient,
+    source_index: str,
+    target: str,
+    encoder: TextEncoder | EncoderSource,
+    layout: Layout | None = None,
 ) -> FieldSpec:
     """Create ``target`` with the source's mappings and analysis, and colsplade's fields in ``layout``
     (default: the compact token store, whatever layout the source had: this is how indices written
     before it migrate)."""
+    encoder = open_encoder(encoder)
     mapping = client.get_mapping(source_index)
     old_spec = spec_from_meta(mapping.get("_meta"))
-    colbert = getattr(encoder.config, "colbert", None)
-    dim = colbert.dim if colbert is not None else 128
+    dim = colbert_dim(encoder) or 128
     spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder)))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
@@ -192,7 +196,7 @@ def _catch_up(
     client: EngineClient,
     concrete: str,
     target: str,
-    encoder: Any,
+    encoder: TextEncoder,
     fields: FieldMapping,
     excludes: tuple[str, ...],
     mark: int,

@@ -76,11 +76,13 @@ def open_encoder(encoder: TextEncoder | EncoderSource) -> TextEncoder:
 
 
 def model_of(encoder: TextEncoder) -> tuple[str, str]:
+    """(name, version) of the encoder's model: what an index it writes records."""
     config = encoder.config
     return str(config.name), str(config.version)
 
 
 def colbert_dim(encoder: TextEncoder) -> int | None:
+    """The dimension of the encoder's ColBERT vectors (None: a SPLADE-only model writes none)."""
     colbert = getattr(encoder.config, "colbert", None)
     return colbert.dim if colbert is not None and encoder.config.kind != "splade" else None
 

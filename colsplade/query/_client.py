@@ -465,27 +465,9 @@ class SearchClient:
         ``knn_k`` / ``bm25_fields``) returns an empty result whose ``reason`` says so.
         """
         started = time.perf_counter()
-        plan_name: str | None
-        if plan is None and (splade is not None or bm25_fields is not None or knn_k is not None):
-            plan_name, named = None, {}
-        else:
-            plan_name = self.resolve_plan(plan)
-            named = plan_arguments(plan_name, self._bm25_fields)
-        splade = named.get("splade", True) if splade is None else splade
-        bm25_fields = named.get("bm25_fields") if bm25_fields is None else bm25_fields
-        hybrid = hybrid or named.get("hybrid", "rrf")
-        # a plan's "auto" rerank defers to the client's default (engine / client / none)
-        if rerank is None and named.get("rerank") not in (None, "auto"):
-            rerank = named["rerank"]
-        if fusion is None:
-            fusion = named.get("fusion")
-            if rerank in ("engine", "none"):
-                fusion = None  # the caller chose a rerank the plan's fusion cannot ride on
-        if fusion == "none":
-            fusion = None
-        if fusion is not None and rerank in (None, "auto"):
-            # the engine's rescore can only add raw scores; fusion standardises them over the window
-            rerank = "client"
+        plan_name, splade, bm25_fields, hybrid, rerank, fusion = self._plan_sources(
+            plan, splade, bm25_fields, knn_k, hybrid, rerank, fusion
+        )
         spec = self.spec
         args = _SearchArgs.check(
             index=self.index,
@@ -512,13 +494,53 @@ class SearchClient:
             fusion_weight=fusion_weight,
             splade=splade,
         )
-        text = self._check_query(query)
+        return self._encode_and_run(self._check_query(query), args, splade, explain, started, plan_name)
+
+    def _plan_sources(
+        self,
+        plan: str | None,
+        splade: bool | None,
+        bm25_fields: Sequence[str] | None,
+        knn_k: int | None,
+        hybrid: HybridMode | None,
+        rerank: RerankMode | None,
+        fusion: str | None,
+    ) -> tuple[str | None, bool, Sequence[str] | None, HybridMode, RerankMode | None, str | None]:
+        """The call's candidate sources, hybrid mode, rerank and fusion, with its plan's filled in:
+        (plan name or None, splade, bm25_fields, hybrid, rerank, fusion)."""
+        plan_name: str | None
+        if plan is None and (splade is not None or bm25_fields is not None or knn_k is not None):
+            plan_name, named = None, {}
+        else:
+            plan_name = self.resolve_plan(plan)
+            named = plan_arguments(plan_name, self._bm25_fields)
+        splade = named.get("splade", True) if splade is None else splade
+        bm25_fields = named.get("bm25_fields") if bm25_fields is None else bm25_fields
+        hybrid = hybrid or named.get("hybrid", "rrf")
+        # a plan's "auto" rerank defers to the client's default (engine / client / none)
+        if rerank is None and named.get("rerank") not in (None, "auto"):
+            rerank = named["rerank"]
+        if fusion is None:
+            fusion = named.get("fusion")
+            if rerank in ("engine", "none"):
+                fusion = None  # the caller chose a rerank the plan's fusion cannot ride on
+        if fusion == "none":
+            fusion = None
+        if fusion is not None and rerank in (None, "auto"):
+            # the engine's rescore can only add raw scores; fusion standardises them over the window
+            rerank = "client"
+        return plan_name, bool(splade), bm25_fields, hybrid, rerank, fusion
+
+    def _encode_and_run(
+        self, text: str, args: _SearchArgs, splade: bool, explain: bool, started: float, plan_name: str | None
+    ) -> SearchResult:
+        """Encode the query (or overlap its encoding with the engine's BM25 search) and run the plan."""
         if self.overlap_encoding and not splade and not explain and args.needs_vectors_only_to_rerank:
             # BM25 candidates need only the text: the engine searches while the query is encoded
             encoding = partial(self._encode_checked, text, sparse=False)
             return self._run(args, _Query(text, {}, {}, None), started, plan_name, explain, encoding)
         # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms
-        query_impacts, query_vectors = self._encode_checked(text, sparse=bool(splade) or explain)
+        query_impacts, query_vectors = self._encode_checked(text, sparse=splade or explain)
         stage_impacts = query_impacts if splade else {}
         if self.rerank_terms is not None and args.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)
