@@ -391,7 +391,7 @@ def bootstrap_file_realm(config: Path, credentials_file: Path) -> dict[str, str]
     ``credentials_file``) into the file realm of the node configuration directory ``config``, before the
     node starts; returns the credentials, also kept in ``credentials_file`` (owner only)."""
     from colsplade.engines._file_realm import write_local_users
-    from colsplade.engines._security import ROLE_NAMES, role_body
+    from colsplade.mappings import ROLE_NAMES, role_body
 
     known: dict[str, str] = {}
     if credentials_file.is_file():
@@ -426,7 +426,7 @@ def bootstrap_security(
     Idempotent: a node restarted on the same data keeps its users, and the passwords already in
     ``credentials_file`` are reused. Authenticates with the admin certificate only.
     """
-    from colsplade.engines._security import role_body
+    from colsplade.mappings import role_body
 
     context = files.admin_context()
     api = f"{base_url}/_plugins/_security/api"
