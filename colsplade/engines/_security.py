@@ -55,13 +55,13 @@ def _security_index_hint() -> Iterator[None]:
             exc.body,
             "This Elasticsearch cannot create its .security index, where the REST API keeps users, roles "
             "and API keys (a local node from the integ-test zip has no analysis-common module); its users "
-            "and roles live in files: colsplade.engines.put_file_user / put_file_role",
+            "and roles live in files: colsplade.local.put_file_user / put_file_role",
         ) from None
 
 
 def put_role(client: EngineClient, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """Create or replace the role ``name`` (needs a user allowed to manage security). On a secured local
-    Elasticsearch node (a file realm) use :func:`~colsplade.engines.put_file_role` instead."""
+    Elasticsearch node (a file realm) use :func:`~colsplade.local.put_file_role` instead."""
     with _security_index_hint():
         return client.request("PUT", _security_path(client, "role", name), body=body)
 
@@ -70,7 +70,7 @@ def put_user(
     client: EngineClient, username: str, password: str | Secret, roles: Sequence[str]
 ) -> dict[str, Any]:
     """Create or replace an internal user holding ``roles`` (the password is sent, never logged). On a
-    secured local Elasticsearch node (a file realm) use :func:`~colsplade.engines.put_file_user` instead."""
+    secured local Elasticsearch node (a file realm) use :func:`~colsplade.local.put_file_user` instead."""
     secret = password.reveal() if isinstance(password, Secret) else str(password)
     if client.engine == "elasticsearch":
         body: dict[str, Any] = {"password": secret, "roles": list(roles)}
@@ -82,7 +82,7 @@ def put_user(
 
 def delete_user(client: EngineClient, username: str) -> dict[str, Any]:
     """Remove an internal user: its credentials stop working at once (a revoked job's password). On a
-    secured local Elasticsearch node (a file realm) use :func:`~colsplade.engines.delete_file_user`."""
+    secured local Elasticsearch node (a file realm) use :func:`~colsplade.local.delete_file_user`."""
     return client.request("DELETE", _security_path(client, "user", username))
 
 
