@@ -89,10 +89,7 @@ def install_kafka(version: str | None = None) -> Path:
         log4j = next(iter(sorted(libs.glob("log4j-api-*.jar"))), None)
         if log4j is not None:
             log4j_version = log4j.name[len("log4j-api-") : -len(".jar")]
-            mvn_fetch_with_deps(
-                [f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"],
-                libs,
-            )
+            mvn_fetch_with_deps([f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"], libs)
         (staging / "log4j2.properties").write_text(_LOG4J2)
         if home.exists():
             shutil.rmtree(home)
