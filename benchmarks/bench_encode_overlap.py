@@ -49,7 +49,7 @@ def _pct(values: list[float], q: float) -> float:
 def _engine_pids(engine: str) -> list[int]:
     """The local node's processes (``colsplade engine up``: its process group), or [] for an engine
     colsplade did not start."""
-    from colsplade.engines import node_status
+    from colsplade.local import node_status
 
     node = node_status(engine)
     if node is None:

@@ -238,8 +238,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from colsplade.encoders import load_encoder
-    from colsplade.engines import connect, start_node
+    from colsplade.engines import connect
     from colsplade.evaluation import resolve_dataset
+    from colsplade.local import start_node
 
     model = args.model
     if args.build_model:

@@ -298,7 +298,7 @@ def main() -> None:
         return
 
     from colsplade.engines import connect, connect_default
-    from colsplade.streams import start_broker
+    from colsplade.local import start_broker
 
     model = Path(args.model) if args.model else _tiny_model(Path(args.build_model), args)
     client = connect(url=args.url, engine=args.engine) if args.url else connect_default()

@@ -25,9 +25,10 @@ from _common import DATA, write_report
 def bench_engine(engine: str, args: argparse.Namespace) -> dict:
     from colsplade.config import load_settings
     from colsplade.encoders import load_encoder
-    from colsplade.engines import connect, start_node
+    from colsplade.engines import connect
     from colsplade.evaluation import load_beir
     from colsplade.evaluation._engine_eval import Plan, evaluate_on_engine
+    from colsplade.local import start_node
     from colsplade.query import SearchClient
 
     settings = load_settings()

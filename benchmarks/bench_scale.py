@@ -53,9 +53,10 @@ from _common import DATA, write_report
 
 from colsplade.config import Settings
 from colsplade.encoders import as_encoder
-from colsplade.engines import connect, scan_index, start_cluster, start_node
+from colsplade.engines import connect, scan_index
 from colsplade.evaluation import load_beir
 from colsplade.ingest import Batching, EncodedDocument, FieldMapping, Layout, ingest, ingest_encoded
+from colsplade.local import start_cluster, start_node
 from colsplade.mappings import unescape_impacts
 from colsplade.query import QUERY_ENCODER_OPTIONS, SearchClient, SparsePruning
 

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, versions, write_report
 
 from colsplade.config import Settings
-from colsplade.engines import connect, ingest_role, node_status, put_role, put_user, search_role
+from colsplade.engines import connect, ingest_role, put_role, put_user, search_role
 from colsplade.ingest import FieldMapping, IterableSource, ingest, reindex
+from colsplade.local import node_status
 from colsplade.query import SearchClient
 
 WORDS = ["cell", "gene", "protein", "virus", "cancer", "mouse", "brain", "blood"]

@@ -21,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_report
 
-from colsplade.engines import DEFAULT_VERSIONS, connect, install_distribution, start_node
+from colsplade.engines import connect
 from colsplade.exceptions import ColspladeError
+from colsplade.local import DEFAULT_VERSIONS, install_distribution, start_node
 from colsplade.mappings import FieldSpec, colsplade_properties, escape_impacts, index_settings
 from colsplade.query import nested_knn_query, sparse_query
 

@@ -34,8 +34,9 @@ def _client_version(engine: str) -> str:
 
 def run_version(engine: str, version: str, model: Path | None) -> dict[str, Any]:
     from colsplade.cli._quickstart import quickstart, sample_dataset
-    from colsplade.engines import connect, start_node
+    from colsplade.engines import connect
     from colsplade.evaluation import evaluate_on_engine
+    from colsplade.local import start_node
     from colsplade.query import SearchClient
 
     t0 = time.monotonic()

@@ -8,7 +8,7 @@ queries (same run); average non-zeros per query / document; training and evaluat
         --out models/scifact-joint [--url http://127.0.0.1:9200] [--skip-train]
     python benchmarks/train_scifact.py --splade DIR --colbert DIR --skip-train   # two separate models
 
-The engine is the one at --url, else a local Elasticsearch node (colsplade.engines.start_node).
+The engine is the one at --url, else a local Elasticsearch node (colsplade.local.start_node).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from colsplade.engines import connect, start_node
+    from colsplade.engines import connect
     from colsplade.evaluation import (
         evaluate_run,
         load_beir,
@@ -119,6 +119,7 @@ def main() -> None:
         sparse_retrieve,
         sparsity,
     )
+    from colsplade.local import start_node
     from colsplade.training._negatives import bm25_search, index_corpus_text
     from colsplade.training._trainer import TrainConfig, train
 

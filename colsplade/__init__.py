@@ -3,7 +3,7 @@
 SPLADE impacts in ``rank_features`` fields retrieve on the engine's inverted index; ColBERT token
 vectors in nested vector fields rerank the candidates by MaxSim. Subpackages follow the pipeline:
 ``encoders``, ``engines``, ``mappings``, ``ingest``, ``query``, ``scoring``, ``training``,
-``onnx_export``, ``evaluation``, ``testing``.
+``onnx_export``, ``evaluation``, ``testing``, and ``local`` (engine nodes and a Kafka broker on this machine).
 
 Names below are imported lazily, so ``import colsplade`` stays cheap and never imports torch.
 """
@@ -43,7 +43,7 @@ _LAZY = {
     "connect": "colsplade.engines",
     "connect_default": "colsplade.engines",
     "create_index": "colsplade.engines",
-    "start_node": "colsplade.engines",
+    "start_node": "colsplade.local",
 }
 
 __all__ = [

@@ -19,6 +19,7 @@ __all__ = [
     "CHECKPOINT_FORMATS",
     "ENGINE_NAMES",
     "HYBRID_MODES",
+    "KNN_NATIVE_ATTRIBUTE",
     "MODEL_KINDS",
     "ONNX_VARIANT_NAMES",
     "RERANK_MODES",
@@ -30,6 +31,11 @@ __all__ = [
     "RerankMode",
     "VariantChoice",
 ]
+
+#: The node attribute (``node.attr.<name>``) through which a node says, with the value ``false``, that its
+#: k-NN plugin lacks the native (faiss / nmslib) libraries: colsplade.local sets it on the OpenSearch nodes
+#: it starts from Maven Central, and the engine client reads it (``Capabilities.knn_native``).
+KNN_NATIVE_ATTRIBUTE = "colsplade_knn_native"
 
 #: A search engine colsplade talks to.
 EngineName = Literal["elasticsearch", "opensearch"]

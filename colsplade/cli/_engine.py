@@ -60,7 +60,7 @@ def engine_up(
             raise click.UsageError("--secure is for one node; a local cluster runs without security")
         _cluster_up(engine, version, port, heap, nodes, as_json)
         return
-    from colsplade.engines import start_node
+    from colsplade.local import start_node
 
     node = start_node(engine, version, name=name, port=port, heap=heap or "1g", secure=secure)
     if as_json:
@@ -80,7 +80,7 @@ def engine_up(
 def _cluster_up(
     engine: str, version: str | None, port: int | None, heap: str | None, nodes: int, as_json: bool
 ) -> None:
-    from colsplade.engines import start_cluster
+    from colsplade.local import start_cluster
 
     if port is not None:
         raise click.UsageError("--port is for one node; a cluster's nodes take free ports")
@@ -100,7 +100,7 @@ def _cluster_up(
 @click.option("--name", default="default", show_default=True, help="The node's name (engine up --name).")
 def engine_down(engine: str, name: str) -> None:
     """Stop the local node, and the local cluster (engine up --nodes N)."""
-    from colsplade.engines import stop_cluster, stop_node
+    from colsplade.local import stop_cluster, stop_node
 
     click.echo(
         f"{engine} stopped" if stop_node(engine, name) else f"no local {engine} node {name!r} was running"
@@ -137,7 +137,8 @@ def engine_roles(engine: str, patterns: tuple[str, ...], sources: tuple[str, ...
 @click.option("--json", "as_json", is_flag=True)
 def engine_status(engine: str | None, as_json: bool) -> None:
     """Show the local nodes and whether they answer."""
-    from colsplade.engines import ENGINES, cluster_status, node_status
+    from colsplade.engines import ENGINES
+    from colsplade.local import cluster_status, node_status
 
     report: dict[str, Any] = {}
     clusters: dict[str, Any] = {}
@@ -189,7 +190,7 @@ def kafka_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the broker as JSON.")
 def kafka_up(version: str | None, port: int | None, heap: str, as_json: bool) -> None:
     """Start a local broker (reuses a running one) and print its bootstrap address."""
-    from colsplade.streams import start_broker
+    from colsplade.local import start_broker
 
     broker = start_broker(version, port=port, heap=heap)
     if as_json:
@@ -203,7 +204,7 @@ def kafka_up(version: str | None, port: int | None, heap: str, as_json: bool) ->
 @kafka_group.command("down")
 def kafka_down() -> None:
     """Stop the local broker."""
-    from colsplade.streams import stop_broker
+    from colsplade.local import stop_broker
 
     click.echo("kafka stopped" if stop_broker() else "no local kafka broker was running")
 
@@ -212,7 +213,7 @@ def kafka_down() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def kafka_status(as_json: bool) -> None:
     """Show the local broker and whether it answers."""
-    from colsplade.streams import broker_status
+    from colsplade.local import broker_status
 
     broker = broker_status()
     info = None if broker is None else {**dataclasses.asdict(broker), "bootstrap": broker.bootstrap}

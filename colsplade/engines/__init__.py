@@ -1,30 +1,27 @@
-"""Elasticsearch and OpenSearch adapters behind one protocol, and local nodes for development.
+"""Elasticsearch and OpenSearch adapters behind one protocol.
 
 The only package that sends requests to a cluster. Backend code usually needs just::
 
     from colsplade.engines import connect_default
     client = connect_default()          # COLSPLADE_URL / config file, else the local node
+
+The local nodes, clusters and their installer moved to :mod:`colsplade.local`; their names
+(:data:`MOVED_TO_LOCAL`: ``start_node``, ``LocalNode``, ``install_distribution``, ...) are kept here for
+one release, resolved lazily on first access, so importing this package never loads ``colsplade.local``.
+Import them from ``colsplade.local``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
+from colsplade._types import ENGINE_NAMES, EngineName
 from colsplade.config import Settings, load_settings
 from colsplade.engines._bulk import BulkAction, BulkItemResult, RetryPolicy, bulk_write
 from colsplade.engines._client import Capabilities, EngineClient, connect
-from colsplade.engines._cluster import LocalCluster, cluster_heap, cluster_status, start_cluster, stop_cluster
-from colsplade.engines._file_realm import delete_file_user, put_file_role, put_file_user
 from colsplade.engines._indices import create_index, delete_index, index_info, spec_for
-from colsplade.engines._install import (
-    DEFAULT_VERSIONS,
-    ENGINES,
-    PREVIOUS_VERSIONS,
-    SECURE_OPENSEARCH_VERSION,
-    engines_home,
-    install_distribution,
-)
-from colsplade.engines._local import LocalNode, node_status, start_node, stop_node
 from colsplade.engines._scan import (
     ScanHit,
     alias_indices,
@@ -36,7 +33,6 @@ from colsplade.engines._scan import (
     seq_no_mark,
     switch_alias,
 )
-from colsplade.engines._secure_node import TLSFiles, make_certificates
 from colsplade.engines._security import (
     ROLE_NAMES,
     check_write_privileges,
@@ -48,7 +44,58 @@ from colsplade.engines._security import (
 )
 from colsplade.exceptions import EngineUnreachableError
 
+if TYPE_CHECKING:  # the names kept for one release, for type checkers (resolved by __getattr__)
+    from colsplade.local import (
+        DEFAULT_VERSIONS,
+        PREVIOUS_VERSIONS,
+        SECURE_OPENSEARCH_VERSION,
+        LocalCluster,
+        LocalNode,
+        TLSFiles,
+        cluster_heap,
+        cluster_status,
+        delete_file_user,
+        engines_home,
+        install_distribution,
+        make_certificates,
+        node_status,
+        put_file_role,
+        put_file_user,
+        start_cluster,
+        start_node,
+        stop_cluster,
+        stop_node,
+    )
+
 logger = logging.getLogger(__name__)
+
+#: The engine names (not a local-service thing: every client names one).
+ENGINES: tuple[EngineName, ...] = ENGINE_NAMES
+
+#: Names that moved to :mod:`colsplade.local`; kept here for one release (lazily: see ``__getattr__``).
+MOVED_TO_LOCAL = frozenset(
+    {
+        "DEFAULT_VERSIONS",
+        "PREVIOUS_VERSIONS",
+        "SECURE_OPENSEARCH_VERSION",
+        "LocalCluster",
+        "LocalNode",
+        "TLSFiles",
+        "cluster_heap",
+        "cluster_status",
+        "delete_file_user",
+        "engines_home",
+        "install_distribution",
+        "make_certificates",
+        "node_status",
+        "put_file_role",
+        "put_file_user",
+        "start_cluster",
+        "start_node",
+        "stop_cluster",
+        "stop_node",
+    }
+)
 
 __all__ = [
     "DEFAULT_VERSIONS",
@@ -103,6 +150,17 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """The names kept for one release after the move to :mod:`colsplade.local` (PEP 562)."""
+    if name in MOVED_TO_LOCAL:
+        return getattr(importlib.import_module("colsplade.local"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *MOVED_TO_LOCAL})
+
+
 def resolve_settings(settings: Settings | None = None, *, autostart: bool = False) -> Settings:
     """Settings with a URL: the configured one, else the local node of ``settings.engine``.
 
@@ -113,6 +171,9 @@ def resolve_settings(settings: Settings | None = None, *, autostart: bool = Fals
     settings = settings or load_settings()
     if settings.urls:
         return settings
+    # Only here does a client need the local services: engines -> local, never the other way.
+    from colsplade.local import cluster_status, node_status, start_node
+
     engine = settings.engine or "elasticsearch"
     node = node_status(engine)
     cluster = cluster_status(engine) if node is None else None

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 from colsplade._logging import quiet_logger
-from colsplade._types import EngineName
+from colsplade._types import KNN_NATIVE_ATTRIBUTE, EngineName
 from colsplade.config import Settings, redact_url
 from colsplade.exceptions import (
     EngineAuthenticationError,
@@ -45,6 +45,11 @@ class Capabilities:
     knn: bool
     modules: tuple[str, ...] = ()
     plugins: tuple[str, ...] = ()
+    #: Whether the k-NN plugin can run its native engines (faiss, nmslib; binary vectors need faiss).
+    #: False only where the node says so: colsplade's local OpenSearch, whose k-NN plugin from Maven
+    #: Central lacks the native libraries (a faiss field would crash it), carries the node attribute
+    #: ``colsplade_knn_native: false``; any other node is taken at its word that its plugin is whole.
+    knn_native: bool = True
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -278,7 +283,9 @@ class EngineClient:
             nodes = self.request(
                 "GET",
                 "/_nodes/_local/plugins",
-                params={"filter_path": "nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name"},
+                params={
+                    "filter_path": "nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name,nodes.*.attributes"
+                },
             ).get("nodes", {})
             node = next(iter(nodes.values()), {})
             version = str(node.get("version", "0.0.0"))
@@ -295,6 +302,7 @@ class EngineClient:
                 knn=(is_es and major_minor >= (8, 11)) or "opensearch-knn" in plugins,
                 modules=modules,
                 plugins=plugins,
+                knn_native=(node.get("attributes") or {}).get(KNN_NATIVE_ATTRIBUTE) != "false",
             )
         return self._capabilities
 

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from colsplade.engines._client import EngineClient
-from colsplade.engines._local import has_native_knn, local_node_for_url
 from colsplade.exceptions import EngineRefusedError, InvalidInputError
 from colsplade.mappings import (
     FieldSpec,
@@ -45,10 +44,9 @@ def spec_for(client: EngineClient, spec: FieldSpec | None = None) -> FieldSpec:
                 "install opensearch-knn or use FieldSpec(index_vectors=False)"
             )
         needs_native = spec.knn_engine == "faiss" or spec.element_type == "bit"
-        node = local_node_for_url(client.settings.urls[0]) if needs_native else None
-        if node is not None and not has_native_knn(node):
+        if needs_native and not caps.knn_native:
             raise InvalidInputError(
-                "this local OpenSearch node's k-NN plugin (from Maven Central) has no native libraries, and the "
+                "this OpenSearch node's k-NN plugin (from Maven Central) has no native libraries, and the "
                 f"{'binary (bit) vectors' if spec.element_type == 'bit' else 'faiss engine'} would need them "
                 "(the node would crash); use the lucene engine with float or byte vectors, or "
                 "FieldSpec(index_vectors=False) to store bit vectors for rerank only"

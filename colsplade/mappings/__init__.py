@@ -1,4 +1,5 @@
-"""Index mappings for Elasticsearch and OpenSearch: pure builders returning plain dicts.
+"""Index mappings for Elasticsearch and OpenSearch, and colsplade's security roles: pure builders returning
+plain dicts.
 
 The default bodies are also shipped as JSON under ``colsplade/mappings/templates/`` for teams that apply
 mappings with their own tooling (``load_template("elasticsearch")``).
@@ -29,10 +30,12 @@ from colsplade.mappings._builders import (
 )
 from colsplade.mappings._escape import escape_feature, escape_impacts, unescape_feature, unescape_impacts
 from colsplade.mappings._packing import pack_token_vectors, unpack_token_vectors
+from colsplade.mappings._roles import ROLE_NAMES, ingest_role, role_body, search_role
 from colsplade.mappings._tokens import TokenReader, TokenWriter, stored_vectors
 
 __all__ = [
     "ENGINES",
+    "ROLE_NAMES",
     "FieldSpec",
     "MappingConflictError",
     "TokenReader",
@@ -45,10 +48,13 @@ __all__ = [
     "index_body",
     "index_meta",
     "index_settings",
+    "ingest_role",
     "load_template",
     "merge_meta",
     "model_from_meta",
     "pack_token_vectors",
+    "role_body",
+    "search_role",
     "spec_from_meta",
     "stored_vectors",
     "text_analyzers",

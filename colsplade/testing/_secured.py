@@ -18,18 +18,9 @@ from typing import Any
 
 from colsplade._types import EngineName
 from colsplade.config import Settings
-from colsplade.engines import (
-    EngineClient,
-    LocalNode,
-    connect,
-    delete_file_user,
-    delete_user,
-    put_file_role,
-    put_file_user,
-    put_role,
-    put_user,
-)
+from colsplade.engines import EngineClient, connect, delete_user, put_role, put_user
 from colsplade.exceptions import InvalidInputError
+from colsplade.local import LocalNode, delete_file_user, put_file_role, put_file_user
 
 __all__ = ["SecuredEngine"]
 

@@ -5,7 +5,7 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
 ``elasticsearch_url`` / ``opensearch_url`` (session)
     URL of a running node. Taken from ``COLSPLADE_TEST_ELASTICSEARCH_URL`` / ``COLSPLADE_TEST_OPENSEARCH_URL``
     when set; else a container through testcontainers where a Docker engine answers; else a local node
-    started from Maven Central (:func:`colsplade.engines.start_node`) with throw-away data.
+    started from Maven Central (:func:`colsplade.local.start_node`) with throw-away data.
 ``engine`` (function)
     An :class:`~colsplade.engines.EngineClient`; a test using it runs once per entry of
     ``--colsplade-engines`` / ``--colsplade-engine-versions`` (``COLSPLADE_TEST_ENGINES``): ``ENGINE`` at
@@ -14,7 +14,7 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
 ``engine_index``
     A unique index name on ``engine``, deleted after the test.
 ``cluster`` (session)
-    A local 3-node cluster (:class:`~colsplade.engines.LocalCluster`: ``urls``, ``kill(i)``, ``restart(i)``,
+    A local 3-node cluster (:class:`~colsplade.local.LocalCluster`: ``urls``, ``kill(i)``, ``restart(i)``,
     ``wait_for(status)``) with throw-away data, started on first use; a test using it runs once per engine
     and is marked ``slow`` (deselect with ``-m "not slow"``). One engine's cluster runs at a time.
 ``secured_engine`` (session)
@@ -28,8 +28,8 @@ Registered through the ``pytest11`` entry point, so installing colsplade makes t
 ``kafka_bootstrap`` (session)
     ``host:port`` of a real Kafka broker: ``COLSPLADE_TEST_KAFKA_BOOTSTRAP`` when set, else a container where
     a Docker engine answers, else a local KRaft broker from Maven Central
-    (:func:`colsplade.streams.start_broker`) with throw-away data. ``kafka_broker`` is that local
-    :class:`~colsplade.streams.KafkaBroker` (for tests that restart it; one is started when the
+    (:func:`colsplade.local.start_broker`) with throw-away data. ``kafka_broker`` is that local
+    :class:`~colsplade.local.KafkaBroker` (for tests that restart it; one is started when the
     session's broker is not local).
 
 A node that cannot be started fails the tests that need it, with the reason and the log file. Only the
@@ -54,17 +54,15 @@ from typing import Any, NoReturn, cast
 import pytest
 
 from colsplade._types import EngineName
-from colsplade.engines import (
+from colsplade.engines import ENGINES, EngineClient, connect
+from colsplade.exceptions import ColspladeError
+from colsplade.local import (
     DEFAULT_VERSIONS,
-    ENGINES,
     SECURE_OPENSEARCH_VERSION,
-    EngineClient,
     LocalCluster,
-    connect,
     start_cluster,
     start_node,
 )
-from colsplade.exceptions import ColspladeError
 from colsplade.testing._secured import SecuredEngine
 
 _DOCKER_IMAGES = {
@@ -285,7 +283,7 @@ class _Nodes:
         return SecuredEngine.from_node(node)
 
     def _start_kafka(self) -> tuple[str, Any]:
-        from colsplade.streams import start_broker
+        from colsplade.local import start_broker
 
         if env := os.environ.get("COLSPLADE_TEST_KAFKA_BOOTSTRAP"):
             return env, None
@@ -305,7 +303,7 @@ class _Nodes:
         """A local broker this session may restart: the session's, or one started for it."""
         _, broker = self.kafka()
         if broker is None:
-            from colsplade.streams import start_broker
+            from colsplade.local import start_broker
 
             with self._lock:
                 broker = start_broker(name=f"pytest-local-{os.getpid()}", ephemeral=True)
@@ -476,5 +474,5 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_broker(pytestconfig: pytest.Config) -> Any:
-    """A local :class:`~colsplade.streams.KafkaBroker` a test may stop and restart."""
+    """A local :class:`~colsplade.local.KafkaBroker` a test may stop and restart."""
     return pytestconfig.stash[_NODES_KEY].local_kafka()

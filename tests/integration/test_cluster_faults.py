@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from colsplade.config import Settings
-from colsplade.engines import EngineClient, LocalCluster, connect
+from colsplade.engines import EngineClient, connect
 from colsplade.exceptions import ColspladeError, PartialResultError
 from colsplade.ingest import Batching, CodecOptions, FieldMapping, Layout, RetryPolicy, ingest
+from colsplade.local import LocalCluster
 from colsplade.query import SearchClient
 from colsplade.testing import TINY_WORDS
 

@@ -13,8 +13,9 @@ import uuid
 import elasticsearch
 import pytest
 
-from colsplade.engines import PREVIOUS_VERSIONS, BulkAction, bulk_write, connect, start_node
+from colsplade.engines import BulkAction, bulk_write, connect
 from colsplade.exceptions import EngineRefusedError
+from colsplade.local import PREVIOUS_VERSIONS, start_node
 
 pytestmark = pytest.mark.integration
 

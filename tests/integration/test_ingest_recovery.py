@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from colsplade.engines import connect, start_node
+from colsplade.engines import connect
 from colsplade.ingest import Batching, RetryPolicy, ingest
+from colsplade.local import start_node
 from colsplade.testing import ForwardingProxy
 
 WORDS = ["cell", "gene", "protein", "virus", "immune", "cancer", "patient", "blood", "brain", "heart"]

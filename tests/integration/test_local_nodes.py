@@ -6,11 +6,9 @@ import socket
 
 import pytest
 
-from colsplade import _process
-from colsplade.engines import _local
-from colsplade.engines._install import find_java, install_distribution
-from colsplade.engines._local import node_status, start_node, stop_node
 from colsplade.exceptions import EngineStartError, InvalidInputError
+from colsplade.local import _distribution, find_java, install_distribution, node_status, start_node, stop_node
+from colsplade.local._process import pid_alive
 
 
 def test_unknown_engine_and_bad_version():
@@ -31,7 +29,7 @@ def test_port_taken(tmp_path, monkeypatch):
 
 
 def test_java_missing_or_too_old(monkeypatch):
-    monkeypatch.setattr(_process, "_java_candidates", lambda: [])
+    monkeypatch.setattr(_distribution, "_java_candidates", lambda: [])
     with pytest.raises(EngineStartError, match="Java 17\\+ is needed and was not found"):
         find_java(17)
     monkeypatch.undo()
@@ -77,5 +75,5 @@ def test_up_status_down_cycle():
     finally:
         assert stop_node("opensearch", "cycle")
     assert node_status("opensearch", "cycle") is None
-    assert not _local._pid_alive(node.pid)
+    assert not pid_alive(node.pid)
     assert not stop_node("opensearch", "cycle")

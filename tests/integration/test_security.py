@@ -22,13 +22,14 @@ from click.testing import CliRunner
 
 import colsplade
 from colsplade.cli import main
-from colsplade.engines import connect, delete_user, ingest_role, make_certificates, search_role
+from colsplade.engines import connect, delete_user, ingest_role, search_role
 from colsplade.exceptions import (
     EngineAuthenticationError,
     EngineAuthorizationError,
     EngineCertificateError,
 )
 from colsplade.ingest import FieldMapping, IterableSource, ingest, reindex
+from colsplade.local import make_certificates
 from colsplade.query import SearchClient
 
 pytestmark = pytest.mark.integration
@@ -264,7 +265,7 @@ def test_client_certificate_authenticates_without_a_password(secured_engine):
             "Elasticsearch's PKI realm (client certificates) needs a Gold licence; the local node runs on "
             "Basic, where only the file and native realms authenticate"
         )
-    from colsplade.engines._secure_node import tls_files
+    from colsplade.local._secure import tls_files
 
     files = tls_files(secured_engine.node.home)
     settings = secured_engine.settings().replace(

@@ -7,9 +7,9 @@ import pickle
 from click.testing import CliRunner
 
 from colsplade.cli import main
-from colsplade.engines import cluster_heap
-from colsplade.engines._cluster import _discovery_settings
 from colsplade.exceptions import EngineError, PartialResultError
+from colsplade.local import cluster_heap
+from colsplade.local._cluster import _discovery_settings
 from colsplade.query import SearchResult, ShardStats
 
 ES_LOST_SHARD = {

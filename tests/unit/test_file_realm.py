@@ -10,7 +10,8 @@ import json
 import pytest
 
 from colsplade.engines import ROLE_NAMES, put_role, put_user, search_role
-from colsplade.engines._file_realm import (
+from colsplade.exceptions import EngineRefusedError, InvalidInputError
+from colsplade.local._file_realm import (
     format_roles_yml,
     format_users,
     format_users_roles,
@@ -21,13 +22,12 @@ from colsplade.engines._file_realm import (
     verify_password,
     write_local_users,
 )
-from colsplade.engines._secure_node import (
+from colsplade.local._secure import (
     bootstrap_file_realm,
     elasticsearch_security_settings,
     local_users,
     node_config_dir,
 )
-from colsplade.exceptions import EngineRefusedError, InvalidInputError
 
 
 def test_hash_is_elasticsearch_pbkdf2_and_verifies() -> None:

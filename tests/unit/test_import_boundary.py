@@ -15,6 +15,7 @@ INFERENCE_MODULES = [
     "colsplade.encoders",
     "colsplade.engines",
     "colsplade.ingest",
+    "colsplade.local",
     "colsplade.mappings",
     "colsplade.query",
     "colsplade.scoring",

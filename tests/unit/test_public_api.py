@@ -263,9 +263,9 @@ def test_no_import_cycle_between_the_modules_of_a_subpackage(subpackage: str) ->
 
 
 def test_the_module_graph_sees_function_level_imports() -> None:
-    graph = _module_graph("engines")
-    # _local imports the secured node's installer inside start_node, not at the top of the file
-    assert "colsplade.engines._secure_node" in graph["colsplade.engines._local"]
+    graph = _module_graph("upgrade")
+    # _run imports the report writer inside the function that writes the report, not at the top
+    assert "colsplade.upgrade._report" in graph["colsplade.upgrade._run"]
 
 
 @pytest.mark.parametrize("subpackage", SUBPACKAGES)
@@ -276,3 +276,71 @@ def test_each_subpackage_imports_alone(subpackage: str) -> None:
         [sys.executable, "-c", f"import colsplade.{subpackage}"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_client_side_never_loads_the_local_services() -> None:
+    # colsplade.local (installers, JVM launchers, system changes) is for development machines; a backend
+    # that only talks to a cluster must not load it, not even through the names kept in colsplade.engines.
+    code = (
+        "import sys, colsplade.engines, colsplade.ingest, colsplade.query, colsplade.streams\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('colsplade.local'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"imported {done.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("package", "moved"),
+    [
+        (
+            "engines",
+            [
+                "LocalNode",
+                "start_node",
+                "stop_node",
+                "node_status",
+                "LocalCluster",
+                "start_cluster",
+                "stop_cluster",
+                "cluster_status",
+                "cluster_heap",
+                "install_distribution",
+                "engines_home",
+                "DEFAULT_VERSIONS",
+                "PREVIOUS_VERSIONS",
+                "SECURE_OPENSEARCH_VERSION",
+                "TLSFiles",
+                "make_certificates",
+                "put_file_user",
+                "put_file_role",
+                "delete_file_user",
+            ],
+        ),
+        (
+            "streams",
+            [
+                "DEFAULT_KAFKA_VERSION",
+                "KafkaBroker",
+                "broker_status",
+                "install_kafka",
+                "start_broker",
+                "stop_broker",
+            ],
+        ),
+    ],
+)
+def test_names_moved_to_local_still_resolve_from_their_old_home(package: str, moved: list[str]) -> None:
+    import colsplade.local
+
+    old = importlib.import_module(f"colsplade.{package}")
+    for name in moved:
+        assert getattr(old, name) is getattr(colsplade.local, name), name
+        assert name in old.__all__ and name in dir(old), name
+    with pytest.raises(AttributeError):
+        _ = old.no_such_name
+
+
+def test_engines_keeps_the_engine_names_eagerly() -> None:
+    code = "import sys, colsplade.engines as e; print(e.ENGINES, 'colsplade.local' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "('elasticsearch', 'opensearch') False"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from colsplade.cli import main
 from colsplade.config import Settings
-from colsplade.engines import ingest_role, make_certificates, search_role
+from colsplade.engines import ingest_role, search_role
 from colsplade.engines._client import _certificate_problem, refusal
 from colsplade.exceptions import (
     EngineAuthenticationError,
@@ -20,6 +20,7 @@ from colsplade.exceptions import (
     EngineRefusedError,
     InvalidInputError,
 )
+from colsplade.local import make_certificates
 
 #: What a read-only role must never hold (OpenSearch action names and Elasticsearch privileges).
 WRITES = (

@@ -21,7 +21,7 @@ Elasticsearch (``x-pack-security``, which the integ-test zip ships):
   only, no built-in users) in ``config/elasticsearch.yml``.
 * each node runs on a configuration directory of its own (``ES_PATH_CONF``), where
   :func:`bootstrap_file_realm` writes the same roles and users into the file realm's files before the JVM
-  starts (:mod:`colsplade.engines._file_realm`); no REST call, since the ``.security`` index cannot be
+  starts (:mod:`colsplade.local._file_realm`); no REST call, since the ``.security`` index cannot be
   created on this distribution (no native users, roles or API keys; see that module).
 """
 
@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import ssl
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,8 +42,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from colsplade.engines._file_realm import json_request
 from colsplade.exceptions import EngineStartError, MissingExtraError
+from colsplade.local._distribution import (
+    check_engine,
+    engines_home,
+    find_java,
+    install_distribution,
+    install_plugin,
+    mvn_fetch,
+    required_java,
+)
+from colsplade.local._file_realm import RELOAD_INTERVAL, write_local_users
+from colsplade.local._http import json_request
+from colsplade.local._system import hand_over
+from colsplade.mappings import ROLE_NAMES, role_body
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +255,6 @@ def elasticsearch_security_settings() -> str:
     re-read every second. Transport TLS is not needed: a single node on 127.0.0.1 runs in development mode,
     where Elasticsearch does not enforce it (and there is no other node to talk to).
     """
-    from colsplade.engines._file_realm import RELOAD_INTERVAL
-
     tls = f"{_TLS_DIR}/"
     lines = [
         "",
@@ -276,36 +285,20 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
     Raises:
         EngineStartError: the plugin of this version is not served, or its installation failed.
     """
-    from colsplade.engines._install import (
-        _check_engine,
-        _mvn_copy,
-        _required_java,
-        engines_home,
-        find_java,
-        install_distribution,
-    )
-
     if engine == "elasticsearch":
-        return _install_secure_elasticsearch(_check_engine(engine, version))
-    version = _check_engine("opensearch", version)
+        return _install_secure_elasticsearch(check_engine(engine, version))
+    version = check_engine("opensearch", version)
     root = engines_home()
     home = root / "dist" / f"opensearch-{version}-security"
     if (home / ".colsplade-installed").is_file():
         return home
     _crypto()  # fail before any download when cryptography is missing
     base = install_distribution("opensearch", version)
-    plugin_zip = _mvn_copy(f"{SECURITY_PLUGIN}:{version}.0:zip", root / "downloads")
-    java_home = find_java(_required_java("opensearch", version))
+    plugin_zip = mvn_fetch(f"{SECURITY_PLUGIN}:{version}.0:zip", root / "downloads")
+    java_home = find_java(required_java("opensearch", version))
 
     def add_plugin(unpacked: Path) -> None:
-        proc = subprocess.run(
-            [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", plugin_zip.as_uri()],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, OPENSEARCH_JAVA_HOME=str(java_home)),
-        )
-        if proc.returncode != 0:
-            raise EngineStartError(f"installing the security plugin failed: {proc.stdout}{proc.stderr}")
+        install_plugin(unpacked, plugin_zip, java_home, "security plugin")
         config = unpacked / "config"
         _strip_demo_users(config / "opensearch-security")
         make_certificates(config / _TLS_DIR)
@@ -321,8 +314,6 @@ def install_secure_distribution(version: str | None = None, engine: str = "opens
 def _install_changed_copy(base: Path, home: Path, change: Callable[[Path], None]) -> Path:
     """Copy the plain distribution ``base``, let ``change`` make it the secured one, and move it to
     ``home`` in one rename: an install that fails or is interrupted leaves no half-made home behind."""
-    from colsplade.engines._install import _hand_over
-
     staging = Path(tempfile.mkdtemp(prefix=f"{home.name}-", dir=home.parent.parent))
     try:
         unpacked = staging / "home"
@@ -333,13 +324,11 @@ def _install_changed_copy(base: Path, home: Path, change: Callable[[Path], None]
         unpacked.rename(home)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _hand_over(home)
+    hand_over(home)
     return home
 
 
 def _install_secure_elasticsearch(version: str) -> Path:
-    from colsplade.engines._install import engines_home, install_distribution
-
     root = engines_home()
     home = root / "dist" / f"elasticsearch-{version}-secured"
     if (home / ".colsplade-installed").is_file():
@@ -390,9 +379,6 @@ def bootstrap_file_realm(config: Path, credentials_file: Path) -> dict[str, str]
     """Write colsplade's roles and the local users (random passwords, or those already in
     ``credentials_file``) into the file realm of the node configuration directory ``config``, before the
     node starts; returns the credentials, also kept in ``credentials_file`` (owner only)."""
-    from colsplade.engines._file_realm import write_local_users
-    from colsplade.engines._security import ROLE_NAMES, role_body
-
     known: dict[str, str] = {}
     if credentials_file.is_file():
         known = json.loads(credentials_file.read_text())
@@ -426,8 +412,6 @@ def bootstrap_security(
     Idempotent: a node restarted on the same data keeps its users, and the passwords already in
     ``credentials_file`` are reused. Authenticates with the admin certificate only.
     """
-    from colsplade.engines._security import role_body
-
     context = files.admin_context()
     api = f"{base_url}/_plugins/_security/api"
     deadline = time.monotonic() + timeout
@@ -438,7 +422,7 @@ def bootstrap_security(
         if time.monotonic() > deadline:
             raise EngineStartError(f"the security plugin did not initialise within {timeout:.0f} s: {answer}")
         time.sleep(1.0)
-    for role in ("colsplade_ingest", "colsplade_search"):
+    for role in ROLE_NAMES:
         _checked(json_request(f"{api}/roles/{role}", context, "PUT", role_body(role, "opensearch")), role)
     known: dict[str, str] = {}
     if credentials_file.is_file():

@@ -10,7 +10,7 @@ published for 8.x, so a local Elasticsearch node stores SPLADE impacts in ``spar
 feature encoding) and reranks in the client; full distributions (Docker images, Elastic Cloud) have both.
 
 Both engines refuse to run as root, so when colsplade runs as root the JVM runs as the system user
-``colsplade`` (created on first use) from a cache outside root's home.
+``colsplade`` (created on first use) from a cache outside root's home (:mod:`colsplade.local._system`).
 """
 
 from __future__ import annotations
@@ -20,72 +20,48 @@ import json
 import logging
 import os
 import shutil
-import socket
 import ssl
-import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from colsplade._process import free_port as _free_port
-from colsplade._process import load_state, wait_until_started
-from colsplade._process import pid_alive as _pid_alive
-from colsplade._process import terminate_group as _terminate_group
-from colsplade._types import EngineName
+from colsplade._types import KNN_NATIVE_ATTRIBUTE, EngineName
 from colsplade.config import Settings
-from colsplade.engines._install import (
-    ENGINES,
+from colsplade.exceptions import EngineStartError, InvalidInputError
+from colsplade.local._distribution import (
     SECURE_OPENSEARCH_VERSION,
-    _check_engine,
-    _ensure_run_user,
-    _hand_over,
-    _required_java,
+    check_engine,
     engines_home,
     find_java,
+    has_native_knn,
     install_distribution,
+    required_java,
 )
-from colsplade.exceptions import EngineStartError, InvalidInputError
+from colsplade.local._http import probe_json
+from colsplade.local._process import (
+    free_port,
+    launch,
+    load_state,
+    pid_alive,
+    port_taken,
+    terminate_group,
+    wait_until_started,
+)
+from colsplade.local._secure import (
+    bootstrap_file_realm,
+    bootstrap_security,
+    install_secure_distribution,
+    node_config_dir,
+    tls_files,
+)
+from colsplade.local._system import ensure_run_user, hand_over, keep_for_root
 
 logger = logging.getLogger(__name__)
 
-# the installer's names (versions, engines_home, install_distribution) are public from colsplade.engines
-__all__ = [
-    "LocalNode",
-    "has_native_knn",
-    "local_node_for_url",
-    "node_status",
-    "start_node",
-    "stop_node",
-]
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # A port in TIME_WAIT after a node stopped is free for the JVM (it sets SO_REUSEADDR too).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def _http_json(
-    url: str,
-    timeout: float = 2.0,
-    context: ssl.SSLContext | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> dict | None:
-    try:
-        request = urllib.request.Request(url, headers=dict(headers or {}))
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-            return json.loads(response.read().decode())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+__all__ = ["LocalNode", "node_status", "start_node", "stop_node"]
 
 
 @dataclass
@@ -144,8 +120,6 @@ class LocalNode:
         admin logs in with a password, :meth:`_probe_headers`)."""
         if not self.secure:
             return None
-        from colsplade.engines._secure_node import tls_files
-
         if self.engine == "elasticsearch":
             return ssl.create_default_context(cafile=self.ca_certs)
         return tls_files(self.home).admin_context()
@@ -156,15 +130,20 @@ class LocalNode:
         token = base64.b64encode(f"admin:{self.credentials()['admin']}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    def _probe(self, path: str, timeout: float = 2.0) -> dict | None:
-        return _http_json(f"{self.url}{path}", timeout, self._probe_context(), self._probe_headers())
+    def _probe(self, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
+        return probe_json(f"{self.url}{path}", timeout, self._probe_context(), self._probe_headers())
 
     def is_running(self) -> bool:
-        return _pid_alive(self.pid) and self._probe("/_cluster/health") is not None
+        return pid_alive(self.pid) and self._probe("/_cluster/health") is not None
+
+    def healthy(self) -> bool:
+        """Whether the node answers and its cluster is at least yellow (waits up to a second for it)."""
+        health = self._probe("/_cluster/health?wait_for_status=yellow&timeout=1s")
+        return health is not None and health.get("status") in ("yellow", "green")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (SIGTERM to its process group, SIGKILL after ``timeout``) and forget its state."""
-        _terminate_group(self.pid, timeout)
+        terminate_group(self.pid, timeout)
         _state_file(self.engine, self.name).unlink(missing_ok=True)
         if self.extras.get("ephemeral"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -176,7 +155,7 @@ def _state_file(engine: str, name: str) -> Path:
 
 def node_status(engine: EngineName, name: str = "default") -> LocalNode | None:
     """The recorded local node of ``engine`` if it is still running, else None (stale state is removed)."""
-    _check_engine(engine, None)
+    check_engine(engine, None)
     return load_state(_state_file(engine, name), LocalNode)
 
 
@@ -213,6 +192,7 @@ def _engine_settings(
     secure: bool,
     http_port: int,
     node_dir: Path,
+    home: Path,
     overrides: Mapping[str, str | None] | None,
 ) -> dict[str, str]:
     """The ``-E`` settings of a single dev node on 127.0.0.1; ``overrides`` win, a ``None`` drops one."""
@@ -222,7 +202,7 @@ def _engine_settings(
         "discovery.type": "single-node",
         "network.host": "127.0.0.1",
         "http.port": str(http_port),
-        "transport.port": str(_free_port()),
+        "transport.port": str(free_port()),
         "path.data": str(node_dir / "data"),
         "path.logs": str(node_dir / "logs"),
         # Small dev disks must not flip indices to read-only.
@@ -230,6 +210,10 @@ def _engine_settings(
     }
     if engine == "elasticsearch" and not secure:  # a secured node's own config turns it on
         settings["xpack.security.enabled"] = "false"
+    if engine == "opensearch" and (home / "plugins" / "opensearch-knn").is_dir() and not has_native_knn(home):
+        # The node itself says its k-NN plugin cannot run faiss (a faiss field would crash it), so a client
+        # learns it from the engine (Capabilities.knn_native) wherever the node runs.
+        settings[f"node.attr.{KNN_NATIVE_ATTRIBUTE}"] = "false"
     for key, value in (overrides or {}).items():
         if value is None:
             settings.pop(key, None)
@@ -273,7 +257,7 @@ def start_node(
         timeout: seconds to wait for the cluster to turn yellow.
         ephemeral: keep the data in a temporary directory removed by :meth:`LocalNode.stop`.
         node_settings: engine settings (``-E``) over the single-node defaults; a ``None`` value drops a
-            default. :func:`colsplade.engines.start_cluster` passes discovery and the cluster's names here.
+            default. :func:`colsplade.local.start_cluster` passes discovery and the cluster's names here.
         secure: HTTPS with a CA of its own (``node.ca_certs``), roles ``colsplade_ingest`` /
             ``colsplade_search`` and users ``admin``, ``colsplade-ingest``, ``colsplade-search`` with random
             passwords (``node.credentials()``, ``node.settings(user)``). OpenSearch (default version
@@ -288,94 +272,91 @@ def start_node(
     """
     if secure and version is None and engine == "opensearch":
         version = SECURE_OPENSEARCH_VERSION  # the newest with its security plugin on Maven Central
-    version = _check_engine(engine, version)
+    version = check_engine(engine, version)
     running = _running_node(engine, version, name, secure)
     if running is not None:
         return running
-    if port is not None and _port_taken(port):
+    if port is not None and port_taken(port):
         raise EngineStartError(
             f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it"
         )
-    if secure:
-        from colsplade.engines._secure_node import install_secure_distribution
-
-        home = install_secure_distribution(version, engine)
-    else:
-        home = install_distribution(engine, version)
-    java_home = find_java(_required_java(engine, version))
+    home = install_secure_distribution(version, engine) if secure else install_distribution(engine, version)
+    java_home = find_java(required_java(engine, version))
     node_dir = _node_dir(engine, version, name, ephemeral)
-    data_dir, log_dir = node_dir / "data", node_dir / "logs"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    extras: dict = {"ephemeral": ephemeral}
-    if secure and engine == "elasticsearch":
-        extras.update(_file_realm_config(home, node_dir))
-    _hand_over(node_dir)
-    if "credentials_file" in extras and hasattr(os, "geteuid") and os.geteuid() == 0:
-        os.chown(extras["credentials_file"], 0, 0)  # the passwords stay root's, as a secured OpenSearch's do
-    http_port = port or _free_port()
-    settings = _engine_settings(engine, name, secure, http_port, node_dir, node_settings)
-    env = _jvm_env(engine, java_home, heap, extras.get("config_dir"))
-    command = [str(home / "bin" / engine)] + [f"-E{k}={v}" for k, v in settings.items()]
-    console_log = log_dir / "console.log"
-    ids = _ensure_run_user()
-    started = time.monotonic()
-    with open(console_log, "ab") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=home,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: stopped as a whole, survives the CLI when detached
-            **({"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}),
-        )
+    http_port = port or free_port()
     node = LocalNode(
         engine=engine,
         version=version,
         name=name,
         port=http_port,
-        pid=proc.pid,
+        pid=0,
         home=str(home),
         data_dir=str(node_dir),
-        log_file=str(console_log),
+        log_file=str(node_dir / "logs" / "console.log"),
         started_at=time.time(),
         java_home=str(java_home),
-        extras=extras,
+        extras=_prepare_node_dir(engine, home, node_dir, secure, ephemeral),
         scheme="https" if secure else "http",
     )
-    state = _state_file(engine, name)
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps(asdict(node), indent=2))
-    health_url = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
+    settings = _engine_settings(engine, name, secure, http_port, node_dir, home, node_settings)
+    started = _launch(node, settings, heap, timeout)
+    if secure and engine == "opensearch":
+        _secure_bootstrap(node, node_dir)
+    node.startup_seconds = round(time.monotonic() - started, 1)
+    _save(node)
+    logger.info("%s %s up on %s in %.1f s", engine, version, node.url, node.startup_seconds)
+    return node
 
-    def healthy() -> bool:
-        health = _http_json(health_url, 2.0, node._probe_context(), node._probe_headers())
-        return health is not None and health.get("status") in ("yellow", "green")
 
+def _prepare_node_dir(
+    engine: EngineName, home: Path, node_dir: Path, secure: bool, ephemeral: bool
+) -> dict[str, Any]:
+    """Make the node's data and log directories (and a secured Elasticsearch node's own configuration, its
+    users in it) and hand them to the run user; returns the node's ``extras``."""
+    (node_dir / "data").mkdir(parents=True, exist_ok=True)
+    (node_dir / "logs").mkdir(parents=True, exist_ok=True)
+    extras: dict[str, Any] = {"ephemeral": ephemeral}
+    if secure and engine == "elasticsearch":
+        extras.update(_file_realm_config(home, node_dir))
+    hand_over(node_dir)
+    if "credentials_file" in extras:
+        keep_for_root(extras["credentials_file"])  # the passwords stay root's, as a secured OpenSearch's do
+    return extras
+
+
+def _launch(node: LocalNode, settings: Mapping[str, str], heap: str, timeout: float) -> float:
+    """Start the node's JVM, record it, and wait until its cluster is yellow; returns when the JVM started
+    (``time.monotonic()``). A node that dies or is not healthy within ``timeout`` is stopped."""
+    home = Path(node.home)
+    command = [str(home / "bin" / node.engine)] + [f"-E{k}={v}" for k, v in settings.items()]
+    env = _jvm_env(node.engine, Path(node.java_home), heap, node.extras.get("config_dir"))
+    log_file = Path(node.log_file)
+    run_as = ensure_run_user()
+    started = time.monotonic()
+    proc = launch(command, cwd=home, env=env, log_file=log_file, run_as=run_as)
+    node.pid = proc.pid
+    _save(node)
     wait_until_started(
         proc,
-        healthy,
-        what=f"{engine} {version}",
-        log_file=console_log,
+        node.healthy,
+        what=f"{node.engine} {node.version}",
+        log_file=log_file,
         started=started,
         timeout=timeout,
         stop=lambda: node.stop(timeout=20),
     )
-    if secure and engine == "opensearch":
-        _secure_bootstrap(node, node_dir)
-    node.startup_seconds = round(time.monotonic() - started, 1)
+    return started
+
+
+def _save(node: LocalNode) -> None:
+    state = _state_file(node.engine, node.name)
+    state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(asdict(node), indent=2))
-    logger.info("%s %s up on %s in %.1f s", engine, version, node.url, node.startup_seconds)
-    return node
 
 
 def _file_realm_config(home: Path, node_dir: Path) -> dict[str, str]:
     """A secured Elasticsearch node's own configuration directory, its users and roles written into the
     file realm before the JVM starts; the node's ``extras``."""
-    from colsplade.engines._secure_node import bootstrap_file_realm, node_config_dir, tls_files
-
     config = node_config_dir(home, node_dir)
     credentials_file = node_dir / "credentials.json"
     bootstrap_file_realm(config, credentials_file)
@@ -387,8 +368,7 @@ def _file_realm_config(home: Path, node_dir: Path) -> dict[str, str]:
 
 
 def _secure_bootstrap(node: LocalNode, node_dir: Path) -> None:
-    from colsplade.engines._secure_node import bootstrap_security, tls_files
-
+    """A secured OpenSearch node's roles and users, made through the security API once it answers."""
     files = tls_files(node.home)
     credentials_file = node_dir / "credentials.json"
     try:
@@ -397,29 +377,6 @@ def _secure_bootstrap(node: LocalNode, node_dir: Path) -> None:
         node.stop(timeout=20)
         raise
     node.extras.update(ca_certs=str(files.ca_certs), credentials_file=str(credentials_file))
-
-
-def local_node_for_url(url: str) -> LocalNode | None:
-    """The running local node serving ``url`` (any engine, any name), if colsplade started one."""
-    run_dir = engines_home() / "run"
-    if not run_dir.is_dir():
-        return None
-    for path in run_dir.glob("*.json"):
-        engine, _, name = path.stem.partition("-")
-        node = node_status(engine, name) if engine in ENGINES else None
-        if node is not None and url.rstrip("/") == node.url:
-            return node
-    return None
-
-
-def has_native_knn(node: LocalNode) -> bool:
-    """Whether a local OpenSearch node's k-NN plugin ships its native (faiss / nmslib) libraries.
-
-    The Maven Central plugin zip does not (k-NN#2643); creating a faiss field on such a node makes the
-    JVM fail with UnsatisfiedLinkError and takes the node down, so colsplade refuses it beforehand.
-    """
-    lib = Path(node.home) / "plugins" / "opensearch-knn" / "lib"
-    return lib.is_dir() and any(lib.glob("*.so"))
 
 
 def stop_node(engine: EngineName, name: str = "default", timeout: float = 60.0) -> bool:

@@ -1,6 +1,6 @@
 """A local single-node Apache Kafka broker (KRaft) for development and tests, fetched from Maven Central.
 
-Like the local engines (:func:`colsplade.engines.start_node`), the broker's jars come through ``mvn``
+Like the local engines (:func:`colsplade.local.start_node`), the broker's jars come through ``mvn``
 (``org.apache.kafka:kafka_2.13`` and its runtime dependencies, plus the log4j binding the distribution
 ships), are kept in a cache, and the broker runs on 127.0.0.1 on a free port with a small heap: one
 process acting as broker and KRaft controller, its storage formatted with ``kafka.tools.StorageTool``.
@@ -15,19 +15,24 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from colsplade._process import find_java, load_state, mvn_copy_with_deps, wait_until_started
-from colsplade._process import free_port as _free_port
-from colsplade._process import pid_alive as _pid_alive
-from colsplade._process import terminate_group as _terminate_group
-from colsplade.engines import engines_home
 from colsplade.exceptions import EngineStartError, InvalidInputError
+from colsplade.local._distribution import engines_home, find_java, mvn_fetch_with_deps
+from colsplade.local._process import (
+    free_port,
+    launch,
+    load_state,
+    pid_alive,
+    port_open,
+    port_taken,
+    terminate_group,
+    wait_until_started,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +84,12 @@ def install_kafka(version: str | None = None) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"kafka-{version}-", dir=home.parent))
     try:
         libs = staging / "libs"
-        mvn_copy_with_deps([f"{_ARTIFACT}:{version}"], libs, what="Kafka")
+        mvn_fetch_with_deps([f"{_ARTIFACT}:{version}"], libs)
         # Kafka logs through slf4j 1.x; the distribution binds it to log4j2 with log4j-slf4j-impl.
         log4j = next(iter(sorted(libs.glob("log4j-api-*.jar"))), None)
         if log4j is not None:
             log4j_version = log4j.name[len("log4j-api-") : -len(".jar")]
-            mvn_copy_with_deps(
-                [f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"], libs, what="Kafka"
-            )
+            mvn_fetch_with_deps([f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j_version}"], libs)
         (staging / "log4j2.properties").write_text(_LOG4J2)
         if home.exists():
             shutil.rmtree(home)
@@ -101,12 +104,6 @@ def _java() -> str:
     """A ``java`` of version 17 or later (Kafka 4 needs it): the same finder as the engines'
     (``COLSPLADE_JAVA_HOME``, ``JAVA_HOME``, the system's JDKs, the PATH)."""
     return str(find_java(17) / "bin" / "java")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _state_file(name: str) -> Path:
@@ -140,13 +137,13 @@ class KafkaBroker:
         return f"kafka://{self.bootstrap}"
 
     def is_running(self) -> bool:
-        return _pid_alive(self.pid) and _port_open(self.port)
+        return pid_alive(self.pid) and port_open(self.port)
 
     def stop(self, timeout: float = 30.0, *, keep_data: bool = False) -> None:
         """Stop the broker (SIGTERM to its process group, SIGKILL after ``timeout``) and forget its state.
 
         ``keep_data``: keep the log directories even of an ephemeral broker (:meth:`restart` does)."""
-        _terminate_group(self.pid, timeout)
+        terminate_group(self.pid, timeout)
         _state_file(self.name).unlink(missing_ok=True)
         if self.extras.get("ephemeral") and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -211,23 +208,16 @@ def _launch(broker: KafkaBroker, timeout: float) -> KafkaBroker:
     ]
     started = time.monotonic()
     offset = log_file.stat().st_size if log_file.is_file() else 0
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen(
-            [*jvm, "kafka.Kafka", str(node_dir / "server.properties")],
-            cwd=node_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = launch(
+        [*jvm, "kafka.Kafka", str(node_dir / "server.properties")], cwd=node_dir, env=env, log_file=log_file
+    )
     broker.pid = proc.pid
     state = _state_file(broker.name)
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(asdict(broker), indent=2))
     wait_until_started(
         proc,
-        lambda: _ready(log_file, offset) and _port_open(broker.port),
+        lambda: _ready(log_file, offset) and port_open(broker.port),
         what=f"Kafka {broker.version}",
         log_file=log_file,
         started=started,
@@ -307,7 +297,7 @@ def start_broker(
                 "stop it first (colsplade engine kafka down)"
             )
         return running
-    if port is not None and _port_open(port):
+    if port is not None and port_taken(port):
         raise EngineStartError(
             f"port {port} on 127.0.0.1 is already in use; choose another --port or omit it"
         )
@@ -322,8 +312,8 @@ def start_broker(
     broker = KafkaBroker(
         version=version,
         name=name,
-        port=port or _free_port(),
-        controller_port=_free_port(),
+        port=port or free_port(),
+        controller_port=free_port(),
         pid=0,
         home=str(home),
         data_dir=str(node_dir),

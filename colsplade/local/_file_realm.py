@@ -8,13 +8,13 @@ here, and every user and role in three files of the node's own configuration dir
   ``bin/elasticsearch-users`` writes with ``xpack.security.authc.password_hashing.algorithm: pbkdf2``);
 * ``users_roles``: ``role:user1,user2`` lines;
 * ``roles.yml``: one role per line, ``"name": {body}`` with the body in the format of the role API (JSON is
-  YAML), so the bodies of :func:`~colsplade.engines.role_body`, ``ingest_role`` and ``search_role`` go in
+  YAML), so the bodies of :func:`~colsplade.mappings.role_body`, ``ingest_role`` and ``search_role`` go in
   unchanged.
 
-The node re-reads these files on its own (``resource.reload.interval.high``, 1 s on colsplade's node), and
-the functions here wait until it did: :func:`put_file_user` until the user authenticates and holds its
-roles' privileges (``_security/user/_has_privileges`` as that user), :func:`delete_file_user` until the
-user is refused, :func:`put_file_role` (when it replaces a role in use) two rounds of the file watcher.
+This module reads and writes those files (pure formats, then the locked, atomic writes); the node re-reads
+them on its own (``resource.reload.interval.high``, 1 s on colsplade's node), and
+:mod:`colsplade.local._file_users` (``put_file_user``, ``put_file_role``, ``delete_file_user``) changes
+them on a running node and waits until it did.
 
 What a file realm cannot do here: the security REST API for native users and roles
 (``PUT /_security/user``, ``/_security/role``), API keys, tokens and role mappings made through the API all
@@ -37,23 +37,21 @@ import logging
 import os
 import re
 import secrets
-import ssl
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from colsplade.exceptions import EngineStartError, InvalidInputError
-
-if TYPE_CHECKING:
-    from colsplade.engines._local import LocalNode
+from colsplade.exceptions import InvalidInputError
+from colsplade.local._system import own_like_directory
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "delete_file_user",
+    "RELOAD_INTERVAL",
+    "ROLES_FILE",
+    "USERS_FILE",
+    "USERS_ROLES_FILE",
+    "check_name",
     "format_roles_yml",
     "format_users",
     "format_users_roles",
@@ -61,9 +59,10 @@ __all__ = [
     "parse_roles_yml",
     "parse_users",
     "parse_users_roles",
-    "put_file_role",
-    "put_file_user",
+    "read_file",
+    "update_users",
     "verify_password",
+    "write_file",
     "write_local_users",
 ]
 
@@ -76,7 +75,7 @@ _PBKDF2_ITERATIONS = 10_000
 _NAME = re.compile(r"[A-Za-z0-9_@.+\-]{1,507}")
 
 
-def _check_name(name: str, what: str) -> str:
+def check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInputError(
             f"invalid {what} name {name!r} for a file realm: 1 to 507 letters, digits or _ @ . + -"
@@ -149,7 +148,7 @@ def format_users(users: Mapping[str, str]) -> str:
     """
     lines = []
     for name, hashed in sorted(users.items()):
-        _check_name(name, "user")
+        check_name(name, "user")
         if not hashed or any(c.isspace() for c in hashed):
             raise InvalidInputError(f"not a password hash for the user {name!r}")
         lines.append(f"{name}:{hashed}\n")
@@ -177,9 +176,9 @@ def format_users_roles(roles_of: Mapping[str, Sequence[str]]) -> str:
     """
     members: dict[str, set[str]] = {}
     for user, roles in roles_of.items():
-        _check_name(user, "user")
+        check_name(user, "user")
         for role in roles:
-            members.setdefault(_check_name(role, "role"), set()).add(user)
+            members.setdefault(check_name(role, "role"), set()).add(user)
     return "".join(f"{role}:{','.join(sorted(users))}\n" for role, users in sorted(members.items()))
 
 
@@ -232,7 +231,7 @@ def format_roles_yml(roles: Mapping[str, Mapping[str, Any]], existing: str = "")
     # roles
     "r": {"cluster": ["monitor"]}
     """
-    pending = {_check_name(name, "role"): dict(body) for name, body in roles.items()}
+    pending = {check_name(name, "role"): dict(body) for name, body in roles.items()}
 
     def line(name: str) -> str:
         return f"{json.dumps(name)}: {json.dumps(pending.pop(name), sort_keys=True)}\n"
@@ -247,21 +246,11 @@ def format_roles_yml(roles: Mapping[str, Mapping[str, Any]], existing: str = "")
     return "".join(out)
 
 
-# ------------------------------------------------------------------------------------- the node's files
-
-
-def _config_dir(node: LocalNode) -> Path:
-    config = node.extras.get("config_dir")
-    if node.engine != "elasticsearch" or not node.secure or not config:
-        raise InvalidInputError(
-            f"the local {node.engine} node {node.name!r} has no file realm: only a secured local "
-            "Elasticsearch node (start_node('elasticsearch', secure=True)) keeps its users in files"
-        )
-    return Path(config)
+# ------------------------------------------------------------------------ the files of a node's config
 
 
 @contextlib.contextmanager
-def _locked(config: Path) -> Iterator[None]:
+def locked(config: Path) -> Iterator[None]:
     """One writer at a time (tests in several processes may add users to one node)."""
     with open(config / ".colsplade-realm.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -271,11 +260,11 @@ def _locked(config: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read(path: Path) -> str:
+def read_file(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def _write(path: Path, text: str) -> None:
+def write_file(path: Path, text: str) -> None:
     """Replace ``path`` at once (the node never reads half a file), owner-only, owned like its directory
     (the JVM's user when colsplade runs as root), with a modification time the node sees as new."""
     before = path.stat().st_mtime_ns if path.exists() else None
@@ -283,9 +272,7 @@ def _write(path: Path, text: str) -> None:
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o600)
-        owner = path.parent.stat()
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            os.chown(tmp, owner.st_uid, owner.st_gid)
+        own_like_directory(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -295,9 +282,9 @@ def _write(path: Path, text: str) -> None:
         os.utime(path, ns=(after, before + 1_000_000))
 
 
-def _update_users(config: Path, username: str, hashed: str | None, roles: Sequence[str]) -> None:
-    users = parse_users(_read(config / USERS_FILE))
-    roles_of = parse_users_roles(_read(config / USERS_ROLES_FILE))
+def update_users(config: Path, username: str, hashed: str | None, roles: Sequence[str]) -> None:
+    users = parse_users(read_file(config / USERS_FILE))
+    roles_of = parse_users_roles(read_file(config / USERS_ROLES_FILE))
     if hashed is None:
         users.pop(username, None)
         roles_of.pop(username, None)
@@ -305,8 +292,8 @@ def _update_users(config: Path, username: str, hashed: str | None, roles: Sequen
         users[username] = hashed
         roles_of[username] = list(roles)
     # users_roles first: a user never logs in before its roles are in place.
-    _write(config / USERS_ROLES_FILE, format_users_roles(roles_of))
-    _write(config / USERS_FILE, format_users(users))
+    write_file(config / USERS_ROLES_FILE, format_users_roles(roles_of))
+    write_file(config / USERS_FILE, format_users(users))
 
 
 def write_local_users(
@@ -314,142 +301,8 @@ def write_local_users(
 ) -> None:
     """Put ``roles`` (``{name: body}``) and ``users`` (``{name: (password, roles)}``) into the files of the
     configuration directory ``config`` of a node that is not running yet (no wait)."""
-    with _locked(config):
-        _write(config / ROLES_FILE, format_roles_yml(roles, _read(config / ROLES_FILE)))
+    with locked(config):
+        write_file(config / ROLES_FILE, format_roles_yml(roles, read_file(config / ROLES_FILE)))
         for name, (password, user_roles) in users.items():
-            _check_name(name, "user")
-            _update_users(config, name, hash_password(password), user_roles)
-
-
-def json_request(
-    url: str,
-    context: ssl.SSLContext,
-    method: str,
-    body: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> tuple[int, Any]:
-    """``(HTTP status, decoded answer)`` of one JSON request to a secured local node, before any client
-    exists (status 0: no answer; an error status comes with the start of its body as text)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")[:500]
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return 0, str(exc)
-
-
-def _as_user(
-    node: LocalNode, username: str, password: str, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    """``(HTTP status, answer)`` of one request to the node as ``username`` (status 0: no answer)."""
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    context = ssl.create_default_context(cafile=node.ca_certs)
-    return json_request(f"{node.url}{path}", context, method, body, {"Authorization": f"Basic {token}"})
-
-
-def _authenticates(node: LocalNode, username: str, password: str) -> int:
-    """The HTTP status of ``GET /_security/_authenticate`` as ``username``: 200 or 401 (0: no answer)."""
-    return _as_user(node, username, password, "GET", "/_security/_authenticate")[0]
-
-
-def _privileges_request(bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A ``_has_privileges`` body asking for the cluster and index privileges of role ``bodies``.
-
-    >>> _privileges_request([{"cluster": ["monitor"], "indices": [{"names": "a*", "privileges": ["read"]}]}])
-    {'cluster': ['monitor'], 'index': [{'names': ['a*'], 'privileges': ['read']}]}
-    """
-    cluster = sorted({str(p) for body in bodies for p in body.get("cluster") or ()})
-    index = []
-    for body in bodies:
-        for group in body.get("indices") or ():
-            names = group.get("names") or []
-            privileges = group.get("privileges") or []
-            if names and privileges:
-                names = [names] if isinstance(names, str) else list(names)
-                index.append({"names": names, "privileges": list(privileges)})
-    return {"cluster": cluster, "index": index}
-
-
-def _holds_its_roles(node: LocalNode, username: str, password: str, roles: Sequence[str]) -> bool:
-    """Whether ``username`` authenticates and holds the privileges of its roles defined in roles.yml
-    (roles.yml and users are reloaded in the same round, but a round may fall between the two writes)."""
-    defined = parse_roles_yml(_read(_config_dir(node) / ROLES_FILE))
-    asked = _privileges_request([body for role in roles if (body := defined.get(role))])
-    if not asked["cluster"] and not asked["index"]:
-        return _authenticates(node, username, password) == 200
-    status, answer = _as_user(node, username, password, "POST", "/_security/user/_has_privileges", asked)
-    return status == 200 and bool(answer and answer.get("has_all_requested"))
-
-
-def _wait(what: str, done: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise EngineStartError(
-                f"the node did not reload its security files within {timeout:.0f} s ({what}); is "
-                f"resource.reload.interval.high set ({RELOAD_INTERVAL} on colsplade's node), and does "
-                "its log name a file it could not parse?"
-            )
-        time.sleep(0.2)
-
-
-def _reload_rounds(rounds: int = 2) -> None:
-    time.sleep(rounds * float(RELOAD_INTERVAL.rstrip("s")) + 0.2)
-
-
-def put_file_role(node: LocalNode, name: str, body: Mapping[str, Any]) -> None:
-    """Create or replace the role ``name`` (a body in the format of the role API, e.g.
-    :func:`~colsplade.engines.search_role`) in the roles.yml of a secured local Elasticsearch node.
-
-    A new role that no user holds yet returns at once (:func:`put_file_user` waits until a user holds
-    its roles' privileges); a role that replaces another, or that users already hold, returns after two
-    rounds of the node's file watcher.
-    """
-    config = _config_dir(node)
-    _check_name(name, "role")
-    with _locked(config):
-        existing = _read(config / ROLES_FILE)
-        in_use = name in parse_roles_yml(existing) or any(
-            name in roles for roles in parse_users_roles(_read(config / USERS_ROLES_FILE)).values()
-        )
-        _write(config / ROLES_FILE, format_roles_yml({name: body}, existing))
-    logger.debug("file realm of %s: role %s", node.name, name)
-    if in_use:
-        _reload_rounds()
-
-
-def put_file_user(
-    node: LocalNode, username: str, password: str, roles: Sequence[str], *, timeout: float = 30.0
-) -> None:
-    """Create or replace the user ``username`` holding ``roles`` in the files of a secured local
-    Elasticsearch node, and wait until the node accepts its password and grants it the privileges of
-    those of its roles that roles.yml defines (built-in roles such as ``superuser`` are not checked)."""
-    config = _config_dir(node)
-    _check_name(username, "user")
-    for role in roles:
-        _check_name(role, "role")
-    hashed = hash_password(password)
-    with _locked(config):
-        _update_users(config, username, hashed, roles)
-    logger.debug("file realm of %s: user %s with roles %s", node.name, username, list(roles))
-    _wait(f"user {username!r} added", lambda: _holds_its_roles(node, username, password, roles), timeout)
-
-
-def delete_file_user(
-    node: LocalNode, username: str, *, password: str | None = None, timeout: float = 30.0
-) -> None:
-    """Remove the user ``username`` from the files of a secured local Elasticsearch node. With its
-    ``password``, wait until the node refuses it (the node empties its credentials cache when it
-    reloads the file); without, wait two rounds of the node's file watcher."""
-    config = _config_dir(node)
-    with _locked(config):
-        _update_users(config, _check_name(username, "user"), None, ())
-    if password is None:
-        _reload_rounds()
-    else:
-        _wait(f"user {username!r} removed", lambda: _authenticates(node, username, password) == 401, timeout)
+            check_name(name, "user")
+            update_users(config, name, hash_password(password), user_roles)

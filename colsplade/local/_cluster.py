@@ -1,6 +1,6 @@
 """Local multi-node clusters for development and fault tests: N nodes of one engine on 127.0.0.1.
 
-Every node is a :func:`~colsplade.engines.start_node` node of its own (own HTTP and transport ports, own
+Every node is a :func:`~colsplade.local.start_node` node of its own (own HTTP and transport ports, own
 data and log directories, own process group) with discovery seeded on the loopback transport ports of
 all nodes, so the first start bootstraps one cluster and a restarted node rejoins it. The heap is sized
 for the machine (:func:`cluster_heap`). The cluster's layout is recorded in a state file, so
@@ -26,16 +26,11 @@ from typing import Any
 from urllib.parse import quote
 
 from colsplade._types import EngineName
-from colsplade.engines._install import _check_engine, engines_home
-from colsplade.engines._local import (
-    LocalNode,
-    _free_port,
-    _http_json,
-    _pid_alive,
-    node_status,
-    start_node,
-)
 from colsplade.exceptions import EngineStartError, InvalidInputError
+from colsplade.local._distribution import check_engine, engines_home
+from colsplade.local._http import probe_json
+from colsplade.local._node import LocalNode, node_status, start_node
+from colsplade.local._process import free_port, pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +54,7 @@ def cluster_heap(nodes: int, total_bytes: int | None = None) -> str:
 
 
 def _state_file(engine: str, name: str) -> Path:
-    # a directory of its own: run/*.json are single nodes (local_node_for_url reads them all)
+    # a directory of its own: run/*.json are single nodes and Kafka brokers
     return engines_home() / "run" / "clusters" / f"{engine}-{name}.json"
 
 
@@ -114,7 +109,7 @@ class LocalCluster:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
         deadline = time.monotonic() + 30
-        while _pid_alive(node.pid) and time.monotonic() < deadline:
+        while pid_alive(node.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def restart(self, i: int, timeout: float = 240.0) -> LocalNode:
@@ -138,7 +133,7 @@ class LocalCluster:
         """``_cluster/health`` (of ``index`` only, if given) from the first node that answers, else None."""
         path = "/_cluster/health" + (f"/{quote(index, safe='')}" if index else "")
         for url in self.live_urls():
-            answer = _http_json(f"{url}{path}", timeout=timeout)
+            answer = probe_json(f"{url}{path}", timeout=timeout)
             if answer and "status" in answer:
                 return answer
         return None
@@ -217,7 +212,7 @@ def _discovery_settings(
 
 def cluster_status(engine: EngineName, name: str = "cluster") -> LocalCluster | None:
     """The recorded local cluster if at least one of its nodes runs, else None (stale state removed)."""
-    _check_engine(engine, None)
+    check_engine(engine, None)
     path = _state_file(engine, name)
     if not path.is_file():
         return None
@@ -246,7 +241,7 @@ def start_cluster(
 
     Args:
         nodes: how many nodes (each on 127.0.0.1 with its own free HTTP and transport ports and data dir).
-        version: distribution version; defaults to :data:`~colsplade.engines.DEFAULT_VERSIONS`.
+        version: distribution version; defaults to :data:`~colsplade.local.DEFAULT_VERSIONS`.
         name: the cluster's name; several clusters of one engine can run side by side.
         heap: JVM heap per node; default :func:`cluster_heap` (a sixteenth of the memory over the nodes).
         timeout: seconds for all nodes to start and the cluster to turn green.
@@ -256,7 +251,7 @@ def start_cluster(
         EngineStartError: a node could not start or the cluster did not form (names the log file);
             every node started here is stopped again.
     """
-    version = _check_engine(engine, version)
+    version = check_engine(engine, version)
     if nodes < 1:
         raise InvalidInputError(f"nodes must be >= 1, got {nodes}")
     running = cluster_status(engine, name)
@@ -275,8 +270,8 @@ def start_cluster(
     transport_ports: list[int] = []
     http_ports: list[int] = []
     while len(set(transport_ports + http_ports)) < 2 * nodes:
-        transport_ports = [_free_port() for _ in range(nodes)]
-        http_ports = [_free_port() for _ in range(nodes)]
+        transport_ports = [free_port() for _ in range(nodes)]
+        http_ports = [free_port() for _ in range(nodes)]
     full_names = [f"colsplade-{engine}-{n}" for n in node_names]
     cluster = LocalCluster(
         engine=engine,
