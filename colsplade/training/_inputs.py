@@ -7,7 +7,6 @@ micro-batch (a positive and negatives per query). No torch here: the loop turns 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from colsplade._jsonl import read_jsonl
 from colsplade.exceptions import InvalidInputError
 from colsplade.training._config import TrainConfig
 from colsplade.training._data import (
@@ -115,8 +115,7 @@ def _attach_teacher(
     cache = Path(config.out) / TEACHER_FILE
     records: dict[str, Any] | None = None
     if cache.is_file():
-        with cache.open(encoding="utf-8") as fh:
-            records = {r["query_id"]: r for r in map(json.loads, fh)}
+        records = {r.get("query_id"): r for r in read_jsonl(cache)}
         if set(records) != {e.query_id for e in examples}:
             records = None  # another data set or split: score again
     if records is None:
