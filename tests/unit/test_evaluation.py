@@ -71,7 +71,8 @@ def test_sparsity():
 
 
 def test_doc_text():
-    assert doc_text({"title": "T", "text": "body"}) == "T body"
+    # joined as ingest joins title and text, so evaluation retrieves over the text an index encodes
+    assert doc_text({"title": "T", "text": "body"}) == "T\nbody"
     assert doc_text({"title": "", "text": "body"}) == "body"
 
 
