@@ -38,6 +38,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 _LAZY = {
     "Settings": "colsplade.config",
     "load_settings": "colsplade.config",
+    "read_jsonl": "colsplade._jsonl",
     "FieldSpec": "colsplade.mappings",
     "EngineClient": "colsplade.engines",
     "connect": "colsplade.engines",
@@ -68,6 +69,7 @@ __all__ = [
     "connect_default",
     "create_index",
     "load_settings",
+    "read_jsonl",
     "start_node",
 ]
 

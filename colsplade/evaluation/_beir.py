@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from colsplade._jsonl import read_jsonl
+from colsplade._text import document_text
 from colsplade.evaluation._download import resolve_dataset
 from colsplade.exceptions import InvalidInputError
 
@@ -20,37 +22,35 @@ logger = logging.getLogger(__name__)
 Qrels = dict[str, dict[str, int]]
 
 
-def doc_text(record: dict[str, object]) -> str:
-    """A document's text as BEIR evaluations use it: ``title + " " + text`` (title may be empty)."""
-    title = str(record.get("title") or "").strip()
-    text = str(record.get("text") or "").strip()
-    return f"{title} {text}".strip() if title else text
+def doc_text(record: Mapping[str, Any]) -> str:
+    """A BEIR document's text: its title and text as ingest joins them (one line each; either may be
+    empty), so a model is trained and evaluated on the text an index of the corpus encodes.
+
+    >>> doc_text({"title": "T", "text": "body"}), doc_text({"title": "", "text": "body"})
+    ('T\\nbody', 'body')
+    """
+    return document_text(record, ("title", "text"))
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    if not path.is_file():
-        raise InvalidInputError(f"{path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{line_no}: not JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or "_id" not in record:
-                raise InvalidInputError(f"{path}:{line_no}: a record needs an '_id'")
-            yield line_no, record
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of a BEIR JSONL file with their line numbers; each must have an ``_id``."""
+    for line_no, record in read_jsonl(path, line_numbers=True):
+        if "_id" not in record:
+            raise InvalidInputError(f"{path}:{line_no}: a record needs an '_id' (BEIR: corpus and queries)")
+        yield line_no, record
 
 
 def load_corpus(path: str | os.PathLike[str]) -> dict[str, str]:
-    """``corpus.jsonl`` -> ``{doc_id: title + " " + text}`` (insertion order = file order)."""
+    """``corpus.jsonl`` -> ``{doc_id: text}`` (:func:`doc_text`; insertion order = file order)."""
     corpus: dict[str, str] = {}
     for line_no, record in _jsonl(Path(path)):
         doc_id = str(record["_id"])
         if doc_id in corpus:
             raise InvalidInputError(f"{path}:{line_no}: duplicate document id {doc_id!r}")
-        corpus[doc_id] = doc_text(record)
+        try:
+            corpus[doc_id] = doc_text(record)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}:{line_no}: {exc}; a BEIR title / text is a string") from exc
     return corpus
 
 

@@ -231,16 +231,12 @@ def evaluate_on_engine(
     ``english`` where the engine has it, else ``standard``); ``bm25_analyzer`` in the result names the one
     the index has, so every figure says which BM25 it is compared to.
     """
-    from colsplade.encoders import as_encoder
     from colsplade.query import SearchClient
 
     given = os.fspath(data_dir)
     data_dir = resolve_dataset(data_dir)
     data = load_beir(data_dir, split)
-    options: dict[str, Any] = {"variant": variant}
-    if max_query_length is not None:
-        options["max_query_length"] = max_query_length
-    encoder = as_encoder(model, **options)
+    encoder = _encoder(model, variant, max_query_length)
     index = index or f"eval-{data_dir.name}-{encoder.config.name}".lower().replace("_", "-").replace("+", "-")
     if ingest:
         ingest_report = ensure_dataset_index(
@@ -249,9 +245,48 @@ def evaluate_on_engine(
     else:
         ingest_report = {"reused": True, "documents": client.count(index)}
     search = SearchClient(
-        index, encoder, client=client, text_fields=("title", "text"), max_query_length=max_query_length
+        index, encoder, client=client, text_fields=_TEXT_FIELDS, max_query_length=max_query_length
     )
-    plans = list(plans or default_plans())
+    runnable, skipped = _runnable_plans(search, plans or default_plans())
+    query_ids = _query_ids(data.queries, split, max_queries, query_ids)
+    measured = evaluate_plans(
+        client,
+        search,
+        {q: data.queries[q] for q in query_ids},
+        {q: data.qrels[q] for q in query_ids},
+        runnable,
+        bm25_index=index,
+        bm25_fields=_TEXT_FIELDS,
+        warmup=warmup,
+        progress=progress,
+        on_query=on_query,
+    )
+    return {
+        "dataset": given,
+        "split": split,
+        "queries": len(query_ids),
+        **_engine_and_model(client, search, encoder, index, variant, runnable),
+        "ingest": ingest_report,
+        "index_size": _store_size(client, index),
+        "query_encoding_ms": measured["query_encoding_ms"],
+        "plans": measured["plans"],
+        "skipped": skipped,
+    }
+
+
+def _encoder(model: Any, variant: VariantChoice, max_query_length: int | None) -> Any:
+    """The ONNX encoder of ``model`` (a model directory, a pair, or an encoder as it is)."""
+    from colsplade.encoders import as_encoder
+
+    options: dict[str, Any] = {"variant": variant}
+    if max_query_length is not None:
+        options["max_query_length"] = max_query_length
+    return as_encoder(model, **options)
+
+
+def _runnable_plans(search: Any, plans: Sequence[Plan]) -> tuple[list[Plan], dict[str, str]]:
+    """-> (the plans this index and engine can run, {skipped plan: why}): in-engine rerank needs
+    painless, token kNN the nested vector layout."""
     runnable: list[Plan] = []
     skipped: dict[str, str] = {}
     for plan in plans:
@@ -267,32 +302,28 @@ def evaluate_on_engine(
             )
             continue
         runnable.append(plan)
-    if query_ids is None:
-        query_ids = list(data.queries)[: max_queries or None]
-    else:
-        missing = [q for q in query_ids if q not in data.queries]
-        if missing:
-            raise InvalidInputError(f"{len(missing)} query ids are not {split} queries, e.g. {missing[0]!r}")
-        query_ids = list(query_ids)
+    return runnable, skipped
 
-    qrels = {q: data.qrels[q] for q in query_ids}
-    measured = evaluate_plans(
-        client,
-        search,
-        {q: data.queries[q] for q in query_ids},
-        qrels,
-        runnable,
-        bm25_index=index,
-        bm25_fields=("title", "text"),
-        warmup=warmup,
-        progress=progress,
-        on_query=on_query,
-    )
+
+def _query_ids(
+    queries: Mapping[str, str], split: str, max_queries: int | None, query_ids: Sequence[str] | None
+) -> list[str]:
+    """The queries to evaluate: ``query_ids`` (each must be a query of the split), else the first
+    ``max_queries`` (all when None)."""
+    if query_ids is None:
+        return list(queries)[: max_queries or None]
+    missing = [q for q in query_ids if q not in queries]
+    if missing:
+        raise InvalidInputError(f"{len(missing)} query ids are not {split} queries, e.g. {missing[0]!r}")
+    return list(query_ids)
+
+
+def _engine_and_model(
+    client: Any, search: Any, encoder: Any, index: str, variant: VariantChoice, runnable: Sequence[Plan]
+) -> dict[str, Any]:
+    """The result's description of what was measured: engine, index, model, default plan, BM25 analyser."""
     caps = client.capabilities()
     return {
-        "dataset": given,
-        "split": split,
-        "queries": len(query_ids),
         "engine": client.engine,
         "engine_version": caps.version,
         "index": index,
@@ -306,11 +337,6 @@ def evaluate_on_engine(
         "default_plan_result": _default_plan_result(search, runnable),
         "max_query_length": encoder.config.max_query_length,
         "bm25_analyzer": _bm25_analyzer(client, index),
-        "ingest": ingest_report,
-        "index_size": _store_size(client, index),
-        "query_encoding_ms": measured["query_encoding_ms"],
-        "plans": measured["plans"],
-        "skipped": skipped,
     }
 
 
@@ -338,13 +364,15 @@ def evaluate_plans(
     Returns ``{"plans": {name: {metric: mean, "latency_ms": percentiles}}, "per_query": {name: {qid:
     {metric: value}}}, "query_encoding_ms": percentiles}``.
     """
-    from colsplade.query import bm25_clause
+    from colsplade.query import bm25_clause, search_body
 
     bm25_index = bm25_index or search.index
 
     def run(plan: Plan, text: str) -> dict[str, float]:
         if plan.search_kwargs is None:
-            body = {"query": bm25_clause(text, list(bm25_fields)), "size": 100, "_source": False}
+            # the team's BM25 as it runs today: no model, so not SearchClient(plan="bm25"), which encodes
+            # the query too; the request is built as the client builds its own (the same hits and scores)
+            body = search_body(bm25_clause(text, list(bm25_fields)), 100)
             return {h["_id"]: float(h["_score"]) for h in client.search(bm25_index, body)["hits"]["hits"]}
         kwargs = dict(plan.search_kwargs)
         window = int(kwargs.pop("window", 100))

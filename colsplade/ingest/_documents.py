@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from colsplade._text import document_text
 from colsplade.exceptions import InvalidInputError
 
 __all__ = ["FieldMapping", "Prepared", "Rejected", "Unit", "prepare_document", "split_passages", "stable_id"]
@@ -96,18 +97,6 @@ def stable_id(doc: Mapping[str, Any]) -> str:
     """
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-
-
-def _text_of(value: Any, name: str) -> str | Rejected | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "\n".join(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return Rejected(f"text field {name!r} holds a {type(value).__name__}, not text")
 
 
 _WORD = re.compile(r"\S+")
@@ -195,25 +184,15 @@ def prepare_document(
     if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         return Rejected(f"id longer than {MAX_ID_BYTES} bytes", doc_id=doc_id[:100] + "...")
 
-    # -- text
-    parts: list[str] = []
-    present = False
-    for name in mapping.text_fields:
-        found, value = _lookup(doc, name)
-        if not found:
-            continue
-        present = True
-        text = _text_of(value, name)
-        if isinstance(text, Rejected):
-            text.doc_id = doc_id
-            return text
-        if text and text.strip():
-            parts.append(text.strip())
-    if not present:
+    # -- text: the one reading that label-free training and evaluation share (colsplade._text)
+    try:
+        full_text = document_text(doc, mapping.text_fields, mapping.joiner)
+    except InvalidInputError as exc:
+        return Rejected(str(exc), doc_id=doc_id)
+    if not any(_lookup(doc, name)[0] for name in mapping.text_fields):
         return Rejected(f"missing text (none of the fields {', '.join(mapping.text_fields)})", doc_id=doc_id)
-    if not parts:
+    if not full_text:
         return Rejected(f"empty text (fields: {', '.join(mapping.text_fields)})", doc_id=doc_id)
-    full_text = mapping.joiner.join(parts)
 
     # -- copied fields
     skip = set(reserved) | METADATA_FIELDS

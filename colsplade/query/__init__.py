@@ -25,6 +25,7 @@ from colsplade.query._dsl import (
     maxsim_rescore,
     nested_knn_query,
     rrf_fuse,
+    search_body,
     sparse_query,
 )
 from colsplade.query._plans import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS, plan_arguments
@@ -58,5 +59,6 @@ __all__ = [
     "nested_knn_query",
     "plan_arguments",
     "rrf_fuse",
+    "search_body",
     "sparse_query",
 ]

@@ -7,8 +7,9 @@ They live here, not in ``colsplade.training``, because a finished tiny model dir
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from colsplade._types import ModelKind, OnnxVariant
 
@@ -100,6 +101,50 @@ def make_tiny_base_model(
     Any size can be built this way: ``benchmarks/long_context.py`` builds ModernBERT-base's shape.
     """
     import torch
+
+    out = make_tiny_tokenizer(out_dir)
+    ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+    if vocab_size is not None and vocab_size < len(ids):
+        raise ValueError(f"vocab_size must be at least the tokenizer's {len(ids)} tokens, not {vocab_size}")
+    torch.manual_seed(seed)
+    model = _tiny_model(
+        arch,
+        mlm,
+        ids,
+        vocab_size=vocab_size or len(ids),
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        intermediate=intermediate or hidden * 2,
+        max_positions=max_positions,
+        local_attention=local_attention,
+        global_attn_every_n_layers=global_attn_every_n_layers,
+    )
+    if mlm:
+        # Random heads give near-zero logits everywhere; a bias spread makes SPLADE vectors non-trivial.
+        with torch.no_grad():
+            bias = model.get_output_embeddings().bias
+            if bias is not None:
+                bias.copy_(torch.randn_like(bias))
+    model.eval().save_pretrained(str(out))
+    return out
+
+
+def _tiny_model(
+    arch: str,
+    mlm: bool,
+    ids: Mapping[str, int],
+    *,
+    vocab_size: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    intermediate: int,
+    max_positions: int,
+    local_attention: int,
+    global_attn_every_n_layers: int,
+) -> Any:
+    """A random ``arch`` encoder of that shape (``*ForMaskedLM`` with ``mlm``) on the tokenizer's ``ids``."""
     from transformers import (
         BertConfig,
         BertForMaskedLM,
@@ -109,19 +154,13 @@ def make_tiny_base_model(
         DistilBertModel,
     )
 
-    out = make_tiny_tokenizer(out_dir)
-    ids = {t: i for i, t in enumerate((out / "vocab.txt").read_text(encoding="utf-8").splitlines())}
-    if vocab_size is not None and vocab_size < len(ids):
-        raise ValueError(f"vocab_size must be at least the tokenizer's {len(ids)} tokens, not {vocab_size}")
-    vocab_size = vocab_size or len(ids)
-    torch.manual_seed(seed)
     if arch == "bert":
         config = BertConfig(
             vocab_size=vocab_size,
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=intermediate or hidden * 2,
+            intermediate_size=intermediate,
             max_position_embeddings=max_positions,
         )
         model = BertForMaskedLM(config) if mlm else BertModel(config, add_pooling_layer=False)
@@ -131,7 +170,7 @@ def make_tiny_base_model(
             dim=hidden,
             n_layers=layers,
             n_heads=heads,
-            hidden_dim=intermediate or hidden * 2,
+            hidden_dim=intermediate,
             max_position_embeddings=max_positions,
         )
         model = DistilBertForMaskedLM(config) if mlm else DistilBertModel(config)
@@ -143,7 +182,7 @@ def make_tiny_base_model(
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=intermediate or hidden * 2,
+            intermediate_size=intermediate,
             max_position_embeddings=max_positions,
             # A short sliding window, so that a text of a few dozen tokens crosses it. Not shorter than
             # twice a test query: a [MASK] expansion position with no attended token inside its window
@@ -166,7 +205,7 @@ def make_tiny_base_model(
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            intermediate_size=intermediate or hidden * 2,
+            intermediate_size=intermediate,
             # RoBERTa numbers positions from pad_token_id + 1
             max_position_embeddings=max_positions + ids["[PAD]"] + 2,
             type_vocab_size=1,
@@ -177,14 +216,7 @@ def make_tiny_base_model(
         model = XLMRobertaForMaskedLM(config) if mlm else XLMRobertaModel(config, add_pooling_layer=False)
     else:
         raise ValueError(f"arch must be 'bert', 'distilbert', 'modernbert' or 'xlm-roberta', not {arch!r}")
-    if mlm:
-        # Random heads give near-zero logits everywhere; a bias spread makes SPLADE vectors non-trivial.
-        with torch.no_grad():
-            bias = model.get_output_embeddings().bias
-            if bias is not None:
-                bias.copy_(torch.randn_like(bias))
-    model.eval().save_pretrained(str(out))
-    return out
+    return model
 
 
 def make_tiny_model_dir(

@@ -14,6 +14,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
     raise MissingExtraError(exc.name or "torch", "train") from exc
 
+from colsplade.training._config import TrainConfig
 from colsplade.training._data import (
     TrainExample,
     check_base_model,
@@ -22,6 +23,7 @@ from colsplade.training._data import (
     split_dev,
     validate_examples,
 )
+from colsplade.training._dev_eval import evaluate_model
 from colsplade.training._loaders import (
     detect_checkpoint_format,
     import_checkpoint,
@@ -55,7 +57,7 @@ from colsplade.training._negatives import (
     save_negatives,
 )
 from colsplade.training._teacher import teacher_rankings
-from colsplade.training._trainer import TrainConfig, TrainResult, calibrate_mlm_bias, evaluate_model, train
+from colsplade.training._trainer import TrainResult, calibrate_mlm_bias, train
 
 __all__ = [
     "ColspladeModel",

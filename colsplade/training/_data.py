@@ -7,14 +7,14 @@ bad file fails in seconds with a message naming the ids, not an hour into traini
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colsplade._jsonl import read_jsonl
 from colsplade._types import ModelKind
 from colsplade.evaluation import BeirData
 from colsplade.exceptions import InvalidInputError
@@ -125,21 +125,6 @@ def _as_list(value: object) -> list[str]:
     raise InvalidInputError(f"expected a string or a list of strings, got {type(value).__name__}")
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    if not path.is_file():
-        raise InvalidInputError(f"{path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{line_no}: not JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise InvalidInputError(f"{path}:{line_no}: expected a JSON object")
-                yield line_no, record
-
-
 def load_training_jsonl(
     path: str | os.PathLike[str],
     *,
@@ -161,7 +146,7 @@ def load_training_jsonl(
     """
     p = Path(path)
     examples: list[TrainExample] = []
-    for line_no, r in _records(p):
+    for line_no, r in read_jsonl(p, line_numbers=True):
         qid = str(r.get("query_id", r.get("qid", f"line{line_no}")))
         text = r.get("query")
         if text is None:

@@ -10,13 +10,13 @@ minus the source document, its near-duplicates and documents holding the pseudo-
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from colsplade._text import field_text
+from colsplade._jsonl import read_jsonl
+from colsplade._text import document_text
 from colsplade.exceptions import InvalidInputError
 from colsplade.training._data import TrainExample, split_dev, validate_examples
 from colsplade.training._negatives import bm25_search, index_corpus_text
@@ -27,10 +27,35 @@ __all__ = ["corpus_documents", "index_documents", "label_free_data"]
 logger = logging.getLogger(__name__)
 
 
-def _document(doc_id: str, source: dict[str, Any], title_field: str | None, text_fields: Sequence[str]):
-    title = field_text(source, title_field) if title_field else ""
-    body = " ".join(t for t in (field_text(source, f) for f in text_fields) if t)
-    return PseudoDocument(doc_id, title, body)
+def _document(
+    doc_id: str, source: Mapping[str, Any], title_field: str | None, text_fields: Sequence[str]
+) -> PseudoDocument:
+    """The document as ingest reads it: title and body through :func:`colsplade._text.document_text`, so
+    :attr:`PseudoDocument.text` is the text ingest encodes with the fields ``[title_field, *text_fields]``.
+
+    Raises :class:`InvalidInputError` for a text field that holds no text (ingest dead-letters it)."""
+    title = document_text(source, [title_field]) if title_field else ""
+    return PseudoDocument(doc_id, title, document_text(source, text_fields))
+
+
+def _documents(
+    records: Iterable[tuple[str, Mapping[str, Any]]], title_field: str | None, text_fields: Sequence[str]
+) -> Iterator[PseudoDocument]:
+    """The documents of ``(id, source)`` records; those ingest would refuse (a text field that holds no
+    text) are left out, as they are out of the index, and counted in a warning."""
+    skipped, first = 0, ""
+    for doc_id, source in records:
+        try:
+            yield _document(doc_id, source, title_field, text_fields)
+        except InvalidInputError as exc:
+            skipped += 1
+            first = first or f"{doc_id}: {exc}"
+    if skipped:
+        logger.warning(
+            "%d document(s) left out: a text field holds no text, so ingest would refuse them too (e.g. %s)",
+            skipped,
+            first,
+        )
 
 
 def corpus_documents(
@@ -50,17 +75,15 @@ def corpus_documents(
             raise InvalidInputError(
                 f"{path}: no corpus file (a JSONL file, or a BEIR directory with corpus.jsonl)"
             )
-    with p.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{p}:{line_no}: not JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or record.get("_id", record.get("id")) is None:
+
+    def records() -> Iterator[tuple[str, Mapping[str, Any]]]:
+        for line_no, record in read_jsonl(p, line_numbers=True):
+            doc_id = record.get("_id", record.get("id"))
+            if doc_id is None:
                 raise InvalidInputError(f"{p}:{line_no}: expected a JSON object with an '_id' (or 'id')")
-            yield _document(str(record.get("_id", record.get("id"))), record, title_field, text_fields)
+            yield str(doc_id), record
+
+    return _documents(records(), title_field, text_fields)
 
 
 def index_documents(
@@ -72,8 +95,8 @@ def index_documents(
     if not client.index_exists(index):
         raise InvalidInputError(f"index {index!r} does not exist on {client.engine}; check --from-index")
     fields = [f for f in (title_field, *text_fields) if f]
-    for hit in scan_index(client, index, source_includes=fields):
-        yield _document(hit.doc_id, hit.source, title_field, text_fields)
+    hits = scan_index(client, index, source_includes=fields)
+    return _documents(((hit.doc_id, hit.source) for hit in hits), title_field, text_fields)
 
 
 def label_free_data(

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -590,92 +590,15 @@ def load_st_multivector(
     from transformers import AutoModel, AutoTokenizer
 
     path, out = _local(src), Path(out_dir)
-    modules = _read_json(path / "modules.json")
-    if not isinstance(modules, list):
-        raise ModelDirectoryError(f"{path}/modules.json is not a list of modules")
-    classes = [_module_class(m) for m in modules]
-    known = {"Transformer", "Dense", "MultiVectorMask", "Normalize"}
-    if classes[:1] != ["Transformer"] or classes.count("Transformer") != 1 or set(classes) - known:
-        raise ModelDirectoryError(
-            f"{path}/modules.json: colsplade loads a MultiVectorEncoder of one Transformer, Dense layers, "
-            f"a MultiVectorMask and Normalize; found {', '.join(classes) or 'no module'}"
-        )
-    if classes[-1] != "Normalize":
-        raise ModelDirectoryError(
-            f"{path}: the encoder does not end with Normalize; colsplade scores unit token vectors, so "
-            "MaxSim would differ from the library's"
-        )
+    modules = _st_multivector_modules(path)
     transformer_dir = path / str(modules[0].get("path", ""))
     sbert_file = transformer_dir / "sentence_bert_config.json"
     sbert = _json_or_empty(sbert_file)
-    st_file = path / "config_sentence_transformers.json"
-    st = _json_or_empty(st_file)
-    prompts = st.get("prompts") or {}
     tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir))
-    markers = {}
-    for task in ("query", "document"):
-        prompt = str(prompts.get(task) or "")
-        pieces = tokenizer.tokenize(prompt) if prompt.strip() else []
-        if len(pieces) != 1:
-            raise ModelDirectoryError(
-                f"{st_file}: the {task} prompt {prompt!r} is {len(pieces)} tokens ({pieces}); colsplade puts "
-                "one marker token after [CLS] (as PyLate's [Q] / [D] are): a prompt of one token is needed"
-            )
-        markers[task] = pieces[0]
-    query_length = int(sbert.get("query_length") or 32)
+    markers = _st_prompt_markers(tokenizer, path / "config_sentence_transformers.json")
     expansion = sbert.get("query_expansion")
-    attend = False
-    if expansion:
-        strategy, length = expansion.get("strategy"), int(expansion.get("length") or 0)
-        token = expansion.get("token")
-        if token not in (None, tokenizer.mask_token):
-            raise ModelDirectoryError(
-                f"{sbert_file}: query expansion with {token!r}; colsplade expands queries with the mask token"
-            )
-        if strategy == "fixed" or (strategy == "min" and sbert.get("query_length") in (None, length)):
-            query_length = length
-        else:
-            raise ModelDirectoryError(
-                f"{sbert_file}: query expansion {strategy!r} to {length} with a query length of "
-                f"{sbert.get('query_length')}; colsplade expands every query to one fixed length"
-            )
-        attend = bool(expansion.get("attend", False))
-    skiplist: list[str] = []
-    weight: torch.Tensor | None = None
-    bias: torch.Tensor | None = None
-    for module in modules[1:]:
-        module_dir = path / str(module.get("path", ""))
-        module_config = _json_or_empty(module_dir / "config.json")
-        if _module_class(module) == "MultiVectorMask":
-            tasks = module_config.get("skiplist_tasks") or ["document"]
-            if "query" in tasks or module_config.get("keep_only_token_ids"):
-                raise ModelDirectoryError(
-                    f"{module_dir}: a mask over queries or by kept token ids; colsplade drops skiplist "
-                    "tokens from documents only"
-                )
-            skiplist = [str(w) for w in module_config.get("skiplist_words") or []]
-        elif _module_class(module) == "Dense":
-            activation = str(module_config.get("activation_function", "torch.nn.modules.linear.Identity"))
-            if not activation.endswith("Identity") or module_config.get("use_residual"):
-                raise ModelDirectoryError(
-                    f"{module_dir}: only Dense layers with an identity activation compose into colsplade's "
-                    f"projection, not {activation}"
-                )
-            state = _state_dict(module_dir)
-            if "linear.weight" not in state:
-                raise ModelDirectoryError(f"{module_dir} holds no 'linear.weight'")
-            _check_projection(
-                state["linear.weight"],
-                rows=module_config.get("out_features"),
-                cols=int(weight.shape[0]) if weight is not None else _hidden_size(transformer_dir),
-                where=module_dir,
-            )
-            w, b = state["linear.weight"].double(), state.get("linear.bias")
-            b = b.double() if b is not None else None
-            # y = W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): identity layers compose into one map
-            carried = w @ bias if bias is not None else None
-            bias = b if carried is None else carried if b is None else carried + b
-            weight = w if weight is None else w @ weight
+    query_length, attend = _st_query_expansion(sbert, sbert_file, tokenizer.mask_token)
+    skiplist, weight, bias = _st_layers(path, modules[1:], transformer_dir)
     if weight is None:
         raise ModelDirectoryError(f"{path}: no Dense layer; colsplade needs the projection to the token dim")
     config = ModelConfig(
@@ -698,6 +621,115 @@ def load_st_multivector(
     )
     _start_dir(transformer_dir, out, config)
     return _colbert_model(config, out, AutoModel.from_pretrained(str(transformer_dir)), weight, bias)
+
+
+def _st_multivector_modules(path: Path) -> list[dict[str, Any]]:
+    """The ``modules.json`` of a MultiVectorEncoder, checked: one Transformer first, Dense layers, a
+    MultiVectorMask, Normalize last."""
+    modules = _read_json(path / "modules.json")
+    if not isinstance(modules, list):
+        raise ModelDirectoryError(f"{path}/modules.json is not a list of modules")
+    classes = [_module_class(m) for m in modules]
+    known = {"Transformer", "Dense", "MultiVectorMask", "Normalize"}
+    if classes[:1] != ["Transformer"] or classes.count("Transformer") != 1 or set(classes) - known:
+        raise ModelDirectoryError(
+            f"{path}/modules.json: colsplade loads a MultiVectorEncoder of one Transformer, Dense layers, "
+            f"a MultiVectorMask and Normalize; found {', '.join(classes) or 'no module'}"
+        )
+    if classes[-1] != "Normalize":
+        raise ModelDirectoryError(
+            f"{path}: the encoder does not end with Normalize; colsplade scores unit token vectors, so "
+            "MaxSim would differ from the library's"
+        )
+    return modules
+
+
+def _st_prompt_markers(tokenizer: Any, st_file: Path) -> dict[str, str]:
+    """The query and document prompts of ``config_sentence_transformers.json`` as marker tokens."""
+    prompts = _json_or_empty(st_file).get("prompts") or {}
+    markers = {}
+    for task in ("query", "document"):
+        prompt = str(prompts.get(task) or "")
+        pieces = tokenizer.tokenize(prompt) if prompt.strip() else []
+        if len(pieces) != 1:
+            raise ModelDirectoryError(
+                f"{st_file}: the {task} prompt {prompt!r} is {len(pieces)} tokens ({pieces}); colsplade puts "
+                "one marker token after [CLS] (as PyLate's [Q] / [D] are): a prompt of one token is needed"
+            )
+        markers[task] = pieces[0]
+    return markers
+
+
+def _st_query_expansion(sbert: Mapping[str, Any], sbert_file: Path, mask_token: str) -> tuple[int, bool]:
+    """-> (the query length, whether queries attend to their expansion tokens), from the query
+    expansion of ``sentence_bert_config.json``; refused unless it is colsplade's fixed [MASK] padding."""
+    query_length = int(sbert.get("query_length") or 32)
+    expansion = sbert.get("query_expansion")
+    if not expansion:
+        return query_length, False
+    strategy, length = expansion.get("strategy"), int(expansion.get("length") or 0)
+    token = expansion.get("token")
+    if token not in (None, mask_token):
+        raise ModelDirectoryError(
+            f"{sbert_file}: query expansion with {token!r}; colsplade expands queries with the mask token"
+        )
+    if not (strategy == "fixed" or (strategy == "min" and sbert.get("query_length") in (None, length))):
+        raise ModelDirectoryError(
+            f"{sbert_file}: query expansion {strategy!r} to {length} with a query length of "
+            f"{sbert.get('query_length')}; colsplade expands every query to one fixed length"
+        )
+    return length, bool(expansion.get("attend", False))
+
+
+def _st_layers(
+    path: Path, modules: Sequence[Mapping[str, Any]], transformer_dir: Path
+) -> tuple[list[str], torch.Tensor | None, torch.Tensor | None]:
+    """-> (the documents' skiplist, the Dense layers composed into one projection: weight, bias)."""
+    skiplist: list[str] = []
+    weight: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    for module in modules:
+        module_dir = path / str(module.get("path", ""))
+        module_config = _json_or_empty(module_dir / "config.json")
+        if _module_class(module) == "MultiVectorMask":
+            tasks = module_config.get("skiplist_tasks") or ["document"]
+            if "query" in tasks or module_config.get("keep_only_token_ids"):
+                raise ModelDirectoryError(
+                    f"{module_dir}: a mask over queries or by kept token ids; colsplade drops skiplist "
+                    "tokens from documents only"
+                )
+            skiplist = [str(w) for w in module_config.get("skiplist_words") or []]
+        elif _module_class(module) == "Dense":
+            w, b = _st_dense(module_dir, module_config, weight, transformer_dir)
+            # y = W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): identity layers compose into one map
+            carried = w @ bias if bias is not None else None
+            bias = b if carried is None else carried if b is None else carried + b
+            weight = w if weight is None else w @ weight
+    return skiplist, weight, bias
+
+
+def _st_dense(
+    module_dir: Path, module_config: Mapping[str, Any], weight: torch.Tensor | None, transformer_dir: Path
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One identity-activation Dense layer's (weight, bias) in float64, its shape checked against the
+    projection so far (``weight``; None: the transformer's hidden size)."""
+    activation = str(module_config.get("activation_function", "torch.nn.modules.linear.Identity"))
+    if not activation.endswith("Identity") or module_config.get("use_residual"):
+        raise ModelDirectoryError(
+            f"{module_dir}: only Dense layers with an identity activation compose into colsplade's "
+            f"projection, not {activation}"
+        )
+    state = _state_dict(module_dir)
+    if "linear.weight" not in state:
+        raise ModelDirectoryError(f"{module_dir} holds no 'linear.weight'")
+    _check_projection(
+        state["linear.weight"],
+        rows=module_config.get("out_features"),
+        cols=int(weight.shape[0]) if weight is not None else _hidden_size(transformer_dir),
+        where=module_dir,
+    )
+    b = state.get("linear.bias")
+    return state["linear.weight"].double(), b.double() if b is not None else None
 
 
 def _module_class(module: Mapping[str, Any]) -> str:

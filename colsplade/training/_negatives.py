@@ -15,6 +15,7 @@ import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from colsplade._jsonl import read_jsonl
 from colsplade.exceptions import InvalidInputError
 from colsplade.training._data import TrainExample
 
@@ -160,20 +161,14 @@ def load_negatives(
     Raises :class:`InvalidInputError` for unknown document ids; queries absent from the file keep none.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"negatives file {p} does not exist")
     by_query: dict[str, list[str]] = {}
-    with p.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                by_query[str(r["query_id"])] = [str(d) for d in r["negatives"]]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InvalidInputError(
-                    f"{p}:{line_no}: expected {{'query_id', 'negatives'}} ({exc})"
-                ) from exc
+    for line_no, r in read_jsonl(p, line_numbers=True):
+        negatives = r.get("negatives")
+        if "query_id" not in r or not isinstance(negatives, list):
+            raise InvalidInputError(
+                f"{p}:{line_no}: expected {{'query_id': ..., 'negatives': [doc ids]}} (as save_negatives writes)"
+            )
+        by_query[str(r["query_id"])] = [str(d) for d in negatives]
     if corpus is not None:
         unknown = sorted({d for ds in by_query.values() for d in ds if d not in corpus})
         if unknown:

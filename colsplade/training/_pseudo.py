@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from colsplade._text import split_sentences
+from colsplade._text import TEXT_JOINER, split_sentences
 from colsplade.exceptions import InvalidInputError
 
 __all__ = [
@@ -75,8 +75,8 @@ class PseudoDocument:
 
     @property
     def text(self) -> str:
-        """Title + body, as the index encodes it."""
-        return f"{self.title} {self.body}".strip() if self.title else self.body
+        """Title and body joined as ingest joins a document's text fields: the text the index encodes."""
+        return TEXT_JOINER.join(t for t in (self.title, self.body) if t)
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def make_pair(doc: PseudoDocument, kind: str, rng: random.Random) -> PseudoPair:
         sentences = split_sentences(doc.body)
         i = rng.choice(_ict_candidates(sentences))
         rest = " ".join(s for j, s in enumerate(sentences) if j != i)
-        positive = f"{doc.title} {rest}".strip() if doc.title else rest
+        positive = TEXT_JOINER.join(t for t in (doc.title, rest) if t)
         return PseudoPair(doc.doc_id, kind, sentences[i], positive)
     words = doc.text.split()
     n_query = rng.randint(*_CROP_QUERY_WORDS)

@@ -71,7 +71,8 @@ def test_sparsity():
 
 
 def test_doc_text():
-    assert doc_text({"title": "T", "text": "body"}) == "T body"
+    # joined as ingest joins title and text, so evaluation retrieves over the text an index encodes
+    assert doc_text({"title": "T", "text": "body"}) == "T\nbody"
     assert doc_text({"title": "", "text": "body"}) == "body"
 
 
@@ -115,3 +116,45 @@ def test_results_markdown_names_bytes_per_token_only_when_it_is_known():
     assert "Index: 1000 bytes, 10.0 per document." in compact and "None" not in compact
     result["index_size"]["bytes_per_token"] = 16.2
     assert "10.0 per document, 16.2 per ColBERT token." in results_markdown(result)
+
+
+class _FakeEngine:
+    """Records the search requests; answers every one with the same two hits."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict]] = []
+
+    def search(self, index: str, body: dict) -> dict:
+        self.requests.append((index, body))
+        return {"hits": {"hits": [{"_id": "a", "_score": 2.0}, {"_id": "b", "_score": 1.0}]}}
+
+
+class _FakeSearch:
+    index = "docs"
+
+    def encode_query(self, text: str) -> None:
+        pass
+
+
+def test_the_engines_own_bm25_plan_runs_the_shared_request() -> None:
+    from colsplade.evaluation import Plan, evaluate_plans
+    from colsplade.query import bm25_clause, search_body
+
+    engine = _FakeEngine()
+    out = evaluate_plans(
+        engine, _FakeSearch(), {"q1": "vitamin c"}, {"q1": {"a": 1}}, [Plan("bm25", None)],
+        bm25_index="team-docs", bm25_fields=("title", "text"), warmup=0, progress=False,
+    )  # fmt: skip
+    assert engine.requests == [("team-docs", search_body(bm25_clause("vitamin c", ["title", "text"]), 100))]
+    assert engine.requests[0][1]["_source"] is False and out["plans"]["bm25"]["ndcg@10"] == 1.0
+
+
+def test_evaluate_on_engine_query_ids() -> None:
+    from colsplade.evaluation._engine_eval import _query_ids
+
+    queries = {"q1": "a", "q2": "b", "q3": "c"}
+    assert _query_ids(queries, "test", None, None) == ["q1", "q2", "q3"]
+    assert _query_ids(queries, "test", 2, None) == ["q1", "q2"]
+    assert _query_ids(queries, "test", 2, ["q3"]) == ["q3"]
+    with pytest.raises(colsplade.InvalidInputError, match=r"1 query ids are not test queries, e\.g\. 'q9'"):
+        _query_ids(queries, "test", None, ["q1", "q9"])
