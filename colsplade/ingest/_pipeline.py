@@ -31,11 +31,10 @@ import numpy as np
 
 from colsplade.engines import BulkAction, EngineClient, RetryPolicy, bulk_write
 from colsplade.exceptions import EngineRefusedError, InvalidInputError, ModelVersionMismatchError
-from colsplade.ingest._as_source import as_source
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
-from colsplade.ingest._sources import Record, Source
+from colsplade.ingest.sources import Record, Source, as_source
 from colsplade.mappings import (
     FieldSpec,
     codec_from_meta,

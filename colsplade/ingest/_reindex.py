@@ -23,7 +23,7 @@ from colsplade.ingest._pipeline import (
     open_encoder,
     prepare_index,
 )
-from colsplade.ingest._sources import IndexSource
+from colsplade.ingest.sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
 if TYPE_CHECKING:
