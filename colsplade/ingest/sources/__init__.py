@@ -28,11 +28,12 @@ from typing import Any
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest.sources._base import DEFAULT_MAX_RECORD_BYTES, Record, Source, parse_json_line
 from colsplade.ingest.sources._files import FileSource, StreamSource
-from colsplade.ingest.sources._kafka import KafkaSource
+from colsplade.ingest.sources._kafka import DEFAULT_CLOSE_TIMEOUT, KafkaSource
 from colsplade.ingest.sources._objects import IndexSource, IterableSource
 from colsplade.ingest.sources._offsets import OffsetTracker, PartitionOffsets, ReadAheadBuffer, TopicPartition
 
 __all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_MAX_RECORD_BYTES",
     "FileSource",
     "IndexSource",

@@ -13,7 +13,10 @@ How a message becomes a committed offset:
   still in flight, whatever order the acknowledgements come in (the tracker and the buffer are the
   pure :mod:`colsplade.ingest.sources._offsets`);
 * the poller commits that offset every ``commit_interval`` seconds, when partitions are revoked (then
-  the revoked partitions' queued work is dropped: the new owner redoes it) and when the run ends.
+  the revoked partitions' queued work is dropped: the new owner redoes it) and when the run ends;
+* closing leaves the group with ``consumer.close()``, waited for ``close_timeout`` seconds at most: the
+  final offsets are committed before it, and librdkafka's close can hang when it comes during a
+  rebalance, which must not keep a stopped worker from exiting.
 
 With idempotent ``_id`` s (the key, an id field or a content hash), a redelivery after a crash overwrites a
 document; it never doubles it. Dead letters go to the run's file and, with ``dlq_topic``, to a topic:
@@ -44,6 +47,9 @@ from colsplade.ingest.sources._offsets import OffsetTracker, ReadAheadBuffer, To
 logger = logging.getLogger(__name__)
 
 __all__ = ["KafkaSource"]
+
+#: Seconds :meth:`KafkaSource.close` waits for librdkafka's ``consumer.close()`` (leaving the group).
+DEFAULT_CLOSE_TIMEOUT = 10.0
 
 _PRODUCER_ONLY = ("transaction", "acks", "linger.ms", "batch.", "compression.", "enable.idempotence")
 _CONSUMER_ONLY = (
@@ -96,6 +102,10 @@ class KafkaSource(Source):
         max_buffered_messages / max_buffered_bytes: the read-ahead buffer; past it the partitions pause.
         commit_interval: seconds between commits of settled offsets.
         idle_flush: seconds without a message after which what is batched is passed on (latency).
+        max_record_bytes: a message (or a line of a ``jsonl`` message) longer than this is dead-lettered.
+        close_timeout: seconds :meth:`close` waits for the consumer to leave the group; past it the run
+            ends anyway (the final offsets are committed first; the group notices the departed member
+            after ``session.timeout.ms``).
     """
 
     kind = "kafka"
@@ -117,6 +127,7 @@ class KafkaSource(Source):
         commit_interval: float = 1.0,
         idle_flush: float = 0.05,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         if not group:
             raise InvalidInputError("a Kafka source needs a consumer group (--group NAME or ?group=NAME)")
@@ -135,6 +146,7 @@ class KafkaSource(Source):
         self.commit_interval = commit_interval
         self.idle_flush = idle_flush
         self.max_record_bytes = max_record_bytes
+        self.close_timeout = close_timeout
         self._buffer: ReadAheadBuffer[_KafkaRecord] = ReadAheadBuffer(
             max_buffered_messages, max_buffered_bytes
         )
@@ -225,11 +237,14 @@ class KafkaSource(Source):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        committed = False
         try:
             self._commit(final=True)
+            committed = True
             self._quietly(self._update_lag, cached=False)
         finally:
-            self._consumer.close()  # leaves the group; the revoke callback commits again (no-op)
+            # leaves the group; the revoke callback commits again (no-op)
+            _close_within(self._consumer, self.close_timeout, committed=committed)
             if self._producer is not None:
                 self._producer.flush(10)
 
@@ -602,6 +617,39 @@ class KafkaSource(Source):
         if behind == 0:
             logger.info("kafka: the group %s is caught up on %s", self.group, ", ".join(self.topics))
             self._caught_up.set()
+
+
+def _close_within(consumer: Any, timeout: float, *, committed: bool) -> bool:
+    """``consumer.close()``, waited for ``timeout`` seconds at most; False (and a warning) if it hangs.
+
+    The close runs in a daemon thread, so one that never returns (librdkafka leaving the group in the
+    middle of a rebalance) cannot keep the process from exiting. An error of a close that did return
+    is raised here. ``committed`` says whether the final commit happened, for the warning.
+    """
+    failure: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    closer = threading.Thread(target=close, name="colsplade-kafka-close", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        logger.warning(
+            "kafka: the consumer did not close within %g s (leaving the group during a rebalance can hang); "
+            "%s; exiting without waiting for it",
+            timeout,
+            "the offsets of the settled messages were already committed"
+            if committed
+            else "the final commit failed, so the next owner re-reads from the last committed offsets",
+        )
+        return False
+    if failure:
+        raise failure[0]
+    return True
 
 
 def _where(position: Mapping[str, Any]) -> tuple[Any, ...]:
