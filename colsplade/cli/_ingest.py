@@ -1,7 +1,7 @@
 """``colsplade ingest``: a thin shell over :func:`colsplade.ingest.ingest` and :func:`colsplade.ingest.reindex`.
 
-A new ingest option is one ``click.option`` below, one parameter of :func:`ingest_command` and one entry of
-``options`` (the keyword arguments both functions take).
+A new ingest option is one ``click.option`` below, one parameter of :func:`ingest_command` and, when both
+functions take it, one keyword of ``_ingest_options`` (the keyword arguments of ``ingest`` and ``reindex``).
 """
 
 from __future__ import annotations
@@ -177,32 +177,97 @@ def ingest_command(
     commits and exits). Exit status 0 when every document was indexed, 3 when some were dead-lettered; `colsplade --help`
     lists the others.
     """
-    from colsplade.encoders import as_encoder
     from colsplade.engines import connect_default
-    from colsplade.exceptions import InvalidInputError
-    from colsplade.ingest import Batching, FieldMapping, Layout, Passages, RetryPolicy, ingest, reindex
 
     settings = state.settings()
+    encoder = _encoder(settings, model, splade_model, colbert_model, variant, batch_size)
+    options = _ingest_options(
+        id_field=id_field,
+        text_fields=text_fields,
+        copy_fields=copy_fields,
+        no_copy=no_copy,
+        checkpoint=checkpoint,
+        reencode=reencode,
+        long_docs=long_docs,
+        layout=layout,
+        shards=shards,
+        replicas=replicas,
+        batch_size=batch_size,
+        bulk_docs=bulk_docs,
+        bulk_mb=bulk_mb,
+        max_retries=max_retries,
+        no_progress=no_progress,
+    )
+    with connect_default(settings, autostart=False) as client:
+        if from_index:
+            summary = _reindex(
+                client, source, encoder, options, dead_letter, index_name, alias, target, in_place
+            )
+        else:
+            index_name = index_name or settings.index
+            options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
+            if source.startswith("kafka://"):
+                stream = _kafka_source(
+                    source, id_field, group, until_caught_up, dlq_topic, value_format, kafka_config
+                )
+                summary = _run_stream(stream, client, index_name, encoder, options)
+            else:
+                from colsplade.ingest import ingest
+
+                summary = ingest(source, client, index_name, encoder, **options)
+    _echo_summary(summary, as_json)
+    sys.exit(summary.exit_code)
+
+
+def _encoder(settings, model, splade_model, colbert_model, variant, batch_size):
+    """The encoder of ``--model`` (or COLSPLADE_MODEL), or of a ``--splade-model`` / ``--colbert-model``
+    pair (one joint encoder); a single model of any kind may be ingested."""
+    from colsplade.encoders import as_encoder
+    from colsplade.exceptions import InvalidInputError
+
     pair = splade_model or colbert_model
     model_dir = model or (None if pair else settings.model)
     if not model_dir and not pair:
         raise InvalidInputError(
             "no model: pass --model DIR (or --splade-model + --colbert-model) or set COLSPLADE_MODEL"
         )
-    fields = FieldMapping(
-        id_field=id_field,
-        text_fields=tuple(text_fields) or ("title", "text"),
-        copy_fields=() if no_copy else (tuple(copy_fields) or None),
-    )
-    # a single model of any kind may be ingested; a pair becomes one joint encoder
-    encoder = as_encoder(
+    return as_encoder(
         model_dir,
         splade_model=splade_model,
         colbert_model=colbert_model,
         variant=variant,
         batch_size=batch_size,
     )
-    options = dict(
+
+
+def _ingest_options(
+    *,
+    id_field,
+    text_fields,
+    copy_fields,
+    no_copy,
+    checkpoint,
+    reencode,
+    long_docs,
+    layout,
+    shards,
+    replicas,
+    batch_size,
+    bulk_docs,
+    bulk_mb,
+    max_retries,
+    no_progress,
+) -> dict:
+    """The keyword arguments that :func:`colsplade.ingest.ingest` and :func:`colsplade.ingest.reindex`
+    both take, from the command's options (``dead_letter`` is added per target)."""
+    from colsplade.ingest import Batching, FieldMapping, Layout, Passages, RetryPolicy
+
+    fields = FieldMapping(
+        id_field=id_field,
+        text_fields=tuple(text_fields) or ("title", "text"),
+        copy_fields=() if no_copy else (tuple(copy_fields) or None),
+    )
+    return dict(
         fields=fields,
         checkpoint=checkpoint,
         reencode=reencode,
@@ -214,32 +279,23 @@ def ingest_command(
         retry=RetryPolicy(max_retries=max_retries),
         progress=False if no_progress else None,
     )
-    with connect_default(settings, autostart=False) as client:
-        if from_index:
-            target_name = alias or index_name or source
-            options["dead_letter"] = dead_letter or f"{target_name}.dead-letter.jsonl"
-            summary = reindex(
-                client,
-                source,
-                encoder,
-                alias=alias or index_name,
-                in_place=in_place,
-                target=target,
-                **options,
-            )
-        elif source.startswith("kafka://"):
-            index_name = index_name or settings.index
-            options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
-            stream = _kafka_source(
-                source, id_field, group, until_caught_up, dlq_topic, value_format, kafka_config
-            )
-            summary = _run_stream(stream, client, index_name, encoder, options)
-        else:
-            index_name = index_name or settings.index
-            options["dead_letter"] = dead_letter or f"{index_name}.dead-letter.jsonl"
-            summary = ingest(source, client, index_name, encoder, **options)
-    _echo_summary(summary, as_json)
-    sys.exit(summary.exit_code)
+
+
+def _reindex(client, source, encoder, options, dead_letter, index_name, alias, target, in_place):
+    """``--from-index``: re-encode the index or alias SOURCE into a new version behind the alias."""
+    from colsplade.ingest import reindex
+
+    target_name = alias or index_name or source
+    options["dead_letter"] = dead_letter or f"{target_name}.dead-letter.jsonl"
+    return reindex(
+        client,
+        source,
+        encoder,
+        alias=alias or index_name,
+        in_place=in_place,
+        target=target,
+        **options,
+    )
 
 
 def _run_stream(stream, client, index_name, encoder, options):

@@ -14,28 +14,29 @@ Typical use::
 Kill it at any point and run it again with the same checkpoint: every document ends up in the index
 exactly once (``_id`` s are the source ids or a stable content hash). A :class:`KafkaSource`
 (``"kafka://HOST:PORT/TOPIC?group=NAME"``) reads a topic as a consumer group member and commits offsets
-only once the engine acknowledged the documents before them. ``reindex`` re-encodes an existing
+only once the engine acknowledged the documents before them. Every source and the factory
+:func:`as_source` live in :mod:`colsplade.ingest.sources`. ``reindex`` re-encodes an existing
 index into a new versioned index behind an alias, or in place.
 """
 
 from colsplade.engines import RetryPolicy
-from colsplade.ingest._as_source import as_source
 from colsplade.ingest._checkpoint import Checkpoint, DeadLetterWriter
 from colsplade.ingest._documents import FieldMapping, prepare_document, split_passages, stable_id
 from colsplade.ingest._encoded import EncodedDocument, ingest_encoded
-from colsplade.ingest._kafka import KafkaSource
 from colsplade.ingest._pipeline import Batching, CodecOptions, Passages, ingest
 from colsplade.ingest._reindex import create_like, reindex
-from colsplade.ingest._sources import (
+from colsplade.ingest._summary import IngestSummary
+from colsplade.ingest._target import Layout, prepare_index, resolve_codec
+from colsplade.ingest.sources import (
     FileSource,
     IndexSource,
     IterableSource,
+    KafkaSource,
     Record,
     Source,
     StreamSource,
+    as_source,
 )
-from colsplade.ingest._summary import IngestSummary
-from colsplade.ingest._target import Layout, prepare_index, resolve_codec
 
 __all__ = [
     "Batching",

@@ -156,7 +156,27 @@ def prepare_document(
     >>> prepare_document({"id": 2, "text": "x", "_routing": "r1"}, FieldMapping()).reason[:40]
     '_routing: engine metadata field(s), not '
     """
-    # -- id
+    doc_id = _document_id(doc, mapping, source_id)
+    if isinstance(doc_id, Rejected):
+        return doc_id
+    full_text = _joined_text(doc, mapping)
+    if isinstance(full_text, Rejected):
+        full_text.doc_id = doc_id
+        return full_text
+    body = _copied_fields(doc, mapping, reserved)
+    if long_docs == "truncate":
+        truncated = len(full_text) > max_chars
+        return Prepared(doc_id, [Unit(doc_id, full_text[:max_chars], body)], truncated=truncated)
+    if long_docs != "chunk":
+        raise InvalidInputError(f"long_docs must be 'truncate' or 'chunk', not {long_docs!r}")
+    passages = split_passages(full_text, passage_words, passage_overlap)
+    return Prepared(doc_id, _passage_units(doc_id, passages, body, mapping, parent_field, passage_field))
+
+
+def _document_id(doc: Mapping[str, Any], mapping: FieldMapping, source_id: str | None) -> str | Rejected:
+    """The engine ``_id`` of ``doc``: the source's own id, the id field, ``_id`` or ``id``, else a content
+    hash; rejected when it is missing (an explicit id field), not a string or integer, or too long, and
+    when the document holds engine metadata fields."""
     if source_id is not None:
         doc_id: Any = source_id
     elif mapping.id_field is not None:
@@ -183,34 +203,56 @@ def prepare_document(
     doc_id = str(doc_id)
     if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         return Rejected(f"id longer than {MAX_ID_BYTES} bytes", doc_id=doc_id[:100] + "...")
+    return doc_id
 
-    # -- text: the one reading that label-free training and evaluation share (colsplade._text)
+
+def _joined_text(doc: Mapping[str, Any], mapping: FieldMapping) -> str | Rejected:
+    """The text ingest encodes: :func:`colsplade._text.document_text`, the one reading that label-free
+    training and evaluation share. Rejected (without an id: the caller sets it) when no text field is
+    present, all are blank, or one holds something that is not text.
+
+    >>> _joined_text({"title": " Cats ", "text": ["purr", "nap"]}, FieldMapping())
+    'Cats\\npurr\\nnap'
+    """
     try:
         full_text = document_text(doc, mapping.text_fields, mapping.joiner)
     except InvalidInputError as exc:
-        return Rejected(str(exc), doc_id=doc_id)
+        return Rejected(str(exc))
     if not any(_lookup(doc, name)[0] for name in mapping.text_fields):
-        return Rejected(f"missing text (none of the fields {', '.join(mapping.text_fields)})", doc_id=doc_id)
+        return Rejected(f"missing text (none of the fields {', '.join(mapping.text_fields)})")
     if not full_text:
-        return Rejected(f"empty text (fields: {', '.join(mapping.text_fields)})", doc_id=doc_id)
+        return Rejected(f"empty text (fields: {', '.join(mapping.text_fields)})")
+    return full_text
 
-    # -- copied fields
+
+def _copied_fields(doc: Mapping[str, Any], mapping: FieldMapping, reserved: Sequence[str]) -> dict[str, Any]:
+    """The fields stored as they are: ``mapping.copy_fields`` (every field when None), leaving out
+    colsplade's ``reserved`` fields and the engine's metadata fields.
+
+    >>> _copied_fields({"_id": 1, "a": 1, "splade": {}}, FieldMapping(), ("splade",))
+    {'a': 1}
+    """
     skip = set(reserved) | METADATA_FIELDS
     if mapping.copy_fields is None:
-        body = {k: v for k, v in doc.items() if k not in skip}
-    else:
-        body = {}
-        for name in mapping.copy_fields:
-            found, value = _lookup(doc, name)
-            if found and name not in skip:
-                body[name] = value
+        return {k: v for k, v in doc.items() if k not in skip}
+    body = {}
+    for name in mapping.copy_fields:
+        found, value = _lookup(doc, name)
+        if found and name not in skip:
+            body[name] = value
+    return body
 
-    if long_docs == "truncate":
-        truncated = len(full_text) > max_chars
-        return Prepared(doc_id, [Unit(doc_id, full_text[:max_chars], body)], truncated=truncated)
-    if long_docs != "chunk":
-        raise InvalidInputError(f"long_docs must be 'truncate' or 'chunk', not {long_docs!r}")
-    passages = split_passages(full_text, passage_words, passage_overlap)
+
+def _passage_units(
+    doc_id: str,
+    passages: Sequence[str],
+    body: Mapping[str, Any],
+    mapping: FieldMapping,
+    parent_field: str,
+    passage_field: str,
+) -> list[Unit]:
+    """One unit per passage: ids ``doc_id``, ``doc_id#p1``, ...; each body carries the passage as its last
+    text field, ``parent_field`` (the document id) and ``passage_field`` (the passage number)."""
     units = []
     for n, passage in enumerate(passages):
         # The passage's own text replaces the long text fields (one copy of a long text, not n); short
@@ -224,4 +266,4 @@ def prepare_document(
         passage_body[parent_field] = doc_id
         passage_body[passage_field] = n
         units.append(Unit(doc_id if n == 0 else f"{doc_id}#p{n}", passage, passage_body))
-    return Prepared(doc_id, units)
+    return units

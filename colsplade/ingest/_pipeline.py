@@ -29,13 +29,12 @@ import numpy as np
 
 from colsplade.engines import BulkAction, BulkItemResult, EngineClient, RetryPolicy
 from colsplade.exceptions import InvalidInputError
-from colsplade.ingest._as_source import as_source
 from colsplade.ingest._checkpoint import Checkpoint
 from colsplade.ingest._documents import FieldMapping, Prepared, Rejected, prepare_document
 from colsplade.ingest._json import dumps
-from colsplade.ingest._sources import Record, Source
 from colsplade.ingest._summary import BulkSink, IngestSummary, Progress
 from colsplade.ingest._target import Layout, Target, open_encoder
+from colsplade.ingest.sources import Record, Source, as_source
 from colsplade.mappings import TokenWriter, colsplade_properties, escape_impacts
 from colsplade.scoring import ResidualCodec
 

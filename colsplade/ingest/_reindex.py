@@ -16,9 +16,9 @@ from colsplade.engines import EngineClient, next_version, resolve_alias, seq_no_
 from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import ingest
-from colsplade.ingest._sources import IndexSource
 from colsplade.ingest._summary import IngestSummary
 from colsplade.ingest._target import Layout, colbert_dim, open_encoder, prepare_index, sparse_query_of
+from colsplade.ingest.sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from colsplade.engines import BulkAction, BulkItemResult, EngineClient, RetryPol
 from colsplade.ingest._checkpoint import DeadLetterWriter
 
 if TYPE_CHECKING:
-    from colsplade.ingest._sources import Source
+    from colsplade.ingest.sources import Source
 
 logger = logging.getLogger(__name__)
 

@@ -222,6 +222,70 @@ def test_partial_ingest_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert captured["index"] == "d" and captured["settings"].urls == ("http://i:9200",)
 
 
+def _fake_ingest_run(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``colsplade ingest`` with no model, no engine: ingest / reindex record what they were handed."""
+    import colsplade.encoders
+    import colsplade.engines
+    import colsplade.ingest
+    from colsplade.ingest import IngestSummary
+
+    captured: dict = {}
+
+    @contextlib.contextmanager
+    def client(settings, autostart=False):
+        yield object()
+
+    def run(name):
+        def call(*args, **options):
+            captured.update(call=name, args=args, **options)
+            return IngestSummary(index="i", read=1, indexed=1)
+
+        return call
+
+    monkeypatch.setattr(colsplade.encoders, "as_encoder", lambda *a, **k: "encoder")
+    monkeypatch.setattr(colsplade.engines, "connect_default", client)
+    monkeypatch.setattr(colsplade.ingest, "ingest", run("ingest"))
+    monkeypatch.setattr(colsplade.ingest, "reindex", run("reindex"))
+    return captured
+
+
+def test_ingest_from_index_reencodes_behind_the_alias(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    captured = _fake_ingest_run(monkeypatch)
+    args = ["ingest", "docs", "--from-index", "--target", "docs-v3", "--model", str(tmp_path)]
+    result = _run([*args, "--no-copy", "--bulk-mb", "2"])
+    assert result.exit_code == 0, result.output
+    assert captured["call"] == "reindex" and captured["args"][1:] == ("docs", "encoder")
+    assert captured["alias"] is None and captured["target"] == "docs-v3" and not captured["in_place"]
+    assert captured["dead_letter"] == "docs.dead-letter.jsonl"
+    assert captured["fields"].copy_fields == () and captured["batching"].bulk_bytes == 2 * 1024 * 1024
+
+
+def test_ingest_of_a_kafka_url_reads_a_consumer_group(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from colsplade.ingest import KafkaSource
+
+    captured = _fake_ingest_run(monkeypatch)
+    url = "kafka://b:9092/docs"
+    args = ["ingest", url, "--group", "g", "--index", "d", "--id-field", "doc_id", "-X", "acks=all"]
+    result = _run([*args, "--model", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    source, _client, index, encoder = captured["args"]
+    assert captured["call"] == "ingest" and (index, encoder) == ("d", "encoder")
+    assert isinstance(source, KafkaSource) and source.group == "g" and source.config == {"acks": "all"}
+    assert not source.key_as_id  # --id-field: the id comes from the document, not the message key
+    assert captured["dead_letter"] == "d.dead-letter.jsonl"
+
+
+def test_ingest_without_a_model_says_how_to_name_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_ingest_run(monkeypatch)
+    monkeypatch.delenv("COLSPLADE_MODEL", raising=False)
+    result = _run(["ingest", "docs.jsonl", "--index", "d"])
+    assert result.exit_code != 0 and "--model DIR" in result.output, result.output
+
+
 def test_train_hands_every_connection_flag_to_the_miner(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,55 +1,18 @@
-"""The pure parts of the Kafka source: the offset tracker and the source URL (the broker tests are in
-tests/integration/test_kafka.py)."""
+"""The Kafka source without a broker: its URL, and its bounded close (the offset bookkeeping is in
+test_offsets.py; the broker tests are in tests/integration/test_kafka.py)."""
 
 from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
 
 import pytest
 
 from colsplade.exceptions import InvalidInputError
 from colsplade.ingest import KafkaSource, as_source
-from colsplade.ingest._kafka import _Offsets, _Partition
-
-
-def test_commit_offset_is_after_the_longest_settled_prefix() -> None:
-    part = _Partition(epoch=1)
-    for offset in (10, 11, 12, 15):  # offsets may skip (compaction, transaction markers)
-        part.deliver(offset, 1)
-    assert part.done_to is None
-    part.settle(11)  # out of order: 10 is still in flight, nothing can be committed
-    assert part.done_to is None
-    part.settle(10)
-    assert part.done_to == 12
-    part.settle(15)
-    assert part.done_to == 12  # 12 still open
-    part.settle(12)
-    assert part.done_to == 16 and not part.open
-
-
-def test_a_message_of_several_records_is_settled_when_all_are() -> None:
-    part = _Partition(epoch=1)
-    part.deliver(0, 3)  # a JSONL message holding three documents
-    part.deliver(1, 0)  # a message with no document at all (blank lines) is settled at once
-    part.settle(0)
-    part.settle(0)
-    assert part.done_to is None
-    part.settle(0)
-    assert part.done_to == 2
-
-
-def test_revoked_partitions_are_forgotten_and_reassignment_is_a_new_epoch() -> None:
-    offsets = _Offsets()
-    offsets.assign([("t", 0), ("t", 1)])
-    epoch = offsets.parts[("t", 0)].epoch
-    offsets.parts[("t", 0)].deliver(5, 1)
-    offsets.parts[("t", 0)].settle(5)
-    assert offsets.to_commit() == {("t", 0): 6}
-    offsets.committed({("t", 0): 6})
-    assert offsets.to_commit() == {}
-    offsets.revoke([("t", 0)])
-    assert not offsets.current(("t", 0), epoch)
-    offsets.assign([("t", 0)])
-    # a record read under the old assignment is not the new owner's
-    assert not offsets.current(("t", 0), epoch) and offsets.current(("t", 0), offsets.parts[("t", 0)].epoch)
+from colsplade.ingest.sources import DEFAULT_CLOSE_TIMEOUT
 
 
 def test_source_url() -> None:
@@ -69,3 +32,82 @@ def test_source_url() -> None:
         as_source("kafka://h:1/")
     with pytest.raises(InvalidInputError, match="json or jsonl"):
         KafkaSource("h:1", "t", "g", value_format="xml")  # type: ignore[arg-type]
+
+
+class _Consumer:
+    """Stands in for confluent_kafka.Consumer in ``KafkaSource.close``: records the calls, and its
+    ``close()`` blocks until released, like librdkafka's leaving the group in the middle of a rebalance."""
+
+    def __init__(self, *, blocks: bool = False, fails: bool = False) -> None:
+        self.calls: list[str] = []
+        self.blocks = blocks
+        self.fails = fails
+        self.release = threading.Event()
+
+    def commit(self, *, offsets: list[Any], asynchronous: bool) -> None:
+        self.calls.append("commit " + ",".join(f"{tp.topic}/{tp.partition}@{tp.offset}" for tp in offsets))
+
+    def get_watermark_offsets(self, tp: Any, **kwargs: Any) -> tuple[int, int]:
+        return 0, 8
+
+    def close(self) -> None:
+        self.calls.append("close")
+        if self.blocks:
+            self.release.wait(60)
+        if self.fails:
+            raise RuntimeError("KafkaError{code=_DESTROY}")
+
+
+def _source_with(consumer: _Consumer, close_timeout: float) -> KafkaSource:
+    pytest.importorskip("confluent_kafka")  # close builds TopicPartitions for the commit
+    source = KafkaSource("h:1", "t", "g", close_timeout=close_timeout)
+    # records() would make the consumer from the broker config; here a stand-in is handed over
+    source._consumer = consumer
+    offsets = source._offsets
+    offsets.assign([("t", 0)])
+    part = offsets.partition(("t", 0))
+    assert part is not None
+    part.deliver(7, 1)
+    offsets.settle(("t", 0), part.epoch, 7)
+    return source
+
+
+def test_a_close_that_hangs_returns_within_its_deadline_after_the_final_commit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _Consumer(blocks=True)
+    source = _source_with(consumer, close_timeout=0.3)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="colsplade.ingest.sources._kafka"):
+        source.close()
+    elapsed = time.monotonic() - started
+    try:
+        assert elapsed < 3, f"close took {elapsed:.1f} s"
+        assert consumer.calls == ["commit t/0@8", "close"]  # the offsets were committed before the close
+        warning = next(r for r in caplog.records if "did not close within" in r.getMessage())
+        assert warning.levelno == logging.WARNING
+        assert "already committed" in warning.getMessage()
+        source.close()  # idempotent: no second close, no second wait
+        assert consumer.calls == ["commit t/0@8", "close"]
+    finally:
+        consumer.release.set()
+
+
+def test_a_close_that_returns_is_waited_for_and_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    consumer = _Consumer(blocks=False)
+    source = _source_with(consumer, close_timeout=5)
+    with caplog.at_level(logging.WARNING, logger="colsplade.ingest.sources._kafka"):
+        source.close()
+    assert consumer.calls == ["commit t/0@8", "close"]
+    assert not [r for r in caplog.records if "did not close" in r.getMessage()]
+
+
+def test_an_error_of_a_close_that_returned_is_raised() -> None:
+    source = _source_with(_Consumer(fails=True), close_timeout=5)
+    with pytest.raises(RuntimeError, match="_DESTROY"):
+        source.close()
+
+
+def test_the_close_deadline_is_an_option() -> None:
+    assert KafkaSource("h:1", "t", "g").close_timeout == DEFAULT_CLOSE_TIMEOUT == 10.0
+    assert KafkaSource.from_url("kafka://h:1/t?group=g", close_timeout=2.5).close_timeout == 2.5

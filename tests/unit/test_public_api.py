@@ -235,9 +235,20 @@ def test_no_import_cycle_between_subpackages() -> None:
     assert "cli" not in {t for targets in graph.values() for t in targets}, "only the CLI imports the CLI"
 
 
+def _packages_run_first(target: str, importer: str, modules: set[str]) -> list[str]:
+    """The nested packages (``colsplade.ingest.sources``) whose ``__init__`` runs when ``importer``
+    imports ``target``: Python runs every package above a module before it, except those already
+    running because they hold the importer."""
+    parts = target.split(".")
+    packages = (".".join(parts[:n]) for n in range(2, len(parts)))
+    return [p for p in packages if p in modules and importer != p and not importer.startswith(p + ".")]
+
+
 def _module_graph(subpackage: str) -> dict[str, dict[str, str]]:
-    """Within one subpackage: module -> {module it imports at run time: where}, function-level imports
-    included; the package's ``__init__`` (its public face) and ``if TYPE_CHECKING:`` imports left out."""
+    """Within one subpackage, nested packages included: module -> {module it imports at run time:
+    where}, function-level imports included, and the ``__init__`` of a nested package counted as
+    imported by each import of a module inside it from outside it; the subpackage's own ``__init__``
+    (its public face) and ``if TYPE_CHECKING:`` imports left out."""
     package = f"colsplade.{subpackage}"
     modules = {_module_name(p) for p in (PACKAGE_DIR / subpackage).rglob("*.py")} - {package}
     graph: dict[str, dict[str, str]] = {}
@@ -245,6 +256,7 @@ def _module_graph(subpackage: str) -> dict[str, dict[str, str]]:
         if imp.type_only or imp.importer not in modules:
             continue
         targets = [imp.module, *(f"{imp.module}.{n}" for n in imp.names)]
+        targets += _packages_run_first(imp.module, imp.importer, modules)
         for target in targets:
             if target in modules and target != imp.importer:
                 graph.setdefault(imp.importer, {}).setdefault(target, imp.where())
@@ -266,6 +278,47 @@ def test_the_module_graph_sees_function_level_imports() -> None:
     graph = _module_graph("upgrade")
     # _run imports the report writer inside the function that writes the report, not at the top
     assert "colsplade.upgrade._report" in graph["colsplade.upgrade._run"]
+
+
+def test_the_module_graph_walks_nested_packages() -> None:
+    graph = _module_graph("ingest")
+    # colsplade.ingest.sources is a package inside ingest: its modules are nodes of ingest's graph
+    assert "colsplade.ingest.sources._offsets" in graph["colsplade.ingest.sources._kafka"]
+    assert "colsplade.ingest.sources._kafka" in graph["colsplade.ingest.sources"]
+    assert "colsplade.ingest.sources" in graph["colsplade.ingest._pipeline"]
+    # importing a module of a nested package from outside it runs the package's __init__ first ...
+    modules = {"colsplade.ingest.sources", "colsplade.ingest.sources._base", "colsplade.ingest._checkpoint"}
+    assert _packages_run_first("colsplade.ingest.sources._base", "colsplade.ingest._checkpoint", modules) == [
+        "colsplade.ingest.sources"
+    ]
+    # ... but not from inside it: that __init__ is the one running already
+    assert (
+        _packages_run_first("colsplade.ingest.sources._base", "colsplade.ingest.sources._kafka", modules)
+        == []
+    )
+    assert _packages_run_first("colsplade.ingest.sources._base", "colsplade.ingest.sources", modules) == []
+
+
+#: Packages inside a subpackage with a public face of their own (``colsplade.ingest.sources``).
+NESTED_PACKAGES = sorted(
+    _module_name(p) for p in PACKAGE_DIR.glob("*/*/__init__.py") if p.parent.parent.name in SUBPACKAGES
+)
+
+
+def test_the_nested_packages_are_found() -> None:
+    assert "colsplade.ingest.sources" in NESTED_PACKAGES
+
+
+@pytest.mark.parametrize("package", NESTED_PACKAGES)
+def test_a_nested_package_has_an_all_whose_entries_resolve(package: str) -> None:
+    if _unit(package) in NEEDS_TORCH:
+        pytest.importorskip("torch")
+    module = importlib.import_module(package)
+    declared = list(getattr(module, "__all__", None) or [])
+    assert declared, f"{package} has no __all__"
+    assert len(declared) == len(set(declared)), f"{package}.__all__ repeats names"
+    missing = [name for name in declared if not hasattr(module, name)]
+    assert not missing, f"{package}.__all__ names what it does not define: {missing}"
 
 
 @pytest.mark.parametrize("subpackage", SUBPACKAGES)

@@ -10,9 +10,13 @@ How a message becomes a committed offset:
   :meth:`KafkaSource.acknowledge`;
 * per partition, an offset tracker keeps the messages delivered and not yet settled; the committable
   offset is the one after the longest settled prefix, so a commit never passes a message that is
-  still in flight, whatever order the acknowledgements come in;
+  still in flight, whatever order the acknowledgements come in (the tracker and the buffer are the
+  pure :mod:`colsplade.ingest.sources._offsets`);
 * the poller commits that offset every ``commit_interval`` seconds, when partitions are revoked (then
-  the revoked partitions' queued work is dropped: the new owner redoes it) and when the run ends.
+  the revoked partitions' queued work is dropped: the new owner redoes it) and when the run ends;
+* closing leaves the group with ``consumer.close()``, waited for ``close_timeout`` seconds at most: the
+  final offsets are committed before it, and librdkafka's close can hang when it comes during a
+  rebalance, which must not keep a stopped worker from exiting.
 
 With idempotent ``_id`` s (the key, an id field or a content hash), a redelivery after a crash overwrites a
 document; it never doubles it. Dead letters go to the run's file and, with ``dlq_topic``, to a topic:
@@ -23,7 +27,6 @@ when a worker is killed (read the DLQ topic with ``isolation.level=read_committe
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
@@ -32,19 +35,22 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from colsplade.exceptions import ColspladeError, InvalidInputError, MissingExtraError, StreamError
 from colsplade.ingest._checkpoint import DeadLetterWriter
 from colsplade.ingest._json import dumps
-from colsplade.ingest._sources import DEFAULT_MAX_RECORD_BYTES, Record, Source, _parse_line
+from colsplade.ingest.sources._base import DEFAULT_MAX_RECORD_BYTES, Record, Source, parse_json_line
+from colsplade.ingest.sources._offsets import OffsetTracker, ReadAheadBuffer, TopicPartition
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["KafkaSource"]
 
-TopicPartition = tuple[str, int]
+#: Seconds :meth:`KafkaSource.close` waits for librdkafka's ``consumer.close()`` (leaving the group).
+DEFAULT_CLOSE_TIMEOUT = 10.0
+
 _PRODUCER_ONLY = ("transaction", "acks", "linger.ms", "batch.", "compression.", "enable.idempotence")
 _CONSUMER_ONLY = (
     "group.",
@@ -78,120 +84,6 @@ class _KafkaRecord(Record):
     key: bytes | None = None
 
 
-class _Partition:
-    """Delivered-but-unsettled messages of one assigned partition (in delivery order)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.open: dict[int, int] = {}  # offset -> records of that message not yet settled
-        self.done_to: int | None = None  # offset after the longest settled prefix
-        self.committed: int | None = None
-        self.read_to: int | None = None  # offset after the last delivered message
-
-    def deliver(self, offset: int, n_records: int) -> None:
-        self.read_to = offset + 1
-        self.open[offset] = n_records
-        self._advance()
-
-    def settle(self, offset: int) -> None:
-        if offset in self.open:
-            self.open[offset] -= 1
-            self._advance()
-
-    def _advance(self) -> None:
-        while self.open:
-            head = next(iter(self.open))
-            if self.open[head] > 0:
-                return
-            del self.open[head]
-            self.done_to = head + 1
-
-
-class _Offsets:
-    """The tracker of every assigned partition; all methods hold one lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.parts: dict[TopicPartition, _Partition] = {}
-        self._epoch = 0
-
-    def assign(self, tps: Sequence[TopicPartition]) -> None:
-        with self.lock:
-            for tp in tps:
-                self._epoch += 1
-                self.parts[tp] = _Partition(self._epoch)
-
-    def revoke(self, tps: Sequence[TopicPartition]) -> None:
-        with self.lock:
-            for tp in tps:
-                self.parts.pop(tp, None)
-
-    def current(self, tp: TopicPartition, epoch: int) -> bool:
-        part = self.parts.get(tp)
-        return part is not None and part.epoch == epoch
-
-    def to_commit(self) -> dict[TopicPartition, int]:
-        with self.lock:
-            return {
-                tp: p.done_to
-                for tp, p in self.parts.items()
-                if p.done_to is not None and (p.committed is None or p.done_to > p.committed)
-            }
-
-    def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
-        with self.lock:
-            for tp, offset in offsets.items():
-                if tp in self.parts:
-                    self.parts[tp].committed = offset
-
-    def in_flight(self) -> int:
-        with self.lock:
-            return sum(len(p.open) for p in self.parts.values())
-
-
-@dataclass
-class _Buffer:
-    """Records read ahead of the pipeline; bounded by pausing the partitions, not by blocking."""
-
-    max_messages: int
-    max_bytes: int
-    items: collections.deque = field(default_factory=collections.deque)
-    messages: int = 0
-    nbytes: int = 0
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def full(self) -> bool:
-        return self.messages >= self.max_messages or self.nbytes >= self.max_bytes
-
-    def low(self) -> bool:
-        return self.messages <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
-
-    def put(self, records: list[_KafkaRecord], size: int) -> None:
-        with self.cond:
-            self.items.append((records, size))
-            self.messages += 1
-            self.nbytes += size
-            self.cond.notify()
-
-    def get(self, timeout: float) -> list[_KafkaRecord] | None:
-        with self.cond:
-            if not self.items:
-                self.cond.wait(timeout)
-            if not self.items:
-                return None
-            records, size = self.items.popleft()
-            self.messages -= 1
-            self.nbytes -= size
-            return records
-
-    def purge(self, tps: set[TopicPartition]) -> None:
-        with self.cond:
-            kept = [(r, s) for r, s in self.items if not r or r[0].tp not in tps]
-            self.items = collections.deque(kept)
-            self.messages = len(kept)
-            self.nbytes = sum(s for _, s in kept)
-
-
 class KafkaSource(Source):
     """Documents from Kafka topics, read by a member of a consumer group.
 
@@ -210,6 +102,10 @@ class KafkaSource(Source):
         max_buffered_messages / max_buffered_bytes: the read-ahead buffer; past it the partitions pause.
         commit_interval: seconds between commits of settled offsets.
         idle_flush: seconds without a message after which what is batched is passed on (latency).
+        max_record_bytes: a message (or a line of a ``jsonl`` message) longer than this is dead-lettered.
+        close_timeout: seconds :meth:`close` waits for the consumer to leave the group; past it the run
+            ends anyway (the final offsets are committed first; the group notices the departed member
+            after ``session.timeout.ms``).
     """
 
     kind = "kafka"
@@ -231,6 +127,7 @@ class KafkaSource(Source):
         commit_interval: float = 1.0,
         idle_flush: float = 0.05,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         if not group:
             raise InvalidInputError("a Kafka source needs a consumer group (--group NAME or ?group=NAME)")
@@ -249,8 +146,11 @@ class KafkaSource(Source):
         self.commit_interval = commit_interval
         self.idle_flush = idle_flush
         self.max_record_bytes = max_record_bytes
-        self._buffer = _Buffer(max_buffered_messages, max_buffered_bytes)
-        self._offsets = _Offsets()
+        self.close_timeout = close_timeout
+        self._buffer: ReadAheadBuffer[_KafkaRecord] = ReadAheadBuffer(
+            max_buffered_messages, max_buffered_bytes
+        )
+        self._offsets = OffsetTracker()
         self._stop = threading.Event()
         self._closed = False
         self._caught_up = threading.Event()
@@ -303,7 +203,7 @@ class KafkaSource(Source):
                 return
             batch = self._buffer.get(self.idle_flush)
             if batch is None:
-                if self._caught_up.is_set() and not self._buffer.items:
+                if self._caught_up.is_set() and self._buffer.empty():
                     return
                 yield None  # idle: the pipeline passes on what it has batched
                 continue
@@ -317,8 +217,8 @@ class KafkaSource(Source):
             if self._pending_dead:
                 self._bind_dead_letters(records)
             for record in records:
-                if isinstance(record, _KafkaRecord) and self._offsets.current(record.tp, record.epoch):
-                    self._offsets.parts[record.tp].settle(record.offset)
+                if isinstance(record, _KafkaRecord):
+                    self._offsets.settle(record.tp, record.epoch, record.offset)
             if self._producer is not None:
                 self._produce_dead_letters()
 
@@ -337,17 +237,20 @@ class KafkaSource(Source):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        committed = False
         try:
             self._commit(final=True)
+            committed = True
             self._quietly(self._update_lag, cached=False)
         finally:
-            self._consumer.close()  # leaves the group; the revoke callback commits again (no-op)
+            # leaves the group; the revoke callback commits again (no-op)
+            _close_within(self._consumer, self.close_timeout, committed=committed)
             if self._producer is not None:
                 self._producer.flush(10)
 
     def stats(self) -> dict[str, Any] | None:
         with self._offsets.lock:
-            assigned = [f"{t}/{p}" for t, p in sorted(self._offsets.parts)]
+            assigned = [f"{t}/{p}" for t, p in sorted(self._offsets.partitions())]
             committed = {f"{t}/{p}": o for (t, p), o in sorted(self._committed.items())}
         elapsed = time.monotonic() - self._started if self._started else 0.0
         return {
@@ -432,8 +335,7 @@ class KafkaSource(Source):
         except BaseException as exc:
             logger.error("kafka: the poller stopped: %s", exc)
             self._failure = exc if isinstance(exc, ColspladeError) else StreamError(f"Kafka client: {exc}")
-            with self._buffer.cond:
-                self._buffer.cond.notify_all()
+            self._buffer.wake()
 
     def _quietly(self, check: Any, **kwargs: Any) -> None:
         """A lag or caught-up query that fails now (broker away, offsets of a pending transaction) is
@@ -477,14 +379,14 @@ class KafkaSource(Source):
             return
         tp = (message.topic(), message.partition())
         with self._offsets.lock:
-            part = self._offsets.parts.get(tp)
+            part = self._offsets.partition(tp)
             if part is None:  # a message of a partition revoked meanwhile
                 return
             records = self._records_of(message, tp, part.epoch)
             part.deliver(message.offset(), len(records))
         self._figures["consumed"] += 1
         if records:
-            self._buffer.put(records, len(message.value() or b"") + 64)
+            self._buffer.put(tp, records, len(message.value() or b"") + 64)
 
     def _records_of(self, message: Any, tp: TopicPartition, epoch: int) -> list[_KafkaRecord]:
         value, key = message.value(), message.key()
@@ -507,7 +409,7 @@ class KafkaSource(Source):
             if self.value_format == "jsonl" and not line.strip():
                 continue
             where = {**position, "line": n + 1} if len(lines) > 1 else position
-            parsed = _parse_line(line, self._next_seq(), where, self.max_record_bytes)
+            parsed = parse_json_line(line, self._next_seq(), where, self.max_record_bytes)
             record = _KafkaRecord(
                 parsed.seq, where, doc=parsed.doc, error=parsed.error, raw=parsed.raw, **common
             )
@@ -597,7 +499,7 @@ class KafkaSource(Source):
         self._producer.begin_transaction()
         self._figures["aborted_transactions"] += 1
         with self._offsets.lock:
-            tps = list(self._offsets.parts)
+            tps = list(self._offsets.partitions())
             self._offsets.revoke(tps)
             self._buffer.purge(set(tps))
             self._offsets.assign(tps)
@@ -639,7 +541,7 @@ class KafkaSource(Source):
         for entry in self._pending_dead:
             pos = entry.get("position") or {}
             tp = (pos.get("topic"), pos.get("partition"))
-            part = self._offsets.parts.get(tp)  # type: ignore[arg-type]
+            part = self._offsets.partition(tp)  # type: ignore[arg-type]
             if part is None or entry["epoch"] is None or part.epoch != entry["epoch"]:
                 continue  # revoked: the new owner dead-letters it again
             if part.done_to is None or pos["offset"] >= part.done_to:
@@ -677,9 +579,7 @@ class KafkaSource(Source):
         """Messages of the assigned partitions not yet settled: end offset - settled (or read) offset."""
         ck = _kafka()
         lag = 0
-        with self._offsets.lock:
-            parts = list(self._offsets.parts.items())
-        for (t, p), part in parts:
+        for (t, p), part in self._offsets.partitions().items():
             tp = ck.TopicPartition(t, p)
             _low, high = (
                 self._consumer.get_watermark_offsets(tp, cached=True)
@@ -706,8 +606,7 @@ class KafkaSource(Source):
                 return
             all_tps.extend(ck.TopicPartition(topic, p) for p in sorted(meta.partitions))
         committed = {(c.topic, c.partition): c.offset for c in self._consumer.committed(all_tps, timeout=10)}
-        with self._offsets.lock:
-            read = {tp: p.read_to for tp, p in self._offsets.parts.items() if p.read_to is not None}
+        read = {tp: p.read_to for tp, p in self._offsets.partitions().items() if p.read_to is not None}
         behind = 0
         for tp in all_tps:
             low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
@@ -718,6 +617,39 @@ class KafkaSource(Source):
         if behind == 0:
             logger.info("kafka: the group %s is caught up on %s", self.group, ", ".join(self.topics))
             self._caught_up.set()
+
+
+def _close_within(consumer: Any, timeout: float, *, committed: bool) -> bool:
+    """``consumer.close()``, waited for ``timeout`` seconds at most; False (and a warning) if it hangs.
+
+    The close runs in a daemon thread, so one that never returns (librdkafka leaving the group in the
+    middle of a rebalance) cannot keep the process from exiting. An error of a close that did return
+    is raised here. ``committed`` says whether the final commit happened, for the warning.
+    """
+    failure: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    closer = threading.Thread(target=close, name="colsplade-kafka-close", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        logger.warning(
+            "kafka: the consumer did not close within %g s (leaving the group during a rebalance can hang); "
+            "%s; exiting without waiting for it",
+            timeout,
+            "the offsets of the settled messages were already committed"
+            if committed
+            else "the final commit failed, so the next owner re-reads from the last committed offsets",
+        )
+        return False
+    if failure:
+        raise failure[0]
+    return True
 
 
 def _where(position: Mapping[str, Any]) -> tuple[Any, ...]:
