@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from colsplade._text import document_text
+from colsplade._text import document_text, field_value
 from colsplade.exceptions import InvalidInputError
 
 __all__ = ["FieldMapping", "Prepared", "Rejected", "Unit", "prepare_document", "split_passages", "stable_id"]
@@ -76,17 +76,6 @@ class Rejected:
 
     reason: str
     doc_id: str | None = None
-
-
-def _lookup(doc: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    if path in doc:
-        return True, doc[path]
-    current: Any = doc
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False, None
-        current = current[part]
-    return True, current
 
 
 def stable_id(doc: Mapping[str, Any]) -> str:
@@ -180,7 +169,7 @@ def _document_id(doc: Mapping[str, Any], mapping: FieldMapping, source_id: str |
     if source_id is not None:
         doc_id: Any = source_id
     elif mapping.id_field is not None:
-        found, doc_id = _lookup(doc, mapping.id_field)
+        found, doc_id = field_value(doc, mapping.id_field)
         if not found or doc_id is None or doc_id == "":
             return Rejected(f"missing id field {mapping.id_field!r}")
     elif doc.get("_id") not in (None, ""):
@@ -218,7 +207,7 @@ def _joined_text(doc: Mapping[str, Any], mapping: FieldMapping) -> str | Rejecte
         full_text = document_text(doc, mapping.text_fields, mapping.joiner)
     except InvalidInputError as exc:
         return Rejected(str(exc))
-    if not any(_lookup(doc, name)[0] for name in mapping.text_fields):
+    if not any(field_value(doc, name)[0] for name in mapping.text_fields):
         return Rejected(f"missing text (none of the fields {', '.join(mapping.text_fields)})")
     if not full_text:
         return Rejected(f"empty text (fields: {', '.join(mapping.text_fields)})")
@@ -237,7 +226,7 @@ def _copied_fields(doc: Mapping[str, Any], mapping: FieldMapping, reserved: Sequ
         return {k: v for k, v in doc.items() if k not in skip}
     body = {}
     for name in mapping.copy_fields:
-        found, value = _lookup(doc, name)
+        found, value = field_value(doc, name)
         if found and name not in skip:
             body[name] = value
     return body
