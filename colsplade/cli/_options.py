@@ -58,7 +58,7 @@ class CliState:
     """What the connection flags of the group and of the command collected, and the ``--config`` file.
 
     ``overrides`` holds :class:`colsplade.config.Settings` fields given as flags (``urls``, ``engine``, ...);
-    ``local_engine`` is the kind of local node a command starts when no URL and no engine is configured.
+    ``local_engine`` is the engine of the local node a command starts when no URL and no engine is configured.
     """
 
     def __init__(self) -> None:
@@ -108,15 +108,15 @@ def connection_options(*, local_engine: str | None = None) -> Callable[[F], F]:
     The values do not reach the command function; read them with ``state.settings()`` (:class:`CliState`,
     via :data:`pass_state`). ``local_engine``: the default of ``--engine`` for commands that start a local
     node when no URL is configured (``eval``, ``quickstart``); without it ``--engine`` has no default and the
-    kind is detected from the URL.
+    engine is detected from the URL.
     """
     if local_engine:
         engine_help = (
-            "Engine kind; detected from the URL when omitted. With no --url / COLSPLADE_URL, the local node "
-            "of this kind is used (started if needed)."
+            "Engine; detected from the URL when omitted. With no --url / COLSPLADE_URL, the local node of "
+            "this engine is used (started if needed)."
         )
     else:
-        engine_help = "Engine kind [env COLSPLADE_ENGINE]; detected from the URL when omitted."
+        engine_help = "Engine [env COLSPLADE_ENGINE]; detected from the URL when omitted."
     options = [
         click.option(
             "--url",
