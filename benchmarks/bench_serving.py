@@ -634,6 +634,7 @@ def bench_engine(engine: str, args: argparse.Namespace, model_dir: Path, work: P
                 for label, overrides in args.codec_variant_overrides.items()
             }
         return {
+            "engine_version": client.capabilities().version,
             "docs": len(corpus_ids),
             "index_bytes_per_doc": round(store / len(corpus_ids), 1),
             "token_store_bytes_per_token": round((store - variants["bare"]["store_bytes"]) / tokens, 2),
