@@ -211,7 +211,7 @@ def _write_all(
 
     def settle(actions: list[BulkAction], pending: Future) -> None:
         results = pending.result()
-        refused = sink.refused(actions, results)
+        refused = sink.settle(actions, results)
         for _, action, result in refused:
             sink.dead_letter(action, result)
         summary.dead_lettered += len(refused)

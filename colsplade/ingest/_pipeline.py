@@ -574,7 +574,7 @@ def _settle(batches: list[_Batch], sink: BulkSink, *, index: str, op: str) -> No
     actions, owners = _actions(batches, index, op, summary)
     results = sink.send(actions)
     refused: dict[int, list[tuple[BulkAction, BulkItemResult]]] = {}
-    for i, action, result in sink.refused(actions, results):
+    for i, action, result in sink.settle(actions, results):
         refused.setdefault(id(owners[i]), []).append((action, result))
     for batch in batches:
         for item in batch.items:

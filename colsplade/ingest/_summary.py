@@ -112,11 +112,12 @@ class BulkSink:
     def _on_retry(self, n: int, delay: float, reason: str) -> None:
         self.summary.retried += n
 
-    def refused(
+    def settle(
         self, actions: Sequence[BulkAction], results: Sequence[BulkItemResult]
     ) -> list[tuple[int, BulkAction, BulkItemResult]]:
-        """The (position, action, result) of each action the engine refused; every written document is
-        counted as a passage. Deleting a document that is already gone counts as done."""
+        """Count each written document as a passage and return the (position, action, result) of each
+        action the engine refused, for the caller to dead-letter with its record. Deleting a document that
+        is already gone counts as done."""
         out = []
         for i, (action, result) in enumerate(zip(actions, results, strict=True)):
             if action.op == "delete":
