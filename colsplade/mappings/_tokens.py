@@ -32,6 +32,7 @@ from colsplade.scoring import (
     maxsim_codes,
     quantize_bits,
     quantize_int8,
+    token_similarities,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class TokenReader:
         """(m, n) token similarities in the stored precision (bit: ``1 - 2 * hamming / dim``)."""
         if self.codec is None and self.spec.element_type == "bit":
             return bit_similarities(query_vectors, doc_vectors, self.spec.colbert_dim)
-        return query_vectors.astype(np.float32) @ doc_vectors.astype(np.float32).T
+        return token_similarities(query_vectors, doc_vectors)
 
     # -- schema 1 --------------------------------------------------------------------------------
 

@@ -21,7 +21,14 @@ from colsplade.scoring._fusion import (
     zscore_fusion,
     zscores,
 )
-from colsplade.scoring._maxsim import maxsim, maxsim_batch, maxsim_matrix, sparse_dot
+from colsplade.scoring._maxsim import (
+    SINGLE_THREAD_PRODUCT,
+    maxsim,
+    maxsim_batch,
+    maxsim_matrix,
+    sparse_dot,
+    token_similarities,
+)
 from colsplade.scoring._quantize import (
     bit_similarities,
     dequantize_bits,
@@ -35,6 +42,7 @@ __all__ = [
     "DEFAULT_FUSION_WEIGHT",
     "DEFAULT_FUSION_WEIGHTS",
     "FUSION_METHODS",
+    "SINGLE_THREAD_PRODUCT",
     "CorruptBlobError",
     "DecodedWindow",
     "ResidualCodec",
@@ -54,6 +62,7 @@ __all__ = [
     "quantize_int8",
     "rank_fusion",
     "sparse_dot",
+    "token_similarities",
     "zscore_fusion",
     "zscores",
 ]

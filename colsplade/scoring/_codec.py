@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from colsplade.exceptions import CorruptBlobError, InvalidInputError
+from colsplade.scoring._maxsim import token_similarities
 
 logger = logging.getLogger(__name__)
 
@@ -447,7 +448,8 @@ def maxsim_codes(query_vectors: np.ndarray, window: DecodedWindow) -> np.ndarray
         raise InvalidInputError(f"query vectors must be (m, {dim}), got {q.shape}")
     if len(q) == 0 or len(window.raw) == 0:
         return scores
-    sims = (q @ window.raw.T) * window.inv_norms  # (m, total_tokens) cosine = dot of unit vectors
+    sims = token_similarities(q, window.raw)  # (m, total_tokens), on the calling thread
+    sims *= window.inv_norms  # cosine = dot of unit vectors
     lengths = np.diff(window.offsets)
     filled = np.flatnonzero(lengths > 0)
     best = np.maximum.reduceat(sims, window.offsets[filled], axis=1)  # (m, n_filled)
