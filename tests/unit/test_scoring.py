@@ -166,3 +166,17 @@ def test_fusion_refuses_bad_input():
         fuse_scores({"maxsim": a}, {"maxsim": 1.0}, "max")
     with pytest.raises(ValueError, match="at least one"):
         fuse_scores({}, {})
+
+
+@pytest.mark.parametrize("n_docs_tokens", [0, 1, 63, 64, 65, 1000, 7088])
+def test_token_similarities_match_one_product_across_blocks(n_docs_tokens: int) -> None:
+    """Blocked so BLAS keeps each product on the calling thread; the values are the one product's."""
+    from colsplade.scoring import SINGLE_THREAD_PRODUCT, token_similarities
+
+    rng = np.random.default_rng(n_docs_tokens)
+    q = rng.standard_normal((32, 128)).astype(np.float32)
+    d = rng.standard_normal((n_docs_tokens, 128)).astype(np.float32)
+    got = token_similarities(q, d)
+    assert got.shape == (32, n_docs_tokens) and got.dtype == np.float32
+    np.testing.assert_allclose(got, q @ d.T, rtol=1e-5, atol=1e-4)
+    assert SINGLE_THREAD_PRODUCT // (32 * 128) == 64  # the block the window's product is cut into
