@@ -74,3 +74,41 @@ def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(full, indent=2) + "\n")
     print(json.dumps(full, indent=2))
+
+
+def _cpu_busy(seconds: float) -> float:
+    """Share of this machine's CPU time spent busy over the next ``seconds`` (from /proc/stat)."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_settled(client: Any, *, busy_below: float = 0.1, max_seconds: float = 300) -> dict[str, Any]:
+    """Wait until the engine runs no merge and the machine's CPU is idle, before timing searches.
+
+    Right after an ingest or a reindex the engine keeps merging segments for a minute or more; searches
+    timed then measure the merges, not the plan (on 2 cores the serving figures read ~1.6x slower).
+    Returns ``{"settle_seconds", "cpu_busy_at_start"}`` for the report; gives up after ``max_seconds``.
+    """
+    import time
+
+    started = time.monotonic()
+    busy = 1.0
+    while time.monotonic() - started < max_seconds:
+        stats = client.request("GET", "/_nodes/stats/indices/merge")
+        merging = sum(
+            node.get("indices", {}).get("merges", {}).get("current", 0)
+            for node in stats.get("nodes", {}).values()
+        )
+        busy = _cpu_busy(2.0) if Path("/proc/stat").is_file() else 0.0
+        if merging == 0 and busy < busy_below:
+            break
+    return {"settle_seconds": round(time.monotonic() - started, 1), "cpu_busy_at_start": round(busy, 3)}
