@@ -124,8 +124,12 @@ class ResidualCodec:
     # -- encoding --------------------------------------------------------------------------------
 
     def assign(self, doc_token_vectors: np.ndarray) -> np.ndarray:
-        """Nearest centroid (largest dot product) of each of the (n, dim) vectors: (n,) int64."""
-        return _assign(np.asarray(doc_token_vectors, dtype=np.float32), self.centroids)
+        """Nearest centroid (largest dot product) of each of the (n, dim) vectors: (n,) int64.
+
+        Computed on the calling thread (:func:`~colsplade.scoring.token_similarities`): a document's
+        product is small, and a BLAS thread pool woken for it would spin beside the encoder's threads.
+        """
+        return _assign(np.asarray(doc_token_vectors, dtype=np.float32), self.centroids, calling_thread=True)
 
     def encode(self, doc_token_vectors: np.ndarray) -> bytes:
         """One document's (n, dim) token vectors as a blob (see the module docstring), pooled first when
@@ -412,7 +416,8 @@ def pool_tokens(doc_token_vectors: np.ndarray, factor: int = 2, *, iterations: i
         return doc_token_vectors
     pooled = doc_token_vectors[::factor][:k].copy()
     for _ in range(iterations):
-        assign = (doc_token_vectors @ pooled.T).argmax(axis=1)
+        # on the calling thread: one document's product, run once per ingested document
+        assign = token_similarities(pooled, doc_token_vectors).argmax(axis=0)
         sums = np.zeros_like(pooled)
         np.add.at(sums, assign, doc_token_vectors)
         empty = np.bincount(assign, minlength=k) == 0
@@ -421,10 +426,16 @@ def pool_tokens(doc_token_vectors: np.ndarray, factor: int = 2, *, iterations: i
     return pooled.astype(np.float32, copy=False)
 
 
-def _assign(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def _assign(
+    x: np.ndarray, centroids: np.ndarray, chunk: int = 8192, *, calling_thread: bool = False
+) -> np.ndarray:
+    """Nearest centroid of each row of ``x``, ``chunk`` rows at a time (bounded memory); the products on
+    the calling thread (``calling_thread``) or on BLAS's pool (the codec fit's large products)."""
     out = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), chunk):
-        out[start : start + chunk] = (x[start : start + chunk] @ centroids.T).argmax(axis=1)
+        rows = x[start : start + chunk]
+        sims = token_similarities(rows, centroids) if calling_thread else rows @ centroids.T
+        out[start : start + chunk] = sims.argmax(axis=1)
     return out
 
 

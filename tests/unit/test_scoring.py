@@ -180,3 +180,14 @@ def test_token_similarities_match_one_product_across_blocks(n_docs_tokens: int) 
     assert got.shape == (32, n_docs_tokens) and got.dtype == np.float32
     np.testing.assert_allclose(got, q @ d.T, rtol=1e-5, atol=1e-4)
     assert SINGLE_THREAD_PRODUCT // (32 * 128) == 64  # the block the window's product is cut into
+
+
+def test_codec_assign_on_the_calling_thread_picks_the_nearest_centroid() -> None:
+    """The per-document assignment (blocked products) gives the one product's argmax."""
+    from colsplade.scoring import fit_codec
+
+    rng = np.random.default_rng(3)
+    sample = rng.standard_normal((4000, 32)).astype(np.float32)
+    codec = fit_codec(sample, n_centroids=256, nbits=2, seed=0)
+    doc = rng.standard_normal((300, 32)).astype(np.float32)
+    np.testing.assert_array_equal(codec.assign(doc), (doc @ codec.centroids.T).argmax(axis=1))
