@@ -13,11 +13,13 @@ engine client, the index's field spec and the token reader (and, for ``explain``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,6 +211,7 @@ class _Search:
         text_fields: Sequence[str],
         encoding: Callable[[], tuple[dict[str, float], np.ndarray]] | None = None,
         background: Executor | None = None,
+        compute: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.engine = engine
         self.index = index
@@ -223,6 +226,8 @@ class _Search:
         # ``encoding``: the query's encoding, run while ``background`` waits on the engine
         self.encoding = encoding
         self.background = background
+        # held around the CPU-bound rerank (the client's ``compute_slots``)
+        self.compute = compute if compute is not None else contextlib.nullcontext()
         self.timings = {
             "encode": 0.0 if encoding else (time.perf_counter() - started) * 1000,
             "engine": 0.0,
@@ -345,7 +350,8 @@ class _Search:
                 self.send_while_encoding(subs)
             else:
                 self.send(subs)
-            hits, candidates = self.client_rerank(self.union(subs))
+            with self.compute:
+                hits, candidates = self.client_rerank(self.union(subs))
         elif args.mode == "engine":
             hits, candidates = self.engine_rerank()
         else:

@@ -91,3 +91,44 @@ def test_named_plans() -> None:
         plan_arguments("nope", [])
     with pytest.raises(InvalidInputError, match="unknown query plan"):
         SearchClient("x", object(), client=object(), plan="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("slots", "expect_at_most"), [(1, 1), (2, 2), (None, 6)])
+def test_compute_slots_bound_concurrent_encodes(
+    joint_dir: Path, slots: int | None, expect_at_most: int
+) -> None:
+    """``compute_slots``: at most that many callers of one client encode at once; None: no bound."""
+    import threading
+    import time
+
+    search = SearchClient("x", str(joint_dir), client=object(), compute_slots=slots)  # type: ignore[arg-type]
+    inner = search._encoder.encode_queries
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def counting(*args: object, **kwargs: object) -> object:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05)  # long enough for the other callers to pile up
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    search._encoder.encode_queries = counting  # type: ignore[method-assign]
+    threads = [threading.Thread(target=search.encode_query, args=("mice",)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert peak[0] <= expect_at_most
+    if slots is None:
+        assert peak[0] > 2  # unbounded: the callers did overlap
+    else:
+        assert peak[0] == slots
+
+
+def test_compute_slots_must_be_positive() -> None:
+    with pytest.raises(InvalidInputError, match="compute_slots"):
+        SearchClient("x", object(), client=object(), compute_slots=0)  # type: ignore[arg-type]
