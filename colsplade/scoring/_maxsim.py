@@ -34,8 +34,10 @@ def _as_matrix(vectors: np.ndarray, name: str) -> np.ndarray:
 def token_similarities(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> np.ndarray:
     """(m, n) float32 dot products of the (m, dim) query tokens with the (n, dim) document tokens.
 
-    Computed in column blocks of at most :data:`SINGLE_THREAD_PRODUCT` multiply-adds each, so a BLAS
-    library runs every block on the calling thread and wakes no thread pool (see the constant).
+    Computed in blocks of at most :data:`SINGLE_THREAD_PRODUCT` multiply-adds each (column blocks; row
+    blocks too past ``SINGLE_THREAD_PRODUCT / dim`` query rows), so a BLAS library runs every block on the
+    calling thread and wakes no thread pool (see the constant). Meant for one query's or one document's
+    products; a bulk product (a codec fit) is faster on the pool.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> token_similarities(q, np.array([[0.6, 0.8], [1.0, 0.0], [0.0, 2.0]], dtype=np.float32))
@@ -44,14 +46,20 @@ def token_similarities(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> np
     """
     q = np.asarray(query_vectors, dtype=np.float32)
     d = np.asarray(doc_vectors, dtype=np.float32)
-    m, n = len(q), len(d)
-    block = max(1, SINGLE_THREAD_PRODUCT // max(1, m * q.shape[1]))
-    if n <= block:
+    m, n, dim = len(q), len(d), max(1, q.shape[1] if q.ndim == 2 else 1)
+    rows = max(1, min(m, SINGLE_THREAD_PRODUCT // dim))  # more query rows than that: row blocks too
+    cols = max(1, SINGLE_THREAD_PRODUCT // (rows * dim))
+    if m <= rows and n <= cols:
         out: np.ndarray = q @ d.T
         return out
     out = np.empty((m, n), dtype=np.float32)
-    for start in range(0, n, block):
-        np.matmul(q, d[start : start + block].T, out=out[:, start : start + block])
+    for top in range(0, m, rows):
+        for start in range(0, n, cols):
+            np.matmul(
+                q[top : top + rows],
+                d[start : start + cols].T,
+                out=out[top : top + rows, start : start + cols],
+            )
     return out
 
 

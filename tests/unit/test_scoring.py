@@ -191,3 +191,12 @@ def test_codec_assign_on_the_calling_thread_picks_the_nearest_centroid() -> None
     codec = fit_codec(sample, n_centroids=256, nbits=2, seed=0)
     doc = rng.standard_normal((300, 32)).astype(np.float32)
     np.testing.assert_array_equal(codec.assign(doc), (doc @ codec.centroids.T).argmax(axis=1))
+
+
+def test_token_similarities_blocks_rows_past_the_limit_too() -> None:
+    from colsplade.scoring import token_similarities
+
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2100, 128)).astype(np.float32)  # 2100 x 128 > the product limit alone
+    d = rng.standard_normal((300, 128)).astype(np.float32)
+    np.testing.assert_allclose(token_similarities(q, d), q @ d.T, rtol=1e-5, atol=1e-4)
