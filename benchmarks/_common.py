@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,6 @@ def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
 
 def _cpu_busy(seconds: float) -> float:
     """Share of this machine's CPU time spent busy over the next ``seconds`` (from /proc/stat)."""
-    import time
 
     def sample() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -98,8 +98,6 @@ def wait_until_settled(client: Any, *, busy_below: float = 0.1, max_seconds: flo
     timed then measure the merges, not the plan (on 2 cores the serving figures read ~1.6x slower).
     Returns ``{"settle_seconds", "cpu_busy_at_start"}`` for the report; gives up after ``max_seconds``.
     """
-    import time
-
     started = time.monotonic()
     busy = 1.0
     while time.monotonic() - started < max_seconds:
@@ -112,3 +110,21 @@ def wait_until_settled(client: Any, *, busy_below: float = 0.1, max_seconds: flo
         if merging == 0 and busy < busy_below:
             break
     return {"settle_seconds": round(time.monotonic() - started, 1), "cpu_busy_at_start": round(busy, 3)}
+
+
+def engine_pids(engine: str) -> list[int]:
+    """The local node's processes (``colsplade engine up``: its process group), or [] for an engine
+    colsplade did not start."""
+    from colsplade.local import node_status
+
+    node = node_status(engine)  # type: ignore[arg-type]
+    if node is None:
+        return []
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == node.pid]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

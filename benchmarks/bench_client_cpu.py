@@ -6,7 +6,8 @@ pool, and ``compute_slots``, side by side.
 Runs on an index colsplade already filled (``bench_serving.py`` leaves ``bench-serving-<engine>``) with the
 test queries of ``--data``. Each setting runs the default plan (``k=10``) over the queries from
 ``callers`` threads sharing one ``SearchClient``, in a fresh process per run, the settings alternating
-``--rounds`` times so that every setting sees the same machine (after one untimed run):
+``--rounds`` times so that every setting sees the same machine (after one untimed run; each run starts
+once the CPU is idle, its ``settled`` block says how long that took and how busy the CPU was):
 
 - ``pool_product``: the rerank's (32 x window tokens x dim) product as one call, which numpy's OpenBLAS
   spreads over every core (``SINGLE_THREAD_PRODUCT`` raised past it), ``compute_slots=None``: the client
@@ -35,22 +36,21 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, wait_until_settled, write_report
+from _common import DATA, engine_pids, wait_until_settled, write_report
 
 SETTINGS = ("pool_product", "calling_thread", "default")
 
 
-def _engine_pid(engine: str) -> int | None:
-    pattern = "org.elasticsearch.bootstrap" if engine == "elasticsearch" else "org.opensearch.bootstrap"
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    return int(found[0]) if found else None
-
-
-def _proc_cpu_s(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _proc_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes (an engine's process group)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,9 +79,9 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         for key in timings:
             timings[key].append(result.timings_ms[key])
 
-    pid = _engine_pid(args.engine)
+    pids = engine_pids(args.engine)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    mine0, engine0, t0 = usage.ru_utime + usage.ru_stime, _proc_cpu_s(pid), time.perf_counter()
+    mine0, engine0, t0 = usage.ru_utime + usage.ru_stime, _proc_cpu_s(pids), time.perf_counter()
     with ThreadPoolExecutor(args.callers) as pool:
         list(pool.map(one, queries))
     wall = time.perf_counter() - t0
@@ -90,7 +90,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "qps": round(n / wall, 1),
         "client_cpu_ms_per_search": round((usage.ru_utime + usage.ru_stime - mine0) * 1000 / n, 2),
-        "engine_cpu_ms_per_search": round((_proc_cpu_s(pid) - engine0) * 1000 / n, 2) if pid else None,
+        "engine_cpu_ms_per_search": round((_proc_cpu_s(pids) - engine0) * 1000 / n, 2) if pids else None,
         "p50_ms": {key: round(statistics.median(v), 2) for key, v in timings.items()},
     }
 
@@ -121,7 +121,7 @@ def main() -> None:
     from colsplade.engines import connect_default
 
     load_at_start = os.getloadavg()
-    settled = wait_until_settled(connect_default(load_settings(engine=args.engine)))
+    engine = connect_default(load_settings(engine=args.engine))
     callers = [int(c) for c in args.callers.split(",")]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {str(c): [] for c in callers} for s in SETTINGS}
     passed = ["--model", args.model, "--data", args.data, "--engine", args.engine, "--index", args.index]
@@ -134,8 +134,11 @@ def main() -> None:
             for setting in SETTINGS:
                 child = [sys.executable, __file__, *passed, "--child", "--setting", setting]
                 child += ["--callers", str(count)]
+                # each run starts on an idle machine: the previous run's callers leave the load high
+                settled = wait_until_settled(engine)
                 out = subprocess.run(child, capture_output=True, text=True, check=True).stdout
-                runs[setting][str(count)].append(json.loads(out.strip().splitlines()[-1]))
+                run = json.loads(out.strip().splitlines()[-1])
+                runs[setting][str(count)].append({**run, "settled": settled})
     write_report(
         args.out,
         {
@@ -150,7 +153,6 @@ def main() -> None:
                 "rounds": args.rounds,
                 "load_average_at_start": load_at_start,
                 "load_average_at_end": os.getloadavg(),
-                "settled": settled,
             },
             "runs": runs,
             "median_qps": {

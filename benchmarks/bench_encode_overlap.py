@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, write_report
+from _common import DATA, engine_pids, write_report
 
 from colsplade.config import load_settings
 from colsplade.engines import connect_default
@@ -44,24 +44,6 @@ PLACEMENTS = ("shared", "engine_pinned")
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-
-def _engine_pids(engine: str) -> list[int]:
-    """The local node's processes (``colsplade engine up``: its process group), or [] for an engine
-    colsplade did not start."""
-    from colsplade.local import node_status
-
-    node = node_status(engine)
-    if node is None:
-        return []
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == node.pid]
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
 
 
 def _pin(pids: list[int], cores: set[int]) -> None:
@@ -125,17 +107,17 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
     Runtime size their thread pools from the cores a process sees at start)."""
     with contextlib.closing(connect_default(load_settings(engine=engine), autostart=True)):
         pass  # the local node is up before its processes are looked for
-    engine_pids = _engine_pids(engine)
+    pids = engine_pids(engine)
     all_cores = set(os.sched_getaffinity(0))
     cores = sorted(all_cores)
-    out: dict[str, Any] = {"engine_processes_pinned": len(engine_pids)}
+    out: dict[str, Any] = {"engine_processes_pinned": len(pids)}
     try:
         for placement in PLACEMENTS:
             if placement == "engine_pinned":
-                if not engine_pids or len(cores) < 2:
+                if not pids or len(cores) < 2:
                     out[placement] = {"skipped": "needs a local engine and 2 cores"}
                     continue
-                _pin(engine_pids, {cores[0]})
+                _pin(pids, {cores[0]})
                 client_cores = set(cores[1:])
             else:
                 client_cores = all_cores
@@ -148,9 +130,9 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                     preexec_fn=lambda cores=client_cores: os.sched_setaffinity(0, cores),  # type: ignore[misc]
                 )
                 out[placement] = json.loads(Path(part.name).read_text())
-            _pin(engine_pids, all_cores)
+            _pin(pids, all_cores)
     finally:
-        _pin(engine_pids, all_cores)
+        _pin(pids, all_cores)
     return out
 
 
