@@ -18,7 +18,9 @@ What it does:
    the same with the query pruned to its ``--prune`` heaviest SPLADE terms, and window 50, and the library's
    default plan (``default``: a SearchClient given no plan, BM25 + MaxSim fused, with its query encoding);
    then the SPLADE top 10 exact and under each pruning setting (client weight ratio 0.2; Elasticsearch's
-   ``sparse_vector`` pruning where the field is one), with its top-10 overlap with the exact query.
+   ``sparse_vector`` pruning where the field is one; harder pruning whose top ``--rescore-window`` hits
+   are rescored exactly in the same request), with its top-10 overlap with the exact query. Each size's
+   searches wait until the engine runs no merge and the CPU is idle (``settled``).
    Issue 22's ``rows`` (single node): one per size and SPLADE setting, ``{"docs", "bm25_p50_ms",
    "splade_p50_ms", "default_plan_p50_ms", "query_encode_p50_ms", "top10_overlap_vs_exact", "setting"}``,
    also kept per engine under ``engines`` (one run per engine; the file keeps the other engine's).
@@ -49,7 +51,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, write_report
+from _common import DATA, wait_until_settled, write_report
 
 from colsplade.config import Settings
 from colsplade.encoders import as_encoder
@@ -140,16 +142,22 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
-def _pruning_settings(client: Any) -> dict[str, SparsePruning | None]:
-    """The SPLADE first stages measured: exact, and the pruning settings that kept >= 0.94 of the exact
-    top 10 on SciFact (``results/sparse_pruning.json``): a client weight ratio (both engines) and
-    Elasticsearch's own pruning where the field is ``sparse_vector``."""
+def _pruning_settings(client: Any, rescore_window: int) -> dict[str, SparsePruning | None]:
+    """The SPLADE first stages measured: exact; the pruning settings that kept >= 0.94 of the exact top 10
+    on SciFact (``results/sparse_pruning.json``): a client weight ratio (both engines) and Elasticsearch's
+    own pruning where the field is ``sparse_vector``; and harder pruning whose top ``rescore_window`` hits
+    get their exact scores back in the same request (``SparsePruning.rescore_window``)."""
+    w = rescore_window
     settings: dict[str, SparsePruning | None] = {
         "exact": None,
         "weight_ratio=0.2": SparsePruning(weight_ratio=0.2),
+        f"weight_ratio=0.2, rescore {w}": SparsePruning(weight_ratio=0.2, rescore_window=w),
+        f"weight_ratio=0.4, rescore {w}": SparsePruning(weight_ratio=0.4, rescore_window=w),
+        f"top_k=8, rescore {w}": SparsePruning(top_k=8, rescore_window=w),
     }
     if client.capabilities().splade_type == "sparse_vector":
         settings["engine(3, 0.2)"] = SparsePruning(engine=True, freq_ratio=3.0, weight_threshold=0.2)
+        settings[f"engine(5, 0.4), rescore {w}"] = SparsePruning(engine=True, rescore_window=w)
     return settings
 
 
@@ -181,7 +189,7 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
         # the library's default plan, as a SearchClient given no plan runs it (BM25 + MaxSim, fused)
         "default": (SearchClient(index, encoder, client=client, window=args.window), {}),
     }
-    pruning = _pruning_settings(client)
+    pruning = _pruning_settings(client, args.rescore_window)
     sparse = SearchClient(index, encoder, client=client, plan="splade")
     lat: dict[str, list[float]] = {p: [] for p in PLANS}
     engine_ms: dict[str, list[float]] = {p: [] for p in PLANS if p != "bm25"}
@@ -189,6 +197,7 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
     pruned_ms: dict[str, list[float]] = {name: [] for name in pruning}
     pruned_engine_ms: dict[str, list[float]] = {name: [] for name in pruning}
     pruned_overlap: dict[str, list[float]] = {name: [] for name in pruning}
+    pruned_terms: dict[str, list[int]] = {name: [] for name in pruning}
     partial = 0
     overlap_pruned: list[float] = []
     for warm, query in [(True, q) for q in queries[:10]] + [(False, q) for q in queries]:
@@ -216,6 +225,8 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             if not warm:
                 pruned_ms[name].append(ms)
                 pruned_engine_ms[name].append(result.timings_ms["engine"])
+                terms = result.query_terms if setting is None else setting.apply(result.query_terms)
+                pruned_terms[name].append(len(terms))
                 if exact_ids:
                     pruned_overlap[name].append(len(set(exact_ids) & set(result.ids())) / len(exact_ids))
         if not warm:
@@ -232,6 +243,9 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             name: {
                 "splade_p50_ms": _pct(pruned_ms[name], 50),
                 "engine_p50_ms": _pct(pruned_engine_ms[name], 50),
+                "query_terms_mean": round(statistics.mean(pruned_terms[name]), 1)
+                if pruned_terms[name]
+                else None,
                 "top10_overlap_vs_exact": round(statistics.mean(pruned_overlap[name]), 3)
                 if pruned_overlap[name]
                 else None,
@@ -298,6 +312,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--prune", type=int, default=16, help="SPLADE query terms kept by the pruned plan")
+    parser.add_argument(
+        "--rescore-window", type=int, default=100, help="hits rescored exactly after a pruned SPLADE query"
+    )
     parser.add_argument("--bulk-docs", type=int, default=500)
     parser.add_argument("--max-minutes", type=float, default=90.0, help="stop growing past this budget")
     parser.add_argument("--min-free-gb", type=float, default=15.0)
@@ -328,6 +345,7 @@ def main() -> None:
             "queries": args.queries,
             "window": args.window,
             "prune_terms": args.prune,
+            "rescore_window": args.rescore_window,
             "bulk_docs": args.bulk_docs,
             "topologies": {
                 "single": "1 node, 1 shard, 0 replicas",
@@ -398,7 +416,10 @@ def main() -> None:
                 written[name] = size
                 sizes_now = index_bytes(client, index)
                 assert sizes_now["docs"] == size, sizes_now
+                # the bulk leaves merges running for a while: time the searches, not the merges
+                settled = wait_until_settled(client)
                 measured = measure_queries(client, index, encoder, queries, args)
+                measured["settled"] = settled
                 row["topologies"][name] = {
                     "bulk_docs_per_s": round(rate[name], 1),
                     "bulk_seconds": round(seconds, 1),

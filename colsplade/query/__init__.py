@@ -27,6 +27,7 @@ from colsplade.query._dsl import (
     rrf_fuse,
     search_body,
     sparse_query,
+    sparse_rescore,
 )
 from colsplade.query._plans import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS, plan_arguments
 from colsplade.query._types import (
@@ -61,4 +62,5 @@ __all__ = [
     "rrf_fuse",
     "search_body",
     "sparse_query",
+    "sparse_rescore",
 ]

@@ -23,9 +23,14 @@ __all__ = [
     "search_body",
     "source_filter",
     "sparse_query",
+    "sparse_rescore",
     "token_fetch",
     "top_terms",
 ]
+
+
+#: The engines' default ``index.max_rescore_window``: a larger rescore window is refused by the engine.
+MAX_RESCORE_WINDOW = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,13 @@ class SparsePruning:
     Elasticsearch's own defaults are 5 and 0.4). Needs the ``sparse_vector`` field (Elasticsearch);
     ``rank_features`` indices (OpenSearch) are pruned in the client only.
 
+    ``rescore_window``: give the pruned query's top ``rescore_window`` hits (per shard, at least the
+    hits asked for) their exact score back, in the same request: an engine ``rescore`` adds the terms
+    the pruning dropped (and, with ``engine=True``, the tokens Elasticsearch pruned, through
+    ``only_score_pruned_tokens``). The cheap pruned query chooses the candidates; their order and scores
+    are the exact query's. The rescore walks the dropped terms' postings for those hits only, so the cost
+    stays small on large indices (see :func:`sparse_rescore`). 0 (the default) keeps the pruned scores.
+
     >>> SparsePruning(top_k=2).apply({"a": 3.0, "b": 1.0, "c": 2.0})
     {'a': 3.0, 'c': 2.0}
     >>> SparsePruning(weight_ratio=0.5).apply({"a": 3.0, "b": 1.0, "c": 2.0})
@@ -51,6 +63,7 @@ class SparsePruning:
     engine: bool = False
     freq_ratio: float = 5.0
     weight_threshold: float = 0.4
+    rescore_window: int = 0
 
     def __post_init__(self) -> None:
         if self.top_k is not None and (isinstance(self.top_k, bool) or self.top_k < 1):
@@ -61,6 +74,12 @@ class SparsePruning:
             raise InvalidInputError(
                 "SparsePruning.freq_ratio must be >= 1 and weight_threshold in [0, 1], got "
                 f"{self.freq_ratio}, {self.weight_threshold}"
+            )
+        window = self.rescore_window
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= MAX_RESCORE_WINDOW:
+            raise InvalidInputError(
+                f"SparsePruning.rescore_window must be an int in [0, {MAX_RESCORE_WINDOW}] (0: no rescore; "
+                f"the engines' index.max_rescore_window), got {window!r}"
             )
 
     def apply(self, query_impacts: Mapping[str, float]) -> dict[str, float]:
@@ -75,12 +94,13 @@ class SparsePruning:
             kept = top_terms(kept, self.top_k)
         return kept
 
-    def engine_config(self) -> dict[str, Any]:
-        """Elasticsearch's ``pruning_config``."""
+    def engine_config(self, *, only_pruned: bool = False) -> dict[str, Any]:
+        """Elasticsearch's ``pruning_config`` (``only_pruned``: score only the tokens it prunes, the form
+        a rescore that restores them uses)."""
         return {
             "tokens_freq_ratio_threshold": float(self.freq_ratio),
             "tokens_weight_threshold": float(self.weight_threshold),
-            "only_score_pruned_tokens": False,
+            "only_score_pruned_tokens": bool(only_pruned),
         }
 
 
@@ -116,19 +136,7 @@ def sparse_query(
                     "engine-side pruning needs Elasticsearch's sparse_vector field; this index has "
                     f"{spec.splade_type}: prune in the client (SparsePruning(top_k=..., weight_ratio=...))"
                 )
-            vector = {escape_feature(t): float(w) for t, w in query_impacts.items() if float(w) > 0.0}
-            if not vector:
-                raise InvalidInputError(
-                    "the query has no SPLADE term with a positive weight; nothing to retrieve"
-                )
-            return {
-                "sparse_vector": {
-                    "field": spec.splade_field,
-                    "query_vector": vector,
-                    "prune": True,
-                    "pruning_config": pruning.engine_config(),
-                }
-            }
+            return _engine_pruned(query_impacts, spec, pruning, only_pruned=False)
     clauses: list[dict[str, Any]] = []
     for token, weight in query_impacts.items():
         weight = float(weight)
@@ -144,6 +152,72 @@ def sparse_query(
     if not clauses:
         raise InvalidInputError("the query has no SPLADE term with a positive weight; nothing to retrieve")
     return {"bool": {"should": clauses}}
+
+
+def _engine_pruned(
+    query_impacts: Mapping[str, float], spec: FieldSpec, pruning: SparsePruning, *, only_pruned: bool
+) -> dict[str, Any]:
+    """Elasticsearch's ``sparse_vector`` query with its ``pruning_config``."""
+    vector = {escape_feature(t): float(w) for t, w in query_impacts.items() if float(w) > 0.0}
+    if not vector:
+        raise InvalidInputError("the query has no SPLADE term with a positive weight; nothing to retrieve")
+    return {
+        "sparse_vector": {
+            "field": spec.splade_field,
+            "query_vector": vector,
+            "prune": True,
+            "pruning_config": pruning.engine_config(only_pruned=only_pruned),
+        }
+    }
+
+
+def sparse_rescore(
+    query_impacts: Mapping[str, float],
+    spec: FieldSpec | None = None,
+    *,
+    pruning: SparsePruning | None,
+    size: int,
+) -> dict[str, Any] | None:
+    """The rescore that gives a pruned SPLADE query's top hits their exact score back, or None when
+    ``pruning`` asks for none (``rescore_window`` 0) or dropped nothing.
+
+    Its query scores what the pruning left out: the terms the client dropped, plus (``engine=True``) the
+    tokens Elasticsearch prunes from the kept ones (``only_score_pruned_tokens``). With ``query_weight``
+    and ``rescore_query_weight`` 1 and ``score_mode`` ``total``, a hit's score becomes pruned + dropped =
+    the exact Σ_t q_t · d_t (a hit without a dropped term keeps its score, which is then exact). The window
+    is ``max(rescore_window, size)``, so every hit returned is rescored.
+
+    >>> r = sparse_rescore({"a": 3.0, "b": 1.0, "c": 2.0}, pruning=SparsePruning(top_k=2, rescore_window=50),
+    ...                    size=10)
+    >>> r["window_size"], r["query"]["rescore_query"]
+    (50, {'bool': {'should': [{'rank_feature': {'field': 'splade.b', 'linear': {}, 'boost': 1.0}}]}})
+    >>> sparse_rescore({"a": 3.0}, pruning=SparsePruning(top_k=2, rescore_window=50), size=10) is None
+    True
+    >>> sparse_rescore({"a": 3.0, "b": 1.0}, pruning=SparsePruning(top_k=1), size=10) is None
+    True
+    """
+    if pruning is None or not pruning.rescore_window:
+        return None
+    spec = spec or FieldSpec()
+    positive = {t: float(w) for t, w in query_impacts.items() if float(w) > 0.0}
+    kept = pruning.apply(positive)
+    dropped = {t: w for t, w in positive.items() if t not in kept}
+    clauses: list[dict[str, Any]] = []
+    if dropped:
+        clauses.append(sparse_query(dropped, spec))
+    if pruning.engine and kept:
+        clauses.append(_engine_pruned(kept, spec, pruning, only_pruned=True))
+    if not clauses:
+        return None
+    return {
+        "window_size": max(int(pruning.rescore_window), int(size)),
+        "query": {
+            "rescore_query": clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses}},
+            "query_weight": 1.0,
+            "rescore_query_weight": 1.0,
+            "score_mode": "total",
+        },
+    }
 
 
 def bm25_clause(
@@ -378,9 +452,10 @@ def search_body(
     source: Any = False,
     fetch: Mapping[str, Any] | None = None,
     highlight: Sequence[str] | None = None,
-    rescore: Mapping[str, Any] | None = None,
+    rescore: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One search request. Total hits are not tracked, so the engine may skip non-competitive documents.
+    ``rescore``: one rescorer, or several that the engine applies in turn.
 
     >>> search_body({"match_all": {}}, 5, highlight=["text"])
     {'query': {'match_all': {}}, 'size': 5, '_source': False, 'track_total_hits': False, 'highlight': {'fields': {'text': {}}}}
@@ -393,8 +468,11 @@ def search_body(
     }
     if fetch:
         body.update(fetch)
-    if rescore is not None:
+    if isinstance(rescore, Mapping):
         body["rescore"] = dict(rescore)
+    elif rescore:
+        rescorers = [dict(r) for r in rescore]
+        body["rescore"] = rescorers[0] if len(rescorers) == 1 else rescorers
     if highlight:
         body["highlight"] = {"fields": {f: {} for f in highlight}}
     return body

@@ -38,6 +38,7 @@ from colsplade.query._dsl import (
     rrf_fuse,
     search_body,
     source_filter,
+    sparse_rescore,
     token_fetch,
 )
 from colsplade.query._explain import explain_hits
@@ -323,15 +324,30 @@ class _Search:
         args = self.args
         lists = []
         if not args.by_rank or self.query.impacts or args.knn_k:
-            lists.append(_SubSearch("first_stage", self.body(self.first_stage(), size, request)))
+            body = self.body(self.first_stage(), size, request, rescore=self.exact_sparse(size))
+            lists.append(_SubSearch("first_stage", body))
         if args.by_rank:
             assert args.bm25_fields
             bm25 = bm25_clause(self.query.text, args.bm25_fields, filters=args.filters)
             lists.append(_SubSearch("bm25", self.body(bm25, size, request)))
         return lists
 
-    def body(self, query: Mapping[str, Any], size: int, request: Mapping[str, Any]) -> dict[str, Any]:
-        return search_body(query, size, highlight=self.args.highlight, **request)
+    def exact_sparse(self, size: int) -> list[dict[str, Any]]:
+        """The rescore that restores a pruned SPLADE query's exact scores on its top hits (none when the
+        pruning asks for none or the query has no SPLADE terms)."""
+        if not self.query.impacts:
+            return []
+        rescore = sparse_rescore(self.query.impacts, self.spec, pruning=self.args.sparse_pruning, size=size)
+        return [] if rescore is None else [rescore]
+
+    def body(
+        self,
+        query: Mapping[str, Any],
+        size: int,
+        request: Mapping[str, Any],
+        rescore: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        return search_body(query, size, highlight=self.args.highlight, rescore=rescore, **request)
 
     def run(self, explain: bool) -> SearchResult:
         """Send the sub-searches, combine them, page: the search's result."""
@@ -461,8 +477,10 @@ class _Search:
             window=args.window,
             first_stage_weight=args.weight,
         )
+        # a pruned SPLADE first stage gets its exact scores back before MaxSim is added to them
+        rescorers = [rescore] if args.by_rank else [*self.exact_sparse(args.window), rescore]
         body = search_body(
-            first, args.offset + args.k, source=args.source, highlight=args.highlight, rescore=rescore
+            first, args.offset + args.k, source=args.source, highlight=args.highlight, rescore=rescorers
         )
         m = len(self.query.colbert)
         hits = [

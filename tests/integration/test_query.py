@@ -982,18 +982,38 @@ def test_sparse_pruning_on_both_engines(engine, engine_index, encoder):
     assert set(one.ids()) == set(expected)
     for hit in one.hits:
         assert math.isclose(hit.score, expected[hit.id], rel_tol=0.01)
+    # the same candidates, rescored in the same request with the dropped terms: the exact query's scores
+    # and order among them
+    exact_scores = {h.id: h.score for h in exact.hits}
+    rescored = client.search(
+        query,
+        k=len(TEXTS),
+        window=len(TEXTS),
+        sparse_pruning=SparsePruning(top_k=1, rescore_window=len(TEXTS)),
+    )
+    assert rescored.round_trips == 1 and set(rescored.ids()) == set(expected)
+    assert len(exact.query_terms) > 1  # so the rescore had terms to add back
+    for hit in rescored.hits:
+        assert math.isclose(hit.score, exact_scores[hit.id], rel_tol=1e-4), (hit.id, hit.score)
+    assert rescored.ids() == [d for d in exact.ids() if d in expected]
     pruned_client = SearchClient(
         engine_index,
         encoder,
         client=engine,
         plan="splade+colbert(fused)",
-        sparse_pruning=SparsePruning(weight_ratio=0.3),
+        sparse_pruning=SparsePruning(weight_ratio=0.3, rescore_window=50),
     )
     assert pruned_client.search(query, k=3).hits
     engine_side = SparsePruning(engine=True, freq_ratio=1.0, weight_threshold=1.0)
     if spec.splade_type == "sparse_vector":
         result = client.search(query, k=5, sparse_pruning=engine_side)
         assert result.hits and result.round_trips == 1
+        # the engine's pruning, then the tokens it pruned scored back on its top hits
+        engine_exact = SparsePruning(engine=True, freq_ratio=1.0, weight_threshold=1.0, rescore_window=50)
+        restored = client.search(query, k=len(TEXTS), window=len(TEXTS), sparse_pruning=engine_exact)
+        assert restored.hits
+        for hit in restored.hits:
+            assert math.isclose(hit.score, exact_scores[hit.id], rel_tol=1e-4), (hit.id, hit.score)
     else:
         with pytest.raises(InvalidInputError, match="sparse_vector field"):
             client.search(query, k=5, sparse_pruning=engine_side)
