@@ -28,6 +28,7 @@ from colsplade.query._dsl import (
     search_body,
     sparse_query,
     sparse_rescore,
+    top_terms,
 )
 from colsplade.query._plans import DEFAULT_PLAN, FALLBACK_PLAN, QUERY_PLANS, plan_arguments
 from colsplade.query._types import (
@@ -63,4 +64,5 @@ __all__ = [
     "search_body",
     "sparse_query",
     "sparse_rescore",
+    "top_terms",
 ]

@@ -1,0 +1,200 @@
+"""SPLADE's document-side expansion cap, chosen by measurement: what each cap costs in quality and buys in
+engine time and index bytes.
+
+Writes ``benchmarks/results/doc_caps.json``:
+
+- ``quality``: per cap (a document keeps its ``cap`` heaviest terms), on the whole corpus (SciFact: 5,183
+  abstracts) and its test queries, scored exactly in the client (``colsplade.evaluation.sparse_retrieve``, no
+  engine): SPLADE nDCG@10 and recall@100, top-10 overlap with the uncapped documents, mean terms per document
+  and posting entries. "Uncapped" is the model's own ``doc_top_k``: the impacts as ``ingest()`` indexed them.
+- ``cost``: per cap in ``--cost-caps``, ``bench_scale.py``'s synthetic corpus (copies of the corpus, impacts
+  perturbed, same text) grown to ``--docs`` on one node (1 shard, a fresh index per cap), refreshed and
+  flushed, then ``--queries`` test queries on an idle CPU once merges settle: BM25 and SPLADE top-10 p50
+  (client and engine ``took``), SPLADE's top-10 overlap with the largest cap's index, bytes per document,
+  bulk docs/s.
+
+    python benchmarks/bench_doc_caps.py --model MODEL_DIR --engine elasticsearch --docs 200000
+
+The seed (the corpus encoded once through ``ingest()``) is ``bench_scale.py``'s, cached in ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, wait_until_settled, write_report
+from bench_scale import index_bytes, seed_corpus, synthetic
+
+from colsplade.encoders import as_encoder, load_model_codec
+from colsplade.engines import connect
+from colsplade.evaluation import evaluate_run, load_beir, sparse_retrieve
+from colsplade.ingest import Batching, Layout, ingest_encoded
+from colsplade.local import start_node
+from colsplade.query import QUERY_ENCODER_OPTIONS, SearchClient, top_terms
+
+
+def capped(seeds: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
+    """The seeds with each document's impacts cut to its ``cap`` heaviest terms."""
+    return [{**s, "impacts": top_terms(s["impacts"], cap)} for s in seeds]
+
+
+def quality(
+    seeds: list[dict[str, Any]], query_impacts: dict[str, dict[str, float]], qrels: Any, caps: list[int]
+) -> dict[str, Any]:
+    """Exact SPLADE retrieval per cap, in the client: the quality side of the trade."""
+    ids = [s["id"] for s in seeds]
+    uncapped = sparse_retrieve(query_impacts, [s["impacts"] for s in seeds], ids, k=100)
+    out: dict[str, Any] = {}
+    for cap in caps:
+        docs = [top_terms(s["impacts"], cap) for s in seeds]
+        run = sparse_retrieve(query_impacts, docs, ids, k=100)
+        overlap = [
+            len(set(list(run[q])[:10]) & set(list(uncapped[q])[:10])) / max(min(10, len(uncapped[q])), 1)
+            for q in query_impacts
+        ]
+        terms = [len(d) for d in docs]
+        out[str(cap)] = {
+            **{
+                k: round(v, 4)
+                for k, v in evaluate_run(qrels, run, {"ndcg@10": "nDCG@10", "recall@100": "R@100"}).items()
+            },
+            "top10_overlap_vs_uncapped": round(statistics.mean(overlap), 3),
+            "terms_per_doc_mean": round(statistics.mean(terms), 1),
+            "posting_entries": int(sum(terms)),
+        }
+    return out
+
+
+def _p50(values: list[float]) -> float:
+    return round(float(np.percentile(values, 50)), 2) if values else float("nan")
+
+
+def cost(
+    args: argparse.Namespace, client: Any, encoder: Any, seeds: list[dict[str, Any]], queries: list[str]
+) -> dict[str, Any]:
+    """Engine time and bytes per cap at ``--docs`` documents (a fresh index per cap)."""
+    n_centroids = load_model_codec(encoder).n_centroids
+    caps = sorted((int(c) for c in args.cost_caps.split(",")), reverse=True)
+    out: dict[str, Any] = {}
+    reference: dict[str, list[str]] = {}
+    for cap in caps:
+        index = f"bench-doc-cap-{cap}"
+        if client.index_exists(index):
+            client.delete_index(index)
+        t0 = time.monotonic()
+        summary = ingest_encoded(
+            synthetic(capped(seeds, cap), 0, args.docs, n_centroids),
+            client,
+            index,
+            encoder,
+            layout=Layout(shards=1, replicas=0),
+            batching=Batching(bulk_docs=500),
+            refresh=True,
+        )
+        seconds = time.monotonic() - t0
+        if summary.dead_lettered:
+            raise SystemExit(f"{summary.dead_lettered} documents dead-lettered: {summary.reasons}")
+        sizes = index_bytes(client, index)
+        settled = wait_until_settled(client)
+        search = SearchClient(index, encoder, client=client, plan="splade")
+        bm25_ms: list[float] = []
+        bm25_took: list[float] = []
+        splade_ms: list[float] = []
+        splade_engine: list[float] = []
+        overlap: list[float] = []
+        for i, query in enumerate(queries[:10] + queries):
+            warm = i < 10
+            t = time.perf_counter()
+            answer = client.search(index, {"query": {"match": {"text": query}}, "size": 10, "_source": False})
+            ms = (time.perf_counter() - t) * 1000
+            result = search.search(query, k=10)
+            if warm:
+                continue
+            bm25_ms.append(ms)
+            bm25_took.append(float(answer.get("took", float("nan"))))
+            splade_ms.append(result.timings_ms["total"])
+            splade_engine.append(result.timings_ms["engine"])
+            reference.setdefault(query, result.ids())
+            ref = reference[query]
+            overlap.append(len(set(ref) & set(result.ids())) / max(len(ref), 1))
+        out[str(cap)] = {
+            "docs": sizes["docs"],
+            "bulk_docs_per_s": round(summary.indexed / seconds, 1),
+            "index_bytes_per_doc": round(sizes["primary_store_bytes"] / sizes["docs"], 1),
+            "bm25_p50_ms": _p50(bm25_ms),
+            "bm25_engine_p50_ms": _p50(bm25_took),
+            "splade_p50_ms": _p50(splade_ms),
+            "splade_engine_p50_ms": _p50(splade_engine),
+            "top10_overlap_vs_largest_cap": round(statistics.mean(overlap), 3),
+            "settled": settled,
+        }
+        print(f"cap {cap}: {out[str(cap)]}", flush=True)
+        client.delete_index(index)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--engine", default="elasticsearch", choices=["elasticsearch", "opensearch"])
+    parser.add_argument("--caps", default="256,192,128,96,64,48,32", help="caps scored for quality")
+    parser.add_argument("--cost-caps", default="256,128,64", help="caps indexed at --docs for cost")
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=100, help="test queries timed per cap")
+    parser.add_argument("--work", default="/tmp/colsplade-bench-scale")
+    parser.add_argument("--out", default="benchmarks/results/doc_caps.json")
+    args = parser.parse_args()
+    load_at_start = os.getloadavg()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = load_beir(args.data, "test")
+    encoder = as_encoder(args.model, variant="int8", **QUERY_ENCODER_OPTIONS)
+    node = start_node(args.engine, name="bench-doc-caps", heap="1g")
+    try:
+        client = connect(url=node.url, engine=args.engine)
+        seeds = seed_corpus(client, encoder, data, work)
+        qids = list(data.queries)
+        texts = [data.queries[q] for q in qids]
+        query_impacts = dict(zip(qids, encoder.encode_queries(texts).splade, strict=True))
+        caps = [int(c) for c in args.caps.split(",")]
+        report: dict[str, Any] = {
+            "settings": {
+                "engine": args.engine,
+                "engine_version": client.capabilities().version,
+                "model": Path(args.model).name,
+                "variant": "int8",
+                "data": Path(str(args.data)).name,
+                "corpus_docs": len(seeds),
+                "test_queries": len(qids),
+                "cost_docs": args.docs,
+                "cost_queries": args.queries,
+                "load_average_at_start": load_at_start,
+                "quality": "exact sparse dot product in the client over the whole corpus; no engine rounding "
+                "beyond the stored impacts' (seeds are read back from the index)",
+                "cost": "bench_scale's synthetic copies (same text, impacts perturbed), one node, 1 shard, "
+                "refreshed + flushed, not force-merged; a fresh index per cap",
+            },
+            "quality": quality(seeds, query_impacts, data.qrels, caps),
+        }
+        report["cost"] = cost(args, client, encoder, seeds, texts[: args.queries])
+        report["settings"]["load_average_at_end"] = os.getloadavg()
+        write_report(args.out, report)
+        client.close()
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    main()
