@@ -219,6 +219,18 @@ def test_nested_layout_engine_and_client_rerank_agree(engine, engine_index, enco
             for hit in engine_result.hits:
                 assert math.isclose(hit.score, scores[hit.id], rel_tol=1e-4, abs_tol=1e-4)
     if can_engine:
+        # a pruned first stage rescored exactly, then MaxSim + w x first stage: the engine chains its two
+        # rescorers, the client adds the rescored first-stage scores; both give the same scores
+        from colsplade.query import SparsePruning
+
+        pruned = SparsePruning(top_k=1, rescore_window=len(TEXTS))
+        options = {"k": 5, "window": len(TEXTS), "first_stage_weight": 0.5, "sparse_pruning": pruned}
+        in_engine = client.search(QUERIES[0], rerank="engine", **options)
+        in_client = client.search(QUERIES[0], rerank="client", **options)
+        assert in_engine.hits and in_engine.round_trips == 1
+        assert in_engine.ids() == in_client.ids()
+        for a, b in zip(in_engine.hits, in_client.hits, strict=True):
+            assert math.isclose(a.score, b.score, rel_tol=1e-3, abs_tol=1e-3), (a, b)
         assert client.resolve_rerank("auto") == "engine"
     else:
         assert client.resolve_rerank("auto") == "client"
