@@ -1,7 +1,7 @@
 """SPLADE's document-side expansion cap, chosen by measurement: what each cap costs in quality and buys in
 engine time and index bytes.
 
-Writes ``benchmarks/results/doc_caps.json``:
+Writes ``benchmarks/results/doc_caps.json`` (one engine a run; ``engines`` keeps the other engine's last run):
 
 - ``quality``: per cap (a document keeps its ``cap`` heaviest terms), on the whole corpus (SciFact: 5,183
   abstracts) and its test queries, scored exactly in the client (``colsplade.evaluation.sparse_retrieve``, no
@@ -22,6 +22,7 @@ The seed (the corpus encoded once through ``ingest()``) is ``bench_scale.py``'s,
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -150,6 +151,17 @@ def cost(
     return out
 
 
+def _other_engines(path: str, engine: str) -> dict[str, Any]:
+    """The other engine's figures from the file's last run (one engine a run; the top-level keys are this
+    run's, ``engines`` holds both)."""
+    try:
+        engines = dict(json.loads(Path(path).read_text()).get("engines") or {})
+    except (OSError, ValueError):
+        return {}
+    engines.pop(engine, None)
+    return engines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,6 +210,9 @@ def main() -> None:
         }
         report["cost"] = cost(args, client, encoder, seeds, texts[: args.queries])
         report["settings"]["load_average_at_end"] = os.getloadavg()
+        report["engines"] = _other_engines(args.out, args.engine) | {
+            args.engine: {k: report[k] for k in ("settings", "quality", "cost")}
+        }
         write_report(args.out, report)
         client.close()
     finally:
