@@ -384,6 +384,7 @@ def main() -> None:
         report["settings"]["seed_docs"] = len(seeds)
         report["settings"]["codec"] = codec.describe()
         report["settings"]["splade_type"] = seed_client.capabilities().splade_type
+        report["settings"]["engine_version"] = seed_client.capabilities().version
         written = {name: 0 for name in topologies}
         rate: dict[str, float] = {}
         active = list(topologies)
