@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -58,6 +59,17 @@ def versions(*modules: str) -> dict[str, str | None]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def model_engine_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments every model-on-one-engine benchmark takes: ``--model``, ``--data``, ``--engine``."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--engine", default="elasticsearch", choices=["elasticsearch", "opensearch"])
+    return parser
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:

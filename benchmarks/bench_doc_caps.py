@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, wait_until_settled, write_report
+from _common import model_engine_parser, wait_until_settled, write_report
 from bench_scale import index_bytes, seed_corpus, synthetic
 
 from colsplade.encoders import as_encoder, load_model_codec
@@ -163,12 +163,7 @@ def _other_engines(path: str, engine: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", default=DATA)
-    parser.add_argument("--engine", default="elasticsearch", choices=["elasticsearch", "opensearch"])
+    parser = model_engine_parser(__doc__)
     parser.add_argument("--caps", default="256,192,128,96,64,48,32", help="caps scored for quality")
     parser.add_argument("--cost-caps", default="256,128,64", help="caps indexed at --docs for cost")
     parser.add_argument("--docs", type=int, default=200_000)

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, wait_until_settled, write_report
+from _common import model_engine_parser, wait_until_settled, write_report
 
 from colsplade.config import Settings
 from colsplade.encoders import as_encoder
@@ -313,12 +313,7 @@ def _topology(engine: str, name: str) -> tuple[Any, Layout, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", default=DATA)
-    parser.add_argument("--engine", default="elasticsearch", choices=["elasticsearch", "opensearch"])
+    parser = model_engine_parser(__doc__)
     parser.add_argument("--sizes", default="5000,50000,200000,1000000")
     parser.add_argument("--topologies", default="single,cluster")
     parser.add_argument("--queries", type=int, default=100)
