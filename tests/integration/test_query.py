@@ -1008,6 +1008,15 @@ def test_sparse_pruning_on_both_engines(engine, engine_index, encoder):
     for hit in rescored.hits:
         assert math.isclose(hit.score, exact_scores[hit.id], rel_tol=1e-4), (hit.id, hit.score)
     assert rescored.ids() == [d for d in exact.ids() if d in expected]
+    # a hybrid by rank: the SPLADE list of the one _msearch is rescored, its stage scores are the exact ones
+    hybrid = SearchClient(engine_index, encoder, client=engine, plan=HYBRID).search(
+        query, k=5, window=len(TEXTS), sparse_pruning=SparsePruning(top_k=1, rescore_window=len(TEXTS))
+    )
+    assert hybrid.round_trips == 1 and hybrid.hits
+    splade_stage = [(h.id, h.stage_scores["first_stage"]) for h in hybrid.hits if h.id in expected]
+    assert splade_stage
+    for doc_id, score in splade_stage:
+        assert math.isclose(score, exact_scores[doc_id], rel_tol=1e-4), (doc_id, score)
     pruned_client = SearchClient(
         engine_index,
         encoder,
