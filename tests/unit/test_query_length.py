@@ -132,3 +132,14 @@ def test_compute_slots_bound_concurrent_encodes(
 def test_compute_slots_must_be_positive() -> None:
     with pytest.raises(InvalidInputError, match="compute_slots"):
         SearchClient("x", object(), client=object(), compute_slots=0)  # type: ignore[arg-type]
+
+
+def test_compute_slots_default_counts_the_cores_this_process_may_use():
+    import inspect
+    import os
+
+    from colsplade.query import SearchClient
+
+    default = inspect.signature(SearchClient.__init__).parameters["compute_slots"].default
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default == cores + 1
