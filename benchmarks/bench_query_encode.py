@@ -7,7 +7,9 @@ Interleaved per query after warm-up (so machine drift hits every way alike), p50
 graph (``sparse=False``, what a plan without SPLADE candidates runs), each with one intra-op thread per
 core and with one thread per call (``intra_op_threads=1``: what :class:`~colsplade.query.SearchClient`
 opens by default), spinning off for both. Also a breakdown of one joint
-query: tokenizer alone, and the SPLADE post-processing (dict of the top terms) alone.
+query: tokenizer alone, and the SPLADE post-processing (dict of the top terms) alone. And micro-batching
+(``batched_1_thread``): the per-query p50 of one run over ``--batch-sizes`` queries at once, one thread, joint
+and ColBERT-only: whether encoding concurrent callers' queries together would save CPU.
 Writes ``benchmarks/results/query_encode.json``.
 """
 
@@ -47,6 +49,12 @@ def main() -> None:
     parser.add_argument("--data", default=DATA, help="BEIR dataset name or directory (its test queries)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 2, 4, 8, 16],
+        help="queries per encoder run for the micro-batching figures (1 thread)",
+    )
     parser.add_argument("--out", default="benchmarks/results/query_encode.json")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
@@ -68,6 +76,20 @@ def main() -> None:
             way(query)
             if i >= args.warmup:
                 times[name].append((time.perf_counter() - t0) * 1000)
+    # micro-batching: would encoding concurrent callers' queries in one run save CPU per query?
+    batched: dict[str, dict[str, float]] = {}
+    for size in args.batch_sizes:
+        for sparse in (True, False):
+            per_query = []
+            for start in range(0, len(queries) - size + 1, size):
+                t0 = time.perf_counter()
+                single.encode_queries(queries[start : start + size], sparse=sparse)
+                per_query.append((time.perf_counter() - t0) * 1000 / size)
+            name = f"{'joint' if sparse else 'colbert only'}, batch {size}"
+            batched[name] = {
+                "per_query_p50_ms": round(statistics.median(per_query), 3),
+                "runs": len(per_query),
+            }
     tokenize = []
     for query in queries:
         t0 = time.perf_counter()
@@ -88,6 +110,7 @@ def main() -> None:
             },
             "latency": {name: _stats(values) for name, values in times.items()},
             "tokenizer_p50_ms": round(statistics.median(tokenize), 3),
+            "batched_1_thread": batched,
         },
     )
 
