@@ -9,7 +9,7 @@ core and with one thread per call (``intra_op_threads=1``: what :class:`~colspla
 opens by default), spinning off for both. Also a breakdown of one joint
 query: tokenizer alone, and the SPLADE post-processing (dict of the top terms) alone. And micro-batching
 (``batched_1_thread``): the per-query p50 of one run over ``--batch-sizes`` queries at once, one thread, joint
-and ColBERT-only: whether encoding concurrent callers' queries together would save CPU.
+and ColBERT-only, the sizes taking turns: whether encoding concurrent callers' queries together would save CPU.
 Writes ``benchmarks/results/query_encode.json``.
 """
 
@@ -55,6 +55,7 @@ def main() -> None:
         default=[1, 2, 4, 8, 16],
         help="queries per encoder run for the micro-batching figures (1 thread)",
     )
+    parser.add_argument("--batch-rounds", type=int, default=60, help="runs per batch size (3 warm-up)")
     parser.add_argument("--out", default="benchmarks/results/query_encode.json")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
@@ -76,20 +77,26 @@ def main() -> None:
             way(query)
             if i >= args.warmup:
                 times[name].append((time.perf_counter() - t0) * 1000)
-    # micro-batching: would encoding concurrent callers' queries in one run save CPU per query?
-    batched: dict[str, dict[str, float]] = {}
-    for size in args.batch_sizes:
-        for sparse in (True, False):
-            per_query = []
-            for start in range(0, len(queries) - size + 1, size):
-                t0 = time.perf_counter()
-                single.encode_queries(queries[start : start + size], sparse=sparse)
-                per_query.append((time.perf_counter() - t0) * 1000 / size)
-            name = f"{'joint' if sparse else 'colbert only'}, batch {size}"
-            batched[name] = {
-                "per_query_p50_ms": round(statistics.median(per_query), 3),
-                "runs": len(per_query),
-            }
+    # micro-batching: would encoding concurrent callers' queries in one run save CPU per query? The batch
+    # sizes take turns round by round (the machine's speed drifts within minutes)
+    per_query: dict[tuple[int, bool], list[float]] = {
+        (size, sparse): [] for size in args.batch_sizes for sparse in (True, False)
+    }
+    keys = list(per_query)
+    for round_ in range(args.batch_rounds):
+        for j in range(len(keys)):
+            size, sparse = keys[(round_ + j) % len(keys)]
+            start = (round_ * size) % max(len(queries) - size, 1)
+            t0 = time.perf_counter()
+            single.encode_queries(queries[start : start + size], sparse=sparse)
+            per_query[(size, sparse)].append((time.perf_counter() - t0) * 1000 / size)
+    batched = {
+        f"{'joint' if sparse else 'colbert only'}, batch {size}": {
+            "per_query_p50_ms": round(statistics.median(values[3:]), 3),
+            "runs": len(values) - 3,
+        }
+        for (size, sparse), values in per_query.items()
+    }
     tokenize = []
     for query in queries:
         t0 = time.perf_counter()
