@@ -72,6 +72,26 @@ def model_engine_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``values`` (numpy's linear interpolation), rounded to 0.01; NaN for none."""
+    import numpy as np
+
+    if not values:
+        return float("nan")
+    return round(float(np.percentile(values, q)), 2)
+
+
+def other_engines(path: str | os.PathLike[str], engine: str) -> dict[str, Any]:
+    """The figures under ``engines`` in the results file at ``path`` (its last run per engine), without
+    ``engine``'s: what a one-engine-a-run benchmark keeps of the other engine when it rewrites the file."""
+    try:
+        engines = dict(json.loads(Path(path).read_text()).get("engines") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    engines.pop(engine, None)
+    return engines
+
+
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
     """Add command, commit, machine and versions (unless given), write JSON, echo it."""
     commit = subprocess.run(

@@ -22,7 +22,6 @@ The seed (the corpus encoded once through ``ingest()``) is ``bench_scale.py``'s,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,10 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import model_engine_parser, wait_until_settled, write_report
+from _common import model_engine_parser, other_engines, percentile, wait_until_settled, write_report
 from bench_scale import index_bytes, seed_corpus, synthetic
 
 from colsplade.encoders import as_encoder, load_model_codec
@@ -74,10 +71,6 @@ def quality(
             "posting_entries": int(sum(terms)),
         }
     return out
-
-
-def _p50(values: list[float]) -> float:
-    return round(float(np.percentile(values, 50)), 2) if values else float("nan")
 
 
 def cost(
@@ -137,10 +130,10 @@ def cost(
         for cap in caps:
             t = timings[cap]
             out[str(cap)] |= {
-                "bm25_p50_ms": _p50(t["bm25"]),
-                "bm25_engine_p50_ms": _p50(t["bm25_took"]),
-                "splade_p50_ms": _p50(t["splade"]),
-                "splade_engine_p50_ms": _p50(t["splade_engine"]),
+                "bm25_p50_ms": percentile(t["bm25"], 50),
+                "bm25_engine_p50_ms": percentile(t["bm25_took"], 50),
+                "splade_p50_ms": percentile(t["splade"], 50),
+                "splade_engine_p50_ms": percentile(t["splade_engine"], 50),
             }
             print(f"cap {cap}: {out[str(cap)]}", flush=True)
         out["settled"] = settled
@@ -149,17 +142,6 @@ def cost(
             if client.index_exists(index):
                 client.delete_index(index)
     return out
-
-
-def _other_engines(path: str, engine: str) -> dict[str, Any]:
-    """The other engine's figures from the file's last run (one engine a run; the top-level keys are this
-    run's, ``engines`` holds both)."""
-    try:
-        engines = dict(json.loads(Path(path).read_text()).get("engines") or {})
-    except (OSError, ValueError):
-        return {}
-    engines.pop(engine, None)
-    return engines
 
 
 def main() -> None:
@@ -205,7 +187,7 @@ def main() -> None:
         }
         report["cost"] = cost(args, client, encoder, seeds, texts[: args.queries])
         report["settings"]["load_average_at_end"] = os.getloadavg()
-        report["engines"] = _other_engines(args.out, args.engine) | {
+        report["engines"] = other_engines(args.out, args.engine) | {
             args.engine: {k: report[k] for k in ("settings", "quality", "cost")}
         }
         write_report(args.out, report)

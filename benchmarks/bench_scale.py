@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import json
 import os
 import pickle
 import shutil
@@ -51,7 +50,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import model_engine_parser, wait_until_settled, write_report
+from _common import model_engine_parser, other_engines, percentile, wait_until_settled, write_report
 
 from colsplade.config import Settings
 from colsplade.encoders import as_encoder
@@ -134,12 +133,6 @@ def synthetic(seeds: list[dict[str, Any]], start: int, stop: int, n_centroids: i
 
 
 # ------------------------------------------------------------------------------------------ measuring
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return round(float(np.percentile(values, q)), 2)
 
 
 def _pruning_settings(client: Any, rescore_window: int) -> dict[str, SparsePruning | None]:
@@ -239,17 +232,18 @@ def measure_queries(client: Any, index: str, encoder: Any, queries: list[str], a
             overlap_pruned.append(len(set(ids["rerank"]) & set(ids["rerank_pruned"])) / 10)
     return {
         "plans": {
-            p: {"p50_ms": _pct(v, 50), "p95_ms": _pct(v, 95)} | {"engine_p50_ms": _pct(engine_ms[p], 50)}
+            p: {"p50_ms": percentile(v, 50), "p95_ms": percentile(v, 95)}
+            | {"engine_p50_ms": percentile(engine_ms[p], 50)}
             for p, v in lat.items()
         },
-        "query_encode_p50_ms": _pct(encode_ms, 50),
+        "query_encode_p50_ms": percentile(encode_ms, 50),
         "sparse_pruning": {
             name: {
-                "splade_p50_ms": _pct(pruned_ms[name], 50),
-                "engine_p50_ms": _pct(pruned_engine_ms[name], 50),
+                "splade_p50_ms": percentile(pruned_ms[name], 50),
+                "engine_p50_ms": percentile(pruned_engine_ms[name], 50),
                 # the query's encoding (the joint model) is inside splade_p50_ms; BM25 has none
-                "encode_p50_ms": _pct(pruned_encode_ms[name], 50),
-                "splade_less_encode_p50_ms": _pct(
+                "encode_p50_ms": percentile(pruned_encode_ms[name], 50),
+                "splade_less_encode_p50_ms": percentile(
                     [a - b for a, b in zip(pruned_ms[name], pruned_encode_ms[name], strict=True)], 50
                 ),
                 "query_terms_mean": round(statistics.mean(pruned_terms[name]), 1)
@@ -461,11 +455,7 @@ def main() -> None:
 def _merge_engines(report: dict[str, Any], args: argparse.Namespace) -> None:
     """``engines``: this run's figures under its engine, next to the other engine's from the file's last run
     (one run per engine; the top-level keys are this run's, as before)."""
-    engines: dict[str, Any] = {}
-    out = Path(args.out)
-    if out.is_file():
-        with contextlib.suppress(ValueError, KeyError):
-            engines = dict(json.loads(out.read_text()).get("engines") or {})
+    engines = other_engines(args.out, args.engine)
     report["settings"]["load_average_now"] = os.getloadavg()
     engines[args.engine] = {
         "settings": report["settings"],

@@ -199,9 +199,8 @@ def sparse_rescore(
     if pruning is None or not pruning.rescore_window:
         return None
     spec = spec or FieldSpec()
-    positive = {t: float(w) for t, w in query_impacts.items() if float(w) > 0.0}
-    kept = pruning.apply(positive)
-    dropped = {t: w for t, w in positive.items() if t not in kept}
+    kept = pruning.apply(query_impacts)  # the positive terms the first stage keeps
+    dropped = {t: float(w) for t, w in query_impacts.items() if float(w) > 0.0 and t not in kept}
     clauses: list[dict[str, Any]] = []
     if dropped:
         clauses.append(sparse_query(dropped, spec))
