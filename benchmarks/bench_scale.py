@@ -69,11 +69,15 @@ PLANS = ("bm25", "splade", "rerank", "rerank_pruned", "rerank_window50", "defaul
 
 
 def seed_corpus(client: Any, encoder: Any, data: Any, work: Path) -> list[dict[str, Any]]:
-    """SciFact encoded once (real ingest), read back: id, unescaped impacts, blob, text per abstract."""
-    cache = work / "seed.pkl"
+    """SciFact encoded once (real ingest), read back: id, unescaped impacts, blob, text per abstract.
+
+    Cached per model (name and version): the seed of one model is no seed for another, and a node kept
+    by name keeps its indices between runs."""
+    name, version = encoder.config.name, encoder.config.version
+    cache = work / f"seed-{name}-{version}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
-    index = "bench-scale-seed"
+    index = f"bench-scale-seed-{version}"
     if not client.index_exists(index) or client.count(index) != len(data.corpus):
         if client.index_exists(index):
             client.delete_index(index)
