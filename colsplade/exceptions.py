@@ -18,6 +18,7 @@ the whole family at once, or one branch:
         ``CorruptBlobError`` -- a token blob that is truncated, altered, or of another codec layout.
     ``ModelVersionMismatchError`` -- an index encoded by another model version than the one in use.
         ``CodecMismatchError`` -- an index whose token codes were written with another codec.
+        ``DocCapMismatchError`` -- an index whose documents keep another number of SPLADE terms.
     ``ParityError`` -- an exported ONNX graph disagrees with the torch model; ``report`` has the figures.
     ``StreamError`` -- a stream client (Kafka) failed for good; nothing past the committed offsets is lost.
     ``MissingExtraError`` (also an :class:`ImportError`) -- an optional dependency is not installed.
@@ -36,6 +37,7 @@ __all__ = [
     "ColspladeError",
     "CorruptBlobError",
     "DatasetDownloadError",
+    "DocCapMismatchError",
     "EngineAuthenticationError",
     "EngineAuthorizationError",
     "EngineCertificateError",
@@ -255,6 +257,28 @@ class CodecMismatchError(ModelVersionMismatchError):
                 else "; use the model directory that ingested the index (its colbert_codec.npz), "
                 "or re-encode the index (colsplade ingest --reencode)"
             ),
+        )
+
+
+class DocCapMismatchError(ModelVersionMismatchError):
+    """The index's documents keep another number of SPLADE terms (``doc_top_k``) than this run would.
+
+    A lower cap drops terms a query may match, so documents capped differently in one index are not
+    scored alike. ``index_cap`` / ``run_cap`` are the two caps (``None``: no cap).
+    """
+
+    def __init__(self, index: str, model: str, index_cap: int | None, run_cap: int | None) -> None:
+        self.index = index
+        self.index_cap = index_cap
+        self.run_cap = run_cap
+        self.index_model = f"{model} (doc_top_k {index_cap})"
+        self.current_model = f"{model} (doc_top_k {run_cap})"
+        ColspladeError.__init__(
+            self,
+            f"index {index!r} holds documents that keep at most {index_cap} SPLADE terms (doc_top_k), "
+            f"this run would write {run_cap if run_cap is not None else 'all'}; open the model with the "
+            f"index's cap (load_encoder(model_dir, doc_top_k={index_cap})), or re-encode the whole index "
+            "with the new cap (colsplade ingest --reencode)",
         )
 
 

@@ -17,7 +17,14 @@ from colsplade.exceptions import EngineAuthorizationError, InvalidInputError
 from colsplade.ingest._documents import FieldMapping
 from colsplade.ingest._pipeline import ingest
 from colsplade.ingest._summary import IngestSummary
-from colsplade.ingest._target import Layout, colbert_dim, open_encoder, prepare_index, sparse_query_of
+from colsplade.ingest._target import (
+    Layout,
+    colbert_dim,
+    doc_cap_of,
+    open_encoder,
+    prepare_index,
+    sparse_query_of,
+)
 from colsplade.ingest.sources import IndexSource
 from colsplade.mappings import FieldSpec, colsplade_properties, index_body, spec_from_meta
 
@@ -48,7 +55,7 @@ def create_like(
     mapping = client.get_mapping(source_index)
     old_spec = spec_from_meta(mapping.get("_meta"))
     dim = colbert_dim(encoder) or 128
-    spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder)))
+    spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder), doc_cap_of(encoder)))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
         names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from colsplade.engines import EngineClient
-from colsplade.exceptions import EngineRefusedError, InvalidInputError, ModelVersionMismatchError
+from colsplade.exceptions import (
+    DocCapMismatchError,
+    EngineRefusedError,
+    InvalidInputError,
+    ModelVersionMismatchError,
+)
 from colsplade.mappings import (
     FieldSpec,
     codec_from_meta,
@@ -54,9 +59,10 @@ class Layout:
     shards: int = 1
     replicas: int = 0
 
-    def spec(self, dim: int, sparse_query: str = "encoder") -> FieldSpec:
+    def spec(self, dim: int, sparse_query: str = "encoder", doc_top_k: int | None = None) -> FieldSpec:
         return FieldSpec(
             sparse_query=sparse_query,  # type: ignore[arg-type]
+            doc_top_k=doc_top_k,
             colbert_dim=dim,
             element_type=self.element_type or "float",
             index_vectors=self.index_vectors,
@@ -79,6 +85,16 @@ def model_of(encoder: TextEncoder) -> tuple[str, str]:
     """(name, version) of the encoder's model: what an index it writes records."""
     config = encoder.config
     return str(config.name), str(config.version)
+
+
+def doc_cap_of(encoder: TextEncoder) -> int | None:
+    """The most SPLADE terms the encoder keeps per document (None: no SPLADE side, or no cap): the
+    model's ``splade.doc_top_k`` or the override the encoder was opened with; a pair's SPLADE model's."""
+    if encoder.config.kind == "colbert":
+        return None
+    splade = getattr(encoder, "splade", encoder)  # a (splade, colbert) pair holds its SPLADE encoder
+    cap = getattr(splade, "doc_top_k", None)
+    return int(cap) if cap is not None else None
 
 
 def colbert_dim(encoder: TextEncoder) -> int | None:
@@ -108,17 +124,18 @@ def prepare_index(
     name, version = model_of(encoder)
     dim = colbert_dim(encoder) or 128
     mode = sparse_query_of(encoder)
+    cap = doc_cap_of(encoder)
     switch_model = False
-    spec = _create_if_missing(client, index, layout, dim, name, version, mode)
+    spec = _create_if_missing(client, index, layout, dim, name, version, mode, cap)
     if spec is None:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         recorded = model_from_meta(mapping.get("_meta"))
         if spec is None:
-            spec = _add_fields(client, index, layout, dim, name, version, mode)
+            spec = _add_fields(client, index, layout, dim, name, version, mode, cap)
         elif recorded is None:
             # An index made by `colsplade index create` records no model yet: this run's model becomes it.
-            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
+            spec = dataclasses.replace(spec, sparse_query=mode, doc_top_k=cap)  # type: ignore[arg-type]
             _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
         elif recorded != (name, version):
             current = "@".join(recorded)
@@ -137,6 +154,18 @@ def prepare_index(
                 )
             spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
             switch_model = True
+        if spec.doc_top_k != cap:
+            if spec.doc_top_k is None:
+                # written before the cap was recorded: this run's cap is recorded from now on
+                spec = dataclasses.replace(spec, doc_top_k=cap)
+                if not switch_model:
+                    _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
+            elif not reencode:
+                raise DocCapMismatchError(index, f"{name}@{version}", spec.doc_top_k, cap)
+            else:
+                logger.warning("re-encoding %s: doc_top_k %s -> %s", index, spec.doc_top_k, cap)
+                spec = dataclasses.replace(spec, doc_top_k=cap)
+                switch_model = True
         if layout.element_type is not None and spec.element_type != layout.element_type:
             raise InvalidInputError(
                 f"index {index!r} stores {spec.element_type} ColBERT vectors, not {layout.element_type}; "
@@ -159,7 +188,14 @@ def sparse_query_of(encoder: TextEncoder) -> str:
 
 
 def _create_if_missing(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
+    client: EngineClient,
+    index: str,
+    layout: Layout,
+    dim: int,
+    name: str,
+    version: str,
+    mode: str,
+    cap: int | None,
 ) -> FieldSpec | None:
     """Create the index; None when it exists (made by the team, a former run, or a worker starting at
     the same moment: stream workers of one consumer group often do)."""
@@ -171,7 +207,7 @@ def _create_if_missing(
         return create_index(
             client,
             index,
-            layout.spec(dim, mode),
+            layout.spec(dim, mode, cap),
             model_name=name,
             model_version=version,
             shards=layout.shards,
@@ -185,7 +221,14 @@ def _create_if_missing(
 
 
 def _add_fields(
-    client: EngineClient, index: str, layout: Layout, dim: int, name: str, version: str, mode: str
+    client: EngineClient,
+    index: str,
+    layout: Layout,
+    dim: int,
+    name: str,
+    version: str,
+    mode: str,
+    cap: int | None,
 ) -> FieldSpec:
     """colsplade's fields added to an index of the team's own."""
     from colsplade.engines import create_index
@@ -204,7 +247,7 @@ def _add_fields(
         )
         layout = dataclasses.replace(layout, index_vectors=False)
     created = create_index(
-        client, index, layout.spec(dim, mode), model_name=name, model_version=version, existing_ok=True
+        client, index, layout.spec(dim, mode, cap), model_name=name, model_version=version, existing_ok=True
     )
     return created["spec"]
 

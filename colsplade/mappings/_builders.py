@@ -85,6 +85,10 @@ class FieldSpec:
         sparse_query: how the queries of the model that filled the index make their sparse side:
             ``encoder`` (the SPLADE head) or ``inference-free`` (a per-term weight table); a query of the
             other mode is refused (indices written before it was recorded read as ``encoder``).
+        doc_top_k: the most SPLADE terms a document of the index keeps (the model's ``splade.doc_top_k``,
+            or the cap it was opened with); a run with another cap is refused: documents capped
+            differently are not scored alike (a lower cap drops terms a query may match). None: not recorded (an index written before it was,
+            a ColBERT-only model, or a model without a cap).
     """
 
     colbert_dim: int = 128
@@ -105,8 +109,13 @@ class FieldSpec:
     store_compression: Literal["default", "best_compression"] = "default"
     packed_field: str | None = None
     sparse_query: Literal["encoder", "inference-free"] = "encoder"
+    doc_top_k: int | None = None
 
     def __post_init__(self) -> None:
+        if self.doc_top_k is not None and (
+            isinstance(self.doc_top_k, bool) or not isinstance(self.doc_top_k, int) or self.doc_top_k < 1
+        ):
+            raise InvalidInputError(f"doc_top_k must be a positive integer or None, got {self.doc_top_k!r}")
         if self.sparse_query not in ("encoder", "inference-free"):
             raise InvalidInputError(
                 f"sparse_query must be 'encoder' or 'inference-free', got {self.sparse_query!r}"

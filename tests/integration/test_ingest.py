@@ -11,7 +11,7 @@ import pytest
 
 from colsplade.encoders import load_model_codec
 from colsplade.engines import connect, create_index
-from colsplade.exceptions import ModelVersionMismatchError
+from colsplade.exceptions import DocCapMismatchError, ModelVersionMismatchError
 from colsplade.ingest import Batching, FieldMapping, IterableSource, RetryPolicy, ingest, reindex
 from colsplade.mappings import FieldSpec, unescape_impacts
 from colsplade.query import sparse_query
@@ -205,6 +205,31 @@ def test_model_version_refused_unless_reencode(engine, engine_index, encoder, ti
     meta = engine.get_mapping(engine_index)["_meta"]["colsplade"]
     assert meta["model_version"] == "2"
     assert engine.get_document(engine_index, "d1")["_source"]["colsplade"]["model_version"] == "2"
+
+
+def test_doc_cap_is_recorded_and_another_refused_unless_reencode(engine, engine_index, tiny_joint_model):
+    from colsplade.encoders import load_encoder
+
+    def recorded_cap():
+        return engine.get_mapping(engine_index)["_meta"]["colsplade"].get("doc_top_k", "absent")
+
+    capped = load_encoder(tiny_joint_model, variant="int8", doc_top_k=8)
+    ingest(_docs(5), engine, engine_index, capped, progress=False)
+    assert recorded_cap() == 8
+    tighter = load_encoder(tiny_joint_model, variant="int8", doc_top_k=4)
+    with pytest.raises(DocCapMismatchError, match="doc_top_k=8") as refused:
+        ingest(_docs(3, start=5), engine, engine_index, tighter, progress=False)
+    assert (refused.value.index_cap, refused.value.run_cap) == (8, 4)
+    assert sorted(_all_ids(engine, engine_index)) == sorted(f"d{i}" for i in range(5))  # nothing written
+    assert ingest(_docs(5), engine, engine_index, tighter, reencode=True, progress=False).indexed == 5
+    assert recorded_cap() == 4
+    # an index written before the cap was recorded takes the next run's cap as its record
+    meta = engine.get_mapping(engine_index)["_meta"]
+    del meta["colsplade"]["doc_top_k"]
+    engine.put_mapping(engine_index, {"_meta": meta})
+    assert recorded_cap() == "absent"
+    assert ingest(_docs(2), engine, engine_index, capped, progress=False).indexed == 2
+    assert recorded_cap() == 8
 
 
 def test_reindex_behind_alias_keeps_fields(engine, engine_index, encoder):

@@ -9,6 +9,7 @@ from colsplade.mappings import (
     escape_impacts,
     fields_to_add,
     index_body,
+    index_meta,
     load_template,
     spec_from_meta,
     unescape_feature,
@@ -90,6 +91,11 @@ def test_quantization_and_stored_only():
         {"knn_engine": "nmslib"},
         {"codes_storage": "fielddata"},
         {"codes_field": "splade"},
+        {"doc_top_k": 0},
+        {"doc_top_k": -5},
+        {"doc_top_k": True},
+        {"doc_top_k": 12.5},
+        {"doc_top_k": "128"},
     ],
 )
 def test_bad_specs(kwargs):
@@ -149,6 +155,14 @@ def test_schema_one_meta_reads_as_the_legacy_layout():
     assert spec.nested_vectors and spec.codes_field is None and spec.packed_field == "colbert_packed"
     with pytest.raises(InvalidInputError, match="token store"):
         FieldSpec(codes_field=None)
+
+
+def test_doc_cap_round_trips_and_reads_none_where_not_recorded():
+    meta = index_meta(FieldSpec(doc_top_k=128), "m", "1")
+    assert meta["colsplade"]["doc_top_k"] == 128
+    assert spec_from_meta(meta).doc_top_k == 128
+    del meta["colsplade"]["doc_top_k"]  # an index written before the cap was recorded
+    assert spec_from_meta(meta).doc_top_k is None
 
 
 def test_meta_round_trip_and_body_conflicts():
