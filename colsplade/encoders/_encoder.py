@@ -469,10 +469,26 @@ class JointEncoder(Encoder):
 
     kind = "joint"
 
-    def encode_queries(self, texts: Sequence[str | bytes], *, sparse: bool = True) -> JointEncoding:
-        """Encode queries into both representations; ``sparse=False``: the ColBERT vectors alone (every
-        SPLADE dict empty), from the ColBERT-only graph where the export wrote one (a plan that retrieves
-        with BM25 and reranks by MaxSim needs no SPLADE terms)."""
+    def encode_queries(
+        self, texts: Sequence[str | bytes], *, sparse: bool = True, vectors: bool = True
+    ) -> JointEncoding:
+        """Encode queries into both representations.
+
+        ``sparse=False``: the ColBERT vectors alone (every SPLADE dict empty), from the ColBERT-only graph
+        where the export wrote one (a plan that retrieves with BM25 and reranks by MaxSim needs no SPLADE
+        terms). ``vectors=False``: the SPLADE dicts alone (every ColBERT array (0, dim)); with an
+        inference-free query side that is a tokenizer call and a lookup, no transformer pass (a plan
+        that retrieves with SPLADE and does not rerank needs no vectors)."""
+        if not vectors:
+            if not sparse:
+                raise InvalidInputError("encode_queries needs sparse=True, vectors=True or both")
+            splade = (
+                self._inference_free(texts)
+                if self._query_weights is not None
+                else self._forward(texts, is_query=True, want=["splade"])[0]["splade"]
+            )
+            dim = self.config.colbert.dim if self.config.colbert is not None else 0
+            return JointEncoding(splade=splade, colbert=[np.zeros((0, dim), np.float32) for _ in splade])
         if self._query_weights is not None or not sparse:
             colbert = self._forward(texts, is_query=True, want=["colbert"])[0]["colbert"]
             if not sparse:

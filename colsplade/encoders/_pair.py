@@ -14,6 +14,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+import numpy as np
+
 from colsplade.encoders._config import ModelConfig
 from colsplade.encoders._encoder import JointEncoding, TextExplanation, load_encoder
 from colsplade.encoders._protocol import TextEncoder
@@ -63,8 +65,17 @@ class EncoderPair:
         # A text longer than the shorter model's limit is counted by that model; max avoids counting twice.
         return max(self.splade.truncated_count, self.colbert.truncated_count)
 
-    def encode_queries(self, texts: Sequence[str | bytes], *, sparse: bool = True) -> JointEncoding:
-        """Encode queries with both models (``sparse=False``: the ColBERT model alone, SPLADE dicts empty)."""
+    def encode_queries(
+        self, texts: Sequence[str | bytes], *, sparse: bool = True, vectors: bool = True
+    ) -> JointEncoding:
+        """Encode queries with both models (``sparse=False``: the ColBERT model alone, SPLADE dicts empty;
+        ``vectors=False``: the SPLADE model alone, ColBERT arrays (0, dim))."""
+        if not vectors:
+            if not sparse:
+                raise InvalidInputError("encode_queries needs sparse=True, vectors=True or both")
+            splade = self.splade.encode_queries(texts)
+            dim = self.colbert.config.colbert.dim if self.colbert.config.colbert is not None else 0
+            return JointEncoding(splade=splade, colbert=[np.zeros((0, dim), np.float32) for _ in splade])
         colbert = self.colbert.encode_queries(texts)
         if not sparse:
             return JointEncoding(splade=[{} for _ in colbert], colbert=colbert)

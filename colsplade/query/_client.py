@@ -196,7 +196,10 @@ class SearchClient:
             )
         self.model_name, self.model_version = model_identity([self._encoder])
         # colsplade's encoders can leave the SPLADE query side out (a caller's own encoder may not)
-        self._skips_sparse = "sparse" in inspect.signature(self._encoder.encode_queries).parameters
+        encode_parameters = inspect.signature(self._encoder.encode_queries).parameters
+        self._skips_sparse = "sparse" in encode_parameters
+        # ... and the ColBERT side (an inference-free SPLADE query is then a tokenizer call)
+        self._skips_vectors = "vectors" in encode_parameters
         self._owns_client = client is None
         self.client = client if client is not None else connect_default(settings)
         self._lock = threading.Lock()
@@ -404,13 +407,20 @@ class SearchClient:
         """SPLADE terms ``{token: weight}`` and ColBERT query vectors (m, dim) float32, one model pass each."""
         return self._encode_checked(self._check_query(query))
 
-    def _encode_checked(self, query: str, *, sparse: bool = True) -> tuple[dict[str, float], np.ndarray]:
+    def _encode_checked(
+        self, query: str, *, sparse: bool = True, vectors: bool = True
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """The query's SPLADE terms and its (m, dim) ColBERT vectors; ``sparse=False`` / ``vectors=False``
+        leave a side out where the encoder can (its dicts empty, its arrays (0, dim))."""
+        # colsplade's joint encoders and pairs take sparse= and vectors= (checked once in __init__); the
+        # protocol does not
+        options: dict[str, bool] = {}
+        if not sparse and self._skips_sparse:
+            options["sparse"] = False
+        elif not vectors and self._skips_vectors:
+            options["vectors"] = False
         with self._compute:
-            if sparse or not self._skips_sparse:
-                encoding = self._encoder.encode_queries([query])
-            else:
-                # colsplade's joint encoders take sparse=False (checked once in __init__); the protocol does not
-                encoding = cast(Any, self._encoder).encode_queries([query], sparse=False)
+            encoding = cast(Any, self._encoder).encode_queries([query], **options)
         from colsplade.encoders import JointEncoding  # loaded by as_encoder in __init__ already
 
         if not isinstance(encoding, JointEncoding):
@@ -564,12 +574,14 @@ class SearchClient:
             # BM25 candidates need only the text: the engine searches while the query is encoded
             encoding = partial(self._encode_checked, text, sparse=False)
             return self._run(args, _Query(text, {}, {}, None), started, plan_name, explain, encoding)
-        # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms
-        query_impacts, query_vectors = self._encode_checked(text, sparse=splade or explain)
+        # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms, the
+        # ColBERT side only when the plan reranks, retrieves by token kNN or explain reports MaxSim
+        vectors = args.needs_query_vectors or explain
+        query_impacts, query_vectors = self._encode_checked(text, sparse=splade or explain, vectors=vectors)
         stage_impacts = query_impacts if splade else {}
         if self.rerank_terms is not None and args.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)
-        query_ = _Query(text, stage_impacts, query_impacts, query_vectors)
+        query_ = _Query(text, stage_impacts, query_impacts, query_vectors if vectors else None)
         return self._run(args, query_, started, plan_name, explain, None)
 
     def _run(

@@ -152,6 +152,11 @@ class _SearchArgs:
         )
 
     @property
+    def needs_query_vectors(self) -> bool:
+        """Whether the search reads the query's ColBERT vectors: to rerank, or for token-kNN candidates."""
+        return self.mode != "none" or bool(self.knn_k)
+
+    @property
     def needs_vectors_only_to_rerank(self) -> bool:
         """Whether the candidates need only the query text (BM25 lists reranked in the client): the
         query's token vectors are needed only once the window is back."""
@@ -170,14 +175,18 @@ class _Query:
     text: str
     impacts: dict[str, float]  # SPLADE terms the first stage uses (pruned to the client's rerank_terms)
     all_impacts: dict[str, float]  # every SPLADE term of the query (reported, explained)
-    vectors: np.ndarray | None  # (m, dim) float32 ColBERT query vectors (None: still being encoded)
+    vectors: np.ndarray | None  # (m, dim) float32 ColBERT query vectors (None: still being encoded, or
+    # not encoded at all: a plan that neither reranks nor retrieves by token kNN needs none)
 
     @property
     def colbert(self) -> np.ndarray:
         """The (m, dim) ColBERT query vectors, once encoded (a search that overlaps the encoding with
         its first stage fills them in before the rerank)."""
         if self.vectors is None:
-            raise RuntimeError("the query's ColBERT vectors were read before the query was encoded")
+            raise RuntimeError(
+                "the query's ColBERT vectors were read before the query was encoded, or by a plan that "
+                "asked for none (needs_query_vectors)"
+            )
         return self.vectors
 
 

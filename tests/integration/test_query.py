@@ -750,9 +750,12 @@ def inference_free_model(tmp_path_factory):
     return make_tiny_model_dir("joint", out, variants=("int8",), query_encoder="inference_free")
 
 
-def test_inference_free_queries_on_the_engine(engine, engine_index, inference_free_model, tmp_path):
+def test_inference_free_queries_on_the_engine(
+    engine, engine_index, inference_free_model, tmp_path, monkeypatch
+):
     """Encode (the query's own tokens, weighed by the table), ingest (the index records the mode), search
-    (SPLADE scores = the dot product with the stored impacts), and the other mode refused both ways."""
+    (SPLADE scores = the dot product with the stored impacts; the SPLADE plan runs no transformer), and
+    the other mode refused both ways."""
     import json
     import shutil
 
@@ -773,6 +776,8 @@ def test_inference_free_queries_on_the_engine(engine, engine_index, inference_fr
         assert impacts and all(math.isclose(w, own[t], rel_tol=1e-6) for t, w in impacts.items())
         sparse = client.search(query, k=5, window=len(TEXTS), plan="splade")
         assert sparse.hits
+        if query == QUERIES[0]:
+            sparse_ids = sparse.ids()
         docs = {
             h["_id"]: unescape_impacts(h["_source"]["splade"])
             for h in engine.search(engine_index, _everything(engine))["hits"]["hits"]
@@ -781,6 +786,14 @@ def test_inference_free_queries_on_the_engine(engine, engine_index, inference_fr
             expected = sum(w * docs[hit.id].get(t, 0.0) for t, w in impacts.items())
             assert math.isclose(hit.score, expected, rel_tol=1e-2, abs_tol=1e-4)
         assert client.search(query, k=3).hits  # the default (fused) plan runs on it too
+    # a SPLADE plan that does not rerank needs no query vectors: a tokenizer call and a lookup
+    passes: list[object] = []
+    forward = encoder._forward
+    monkeypatch.setattr(encoder, "_forward", lambda *a, **kw: passes.append(kw["want"]) or forward(*a, **kw))
+    bare = client.search(QUERIES[0], k=5, window=len(TEXTS), plan="splade")
+    assert passes == [] and bare.ids() == sparse_ids
+    assert client.search(QUERIES[0], k=5, window=len(TEXTS), plan="splade+colbert").hits
+    assert passes == [["colbert"]]  # reranking reads the vectors: the ColBERT graph runs
     # the same model with the encoder query side: refused against the index, by search and by ingest
     other = Path(shutil.copytree(inference_free_model, tmp_path / "other"))
     config = json.loads((other / "colsplade.json").read_text())

@@ -116,6 +116,48 @@ def test_inference_free_queries(model_dirs: dict[str, Path]) -> None:
     assert len(docs.splade[0]) > 3  # documents still expand
 
 
+def test_queries_without_vectors_run_no_transformer_on_the_inference_free_side(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = ["the immune response", "gene gene", ""]
+    for kind in ("inference_free", "joint"):
+        enc = load_encoder(model_dirs[kind], variant="fp32")
+        full = enc.encode_queries(texts)
+        terms_only = enc.encode_queries(texts, vectors=False)
+        assert terms_only.splade == full.splade  # the same terms, whatever the vectors
+        assert all(v.shape == (0, 16) and v.dtype == np.float32 for v in terms_only.colbert)
+        with pytest.raises(InvalidInputError, match="sparse=True, vectors=True or both"):
+            enc.encode_queries(texts, sparse=False, vectors=False)
+    passes: list[object] = []
+    forward = enc._forward
+    monkeypatch.setattr(enc, "_forward", lambda *a, **kw: passes.append(kw["want"]) or forward(*a, **kw))
+    enc.encode_queries(texts, vectors=False)  # the joint (encoder) side: the SPLADE outputs only
+    assert passes == [["splade"]]
+    free = load_encoder(model_dirs["inference_free"], variant="fp32")
+    monkeypatch.setattr(free, "_forward", lambda *a, **kw: pytest.fail("a transformer pass"))
+    assert free.encode_queries(["the immune response"], vectors=False).splade[0] == {
+        "the": 1.0,
+        "immune": 1.0,
+        "response": 1.0,
+    }
+
+
+def test_pair_queries_without_vectors_skip_the_colbert_model(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colsplade.encoders import load_encoder_pair
+
+    pair = load_encoder_pair(model_dirs["splade"], model_dirs["colbert"], variant="fp32")
+    texts = ["gene expression in cells", "the heart"]
+    full = pair.encode_queries(texts)
+    monkeypatch.setattr(pair.colbert, "encode_queries", lambda *a, **kw: pytest.fail("a ColBERT pass"))
+    terms_only = pair.encode_queries(texts, vectors=False)
+    assert terms_only.splade == full.splade
+    assert all(v.shape == (0, 16) for v in terms_only.colbert)
+    with pytest.raises(InvalidInputError, match="sparse=True, vectors=True or both"):
+        pair.encode_queries(texts, sparse=False, vectors=False)
+
+
 @pytest.mark.parametrize("text", ["", "   ", "\n\t "])
 def test_empty_and_whitespace_give_empty_results(model_dirs: dict[str, Path], text: str) -> None:
     joint = load_encoder(model_dirs["joint"])
