@@ -386,16 +386,17 @@ class Encoder:
         tok = self.tokenizer.tokenize(cleaned, is_query=True)
         self.truncated_count += tok.truncated
         out = []
+        known = min(self._query_weights.shape[0], len(self._vocab))
         for seq in tok.ids:
-            ids = np.array(sorted(set(seq)), dtype=np.int64)
-            weights = np.zeros(self._query_weights.shape[0], dtype=np.float32)
-            ids = ids[ids < weights.shape[0]]
-            weights[ids] = self._query_weights[ids]
+            ids = np.unique(np.asarray(seq, dtype=np.int64))
+            ids = ids[ids < known]
+            # the same selection as over the whole vocabulary row (every other term weighs 0), on the
+            # query's own tokens only: a few dozen columns, not the vocabulary's 30k
             out.append(
                 splade_rows(
-                    weights[None, :],
-                    self._vocab,
-                    self._excluded,
+                    self._query_weights[ids][None, :],
+                    self._vocab[ids],
+                    self._excluded[ids],
                     top_k=self.query_top_k,
                     threshold=self.threshold,
                 )[0]
