@@ -55,7 +55,7 @@ def create_like(
     mapping = client.get_mapping(source_index)
     old_spec = spec_from_meta(mapping.get("_meta"))
     dim = colbert_dim(encoder) or 128
-    spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder), doc_cap_of(encoder)))
+    spec = spec_for(client, (layout or Layout()).spec(dim, sparse_query_of(encoder), doc_cap_of(encoder)[1]))
     if old_spec is not None:
         # keep the team's field names; everything else comes from the new layout
         names = ("splade_field", "colbert_field", "vector_field", "meta_field", "splade_type")

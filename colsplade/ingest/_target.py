@@ -87,14 +87,18 @@ def model_of(encoder: TextEncoder) -> tuple[str, str]:
     return str(config.name), str(config.version)
 
 
-def doc_cap_of(encoder: TextEncoder) -> int | None:
-    """The most SPLADE terms the encoder keeps per document (None: no SPLADE side, or no cap): the
-    model's ``splade.doc_top_k`` or the override the encoder was opened with; a pair's SPLADE model's."""
+def doc_cap_of(encoder: TextEncoder) -> tuple[bool, int | None]:
+    """(known, cap): the most SPLADE terms the encoder keeps per document (None: no SPLADE side, or no
+    cap): the model's ``splade.doc_top_k`` or the override the encoder was opened with; a pair's SPLADE
+    model's. ``known`` is False for an encoder of the caller's own that does not say (no ``doc_top_k``):
+    its cap is then neither recorded nor checked."""
     if encoder.config.kind == "colbert":
-        return None
+        return True, None
     splade = getattr(encoder, "splade", encoder)  # a (splade, colbert) pair holds its SPLADE encoder
-    cap = getattr(splade, "doc_top_k", None)
-    return int(cap) if cap is not None else None
+    if not hasattr(splade, "doc_top_k"):
+        return False, None
+    cap = splade.doc_top_k
+    return True, (int(cap) if cap is not None else None)
 
 
 def colbert_dim(encoder: TextEncoder) -> int | None:
@@ -124,7 +128,7 @@ def prepare_index(
     name, version = model_of(encoder)
     dim = colbert_dim(encoder) or 128
     mode = sparse_query_of(encoder)
-    cap = doc_cap_of(encoder)
+    cap_known, cap = doc_cap_of(encoder)
     switch_model = False
     spec = _create_if_missing(client, index, layout, dim, name, version, mode, cap)
     if spec is None:
@@ -135,7 +139,8 @@ def prepare_index(
             spec = _add_fields(client, index, layout, dim, name, version, mode, cap)
         elif recorded is None:
             # An index made by `colsplade index create` records no model yet: this run's model becomes it.
-            spec = dataclasses.replace(spec, sparse_query=mode, doc_top_k=cap)  # type: ignore[arg-type]
+            spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
+            spec = dataclasses.replace(spec, doc_top_k=cap) if cap_known else spec
             _record_meta(client, index, spec, name, version, codec_from_meta(mapping.get("_meta")))
         elif recorded != (name, version):
             current = "@".join(recorded)
@@ -154,7 +159,7 @@ def prepare_index(
                 )
             spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
             switch_model = True
-        if spec.doc_top_k != cap:
+        if cap_known and spec.doc_top_k != cap:
             if spec.doc_top_k is None:
                 # written before the cap was recorded: this run's cap is recorded from now on
                 spec = dataclasses.replace(spec, doc_top_k=cap)

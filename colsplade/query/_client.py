@@ -577,7 +577,12 @@ class SearchClient:
         # the SPLADE query side runs only when the plan retrieves with it or explain reports its terms, the
         # ColBERT side only when the plan reranks, retrieves by token kNN or explain reports MaxSim
         vectors = args.needs_query_vectors or explain
-        query_impacts, query_vectors = self._encode_checked(text, sparse=splade or explain, vectors=vectors)
+        if splade or explain or vectors:
+            query_impacts, query_vectors = self._encode_checked(
+                text, sparse=splade or explain, vectors=vectors
+            )
+        else:  # BM25 alone, not reranked: the query text is all the engine needs
+            query_impacts, query_vectors = {}, None
         stage_impacts = query_impacts if splade else {}
         if self.rerank_terms is not None and args.mode != "none":
             stage_impacts = top_terms(stage_impacts, self.rerank_terms)

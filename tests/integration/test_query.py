@@ -792,6 +792,7 @@ def test_inference_free_queries_on_the_engine(
     monkeypatch.setattr(encoder, "_forward", lambda *a, **kw: passes.append(kw["want"]) or forward(*a, **kw))
     bare = client.search(QUERIES[0], k=5, window=len(TEXTS), plan="splade")
     assert passes == [] and bare.ids() == sparse_ids
+    assert client.search(QUERIES[0], k=5, plan="bm25").hits and passes == []  # BM25 alone encodes nothing
     assert client.search(QUERIES[0], k=5, window=len(TEXTS), plan="splade+colbert").hits
     assert passes == [["colbert"]]  # reranking reads the vectors: the ColBERT graph runs
     # the same model with the encoder query side: refused against the index, by search and by ingest

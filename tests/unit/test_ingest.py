@@ -286,3 +286,23 @@ def test_ingest_opens_a_model_directory_a_pair_or_an_encoder_in_one_place(tmp_pa
     assert open_encoder(single) is single  # an encoder object is used as it is
     with pytest.raises(InvalidInputError):
         open_encoder(None)
+
+
+def test_the_document_cap_an_encoder_writes_with(tmp_path):
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from colsplade.encoders import load_encoder
+    from colsplade.ingest._target import doc_cap_of, open_encoder
+    from colsplade.testing import make_tiny_model_dir
+
+    splade = make_tiny_model_dir("splade", tmp_path / "splade")
+    colbert = make_tiny_model_dir("colbert", tmp_path / "colbert")
+    capped = load_encoder(splade, variant="int8", doc_top_k=12)
+    assert doc_cap_of(capped) == (True, 12)  # the override the encoder was opened with
+    assert doc_cap_of(open_encoder(splade)) == (True, capped.config.splade.doc_top_k)  # the model's own
+    pair = open_encoder((splade, colbert))
+    assert doc_cap_of(pair) == (True, pair.splade.doc_top_k)  # a pair: its SPLADE model's
+    assert doc_cap_of(open_encoder(colbert)) == (True, None)  # ColBERT alone writes no SPLADE terms
+    own = SimpleNamespace(config=SimpleNamespace(kind="joint"))  # a caller's encoder that does not say
+    assert doc_cap_of(own) == (False, None)
