@@ -130,13 +130,14 @@ def prepare_index(
     mode = sparse_query_of(encoder)
     cap_known, cap = doc_cap_of(encoder)
     switch_model = False
-    spec = _create_if_missing(client, index, layout, dim, name, version, mode, cap)
+    wanted = layout.spec(dim, mode, cap)  # the layout of an index this run creates or completes
+    spec = _create_if_missing(client, index, layout, wanted, name, version)
     if spec is None:
         mapping = client.get_mapping(index)
         spec = spec_from_meta(mapping.get("_meta"))
         recorded = model_from_meta(mapping.get("_meta"))
         if spec is None:
-            spec = _add_fields(client, index, layout, dim, name, version, mode, cap)
+            spec = _add_fields(client, index, wanted, name, version)
         elif recorded is None:
             # An index made by `colsplade index create` records no model yet: this run's model becomes it.
             spec = dataclasses.replace(spec, sparse_query=mode)  # type: ignore[arg-type]
@@ -193,14 +194,7 @@ def sparse_query_of(encoder: TextEncoder) -> str:
 
 
 def _create_if_missing(
-    client: EngineClient,
-    index: str,
-    layout: Layout,
-    dim: int,
-    name: str,
-    version: str,
-    mode: str,
-    cap: int | None,
+    client: EngineClient, index: str, layout: Layout, wanted: FieldSpec, name: str, version: str
 ) -> FieldSpec | None:
     """Create the index; None when it exists (made by the team, a former run, or a worker starting at
     the same moment: stream workers of one consumer group often do)."""
@@ -212,7 +206,7 @@ def _create_if_missing(
         return create_index(
             client,
             index,
-            layout.spec(dim, mode, cap),
+            wanted,
             model_name=name,
             model_version=version,
             shards=layout.shards,
@@ -225,22 +219,13 @@ def _create_if_missing(
         return None
 
 
-def _add_fields(
-    client: EngineClient,
-    index: str,
-    layout: Layout,
-    dim: int,
-    name: str,
-    version: str,
-    mode: str,
-    cap: int | None,
-) -> FieldSpec:
+def _add_fields(client: EngineClient, index: str, wanted: FieldSpec, name: str, version: str) -> FieldSpec:
     """colsplade's fields added to an index of the team's own."""
     from colsplade.engines import create_index
 
     if (
-        layout.nested_vectors
-        and layout.index_vectors
+        wanted.nested_vectors
+        and wanted.index_vectors
         and client.engine == "opensearch"
         and client.get_settings(index).get("index.knn") != "true"
     ):
@@ -250,10 +235,8 @@ def _add_fields(
             "(reindex into a new index for nested kNN)",
             index,
         )
-        layout = dataclasses.replace(layout, index_vectors=False)
-    created = create_index(
-        client, index, layout.spec(dim, mode, cap), model_name=name, model_version=version, existing_ok=True
-    )
+        wanted = dataclasses.replace(wanted, index_vectors=False)
+    created = create_index(client, index, wanted, model_name=name, model_version=version, existing_ok=True)
     return created["spec"]
 
 
