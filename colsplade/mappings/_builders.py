@@ -87,8 +87,9 @@ class FieldSpec:
             other mode is refused (indices written before it was recorded read as ``encoder``).
         doc_top_k: the most SPLADE terms a document of the index keeps (the model's ``splade.doc_top_k``,
             or the cap it was opened with); a run with another cap is refused: documents capped
-            differently are not scored alike (a lower cap drops terms a query may match). None: not recorded (an index written before it was,
-            a ColBERT-only model, or a model without a cap).
+            differently are not scored alike (a lower cap drops terms a query may match). None: not
+            recorded (an index written before it was, a ColBERT-only model, a model without a cap, or
+            an encoder of the caller's own that does not say).
     """
 
     colbert_dim: int = 128
