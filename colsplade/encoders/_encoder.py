@@ -96,6 +96,15 @@ class JointEncoding(NamedTuple):
     splade: list[dict[str, float]]
     colbert: list[np.ndarray]
 
+    @classmethod
+    def terms_only(cls, splade: list[dict[str, float]], dim: int) -> JointEncoding:
+        """The SPLADE dicts with no ColBERT vectors: one (0, dim) float32 array per text (``vectors=False``).
+
+        >>> JointEncoding.terms_only([{"cat": 1.0}], 4).colbert[0].shape
+        (0, 4)
+        """
+        return cls(splade=splade, colbert=[np.zeros((0, dim), np.float32) for _ in splade])
+
 
 @dataclass
 class TextExplanation:
@@ -488,8 +497,7 @@ class JointEncoder(Encoder):
                 if self._query_weights is not None
                 else self._forward(texts, is_query=True, want=["splade"])[0]["splade"]
             )
-            dim = self.config.colbert.dim if self.config.colbert is not None else 0
-            return JointEncoding(splade=splade, colbert=[np.zeros((0, dim), np.float32) for _ in splade])
+            return JointEncoding.terms_only(splade, self.config.colbert.dim if self.config.colbert else 0)
         if self._query_weights is not None or not sparse:
             colbert = self._forward(texts, is_query=True, want=["colbert"])[0]["colbert"]
             if not sparse:

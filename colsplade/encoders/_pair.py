@@ -14,8 +14,6 @@ import os
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-import numpy as np
-
 from colsplade.encoders._config import ModelConfig
 from colsplade.encoders._encoder import JointEncoding, TextExplanation, load_encoder
 from colsplade.encoders._protocol import TextEncoder
@@ -74,8 +72,8 @@ class EncoderPair:
             if not sparse:
                 raise InvalidInputError("encode_queries needs sparse=True, vectors=True or both")
             splade = self.splade.encode_queries(texts)
-            dim = self.colbert.config.colbert.dim if self.colbert.config.colbert is not None else 0
-            return JointEncoding(splade=splade, colbert=[np.zeros((0, dim), np.float32) for _ in splade])
+            colbert = self.colbert.config.colbert
+            return JointEncoding.terms_only(splade, colbert.dim if colbert else 0)
         colbert = self.colbert.encode_queries(texts)
         if not sparse:
             return JointEncoding(splade=[{} for _ in colbert], colbert=colbert)
