@@ -86,7 +86,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, wait_until_settled, write_report
+from _common import DATA, percentile, wait_until_settled, write_report
 
 from colsplade.encoders import CODEC_FILE, as_encoder
 from colsplade.engines import connect_default
@@ -178,14 +178,6 @@ def _encode_rate(encoder: Any, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t0)
 
 
-def _p50(values: list[float]) -> float:
-    return round(statistics.median(values), 2) if values else float("nan")
-
-
-def _p95(values: list[float]) -> float:
-    return round(float(np.percentile(values, 95)), 2) if values else float("nan")
-
-
 def _bm25(client: Any, index: str, query: str) -> dict[str, Any]:
     """The engine's own BM25 top 10 on the text field, no sources: what a team runs without colsplade."""
     return client.search(index, {"query": {"match": {"text": query}}, "size": 10, "_source": False})
@@ -257,15 +249,15 @@ class _PlanTimes:
         """``round_trips``: the most any query took (a plan's count is fixed but for empty queries)."""
         return {
             "plan": self.plan,
-            "p50_ms": _p50(self.ms),
-            "p95_ms": _p95(self.ms),
+            "p50_ms": percentile(self.ms, 50),
+            "p95_ms": percentile(self.ms, 95),
             "ndcg@10": _ndcg(qrels, self.run),
             "round_trips": max(self.round_trips) if self.round_trips else None,
         }
 
 
 def _rate(ms: list[float], seconds: float) -> dict[str, float]:
-    return {"qps": round(len(ms) / seconds, 2), "p50_ms": _p50(ms), "p95_ms": _p95(ms)}
+    return {"qps": round(len(ms) / seconds, 2), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95)}
 
 
 def _sync_callers(
@@ -659,15 +651,15 @@ def bench_engine(engine: str, args: argparse.Namespace, model_dir: Path, work: P
             "docs": len(corpus_ids),
             "index_bytes_per_doc": round(store / len(corpus_ids), 1),
             "token_store_bytes_per_token": round((store - variants["bare"]["store_bytes"]) / tokens, 2),
-            "query_encode_p50_ms": _p50(lat["serial_encode"]),
-            "rerank_stage_p50_ms": _p50(lat["default_stage"]),
+            "query_encode_p50_ms": percentile(lat["serial_encode"], 50),
+            "rerank_stage_p50_ms": percentile(lat["default_stage"], 50),
             "plans": {
-                "bm25": {"p50_ms": _p50(lat["bm25"]), "ndcg@10": _ndcg(qrels, runs["bm25"])},
-                "splade": {"p50_ms": _p50(lat["splade"]), "ndcg@10": _ndcg(qrels, runs["splade"])},
+                "bm25": {"p50_ms": percentile(lat["bm25"], 50), "ndcg@10": _ndcg(qrels, runs["bm25"])},
+                "splade": {"p50_ms": percentile(lat["splade"], 50), "ndcg@10": _ndcg(qrels, runs["splade"])},
                 "rerank": {
                     "window": args.window,
-                    "p50_ms": _p50(lat["rerank"]),
-                    "rerank_stage_p50_ms": _p50(lat["stage"]),
+                    "p50_ms": percentile(lat["rerank"], 50),
+                    "rerank_stage_p50_ms": percentile(lat["stage"], 50),
                     "ndcg@10": _ndcg(qrels, runs["rerank"]),
                 },
                 "rerank_float_reference": {"ndcg@10": _ndcg(qrels, runs["float"])},
@@ -693,17 +685,17 @@ def bench_engine(engine: str, args: argparse.Namespace, model_dir: Path, work: P
                 "ingest_seconds": round(summary.seconds, 1),
                 "ingest_encode_seconds": round(summary.encode_seconds, 1),
                 "ingest_write_seconds": round(summary.write_seconds, 1),
-                "fetch_p50_ms": _p50(lat["fetch"]),
-                "default_fetch_p50_ms": _p50(lat["default_fetch"]),
-                "query_encode_p50_ms_splade_colbert": _p50(lat["encode"]),
-                "query_encode_overlapped_p50_ms": _p50(lat["default_encode"]),
-                "default_plan_serial_p50_ms": _p50(lat["default_serial"]),
+                "fetch_p50_ms": percentile(lat["fetch"], 50),
+                "default_fetch_p50_ms": percentile(lat["default_fetch"], 50),
+                "query_encode_p50_ms_splade_colbert": percentile(lat["encode"], 50),
+                "query_encode_overlapped_p50_ms": percentile(lat["default_encode"], 50),
+                "default_plan_serial_p50_ms": percentile(lat["default_serial"], 50),
                 "settled": settled,
                 "store_compression": spec.store_compression,
                 "lz4": None
                 if args.skip_twins
                 else {
-                    "rerank_p50_ms": _p50(lat["lz4"]),
+                    "rerank_p50_ms": percentile(lat["lz4"], 50),
                     "store_bytes": variants["lz4"]["store_bytes"],
                     "index_bytes_per_doc": round(variants["lz4"]["store_bytes"] / len(corpus_ids), 1),
                     "token_store_bytes_per_token": round(
@@ -713,25 +705,25 @@ def bench_engine(engine: str, args: argparse.Namespace, model_dir: Path, work: P
                 "blob_bytes_per_token": round(_blob_bytes(client, index, spec) / tokens, 2),
                 "codes_storage": {
                     "source": {
-                        "rerank_p50_ms": _p50(lat["rerank"]),
+                        "rerank_p50_ms": percentile(lat["rerank"], 50),
                         "store_bytes": store,
                         "default_plan_p50_ms": named["default"].report(qrels)["p50_ms"],
-                        "default_rerank_stage_p50_ms": _p50(lat["default_stage"]),
+                        "default_rerank_stage_p50_ms": percentile(lat["default_stage"], 50),
                     },
                     **{
                         name: None
                         if args.skip_twins
                         else {
-                            "rerank_p50_ms": _p50(lat[name]),
+                            "rerank_p50_ms": percentile(lat[name], 50),
                             "store_bytes": variants[name]["store_bytes"],
-                            "default_plan_p50_ms": _p50(lat[f"{name}_default"]),
-                            "default_rerank_stage_p50_ms": _p50(lat[f"{name}_default_stage"]),
+                            "default_plan_p50_ms": percentile(lat[f"{name}_default"], 50),
+                            "default_rerank_stage_p50_ms": percentile(lat[f"{name}_default_stage"], 50),
                         }
                         for name in ("stored", "doc_values")
                     },
                 },
                 "queries": len(qids),
-                "p95_ms": {p: _p95(v) for p, v in lat.items() if v},
+                "p95_ms": {p: percentile(v, 95) for p, v in lat.items() if v},
             },
         }
 
